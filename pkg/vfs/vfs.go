@@ -1,0 +1,210 @@
+// Package vfs is the contract between Hangar's NFS protocol layer and its
+// storage layer. It speaks neither XDR nor syscalls: the protocol layer
+// (pkg/nfs/nfs3, pkg/nfs/mount) decodes requests into these calls, and the
+// storage layer (pkg/volume/localfs) carries them out on a local disk.
+//
+// Errors are syscall.Errno values (ENOENT, EEXIST, EDQUOT, ...) or one of the
+// sentinels below for the conditions that have no errno; the protocol layer
+// maps both to NFS status codes.
+package vfs
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+)
+
+// Sentinel errors with no errno equivalent.
+var (
+	ErrStale      = errors.New("vfs: stale file handle")         // NFS3ERR_STALE
+	ErrBadHandle  = errors.New("vfs: malformed file handle")     // NFS3ERR_BADHANDLE
+	ErrNotSync    = errors.New("vfs: guard ctime mismatch")      // NFS3ERR_NOT_SYNC
+	ErrBadCookie  = errors.New("vfs: readdir cookie invalid")    // NFS3ERR_BAD_COOKIE
+	ErrNotSupp    = errors.New("vfs: operation not supported")   // NFS3ERR_NOTSUPP
+	ErrBadType    = errors.New("vfs: object type not supported") // NFS3ERR_BADTYPE
+	ErrNoExport   = errors.New("vfs: no such export")
+	ErrNotAllowed = errors.New("vfs: client not allowed for this export")
+)
+
+// MaxHandleSize is the NFSv3 limit on file handles.
+const MaxHandleSize = 64
+
+// Handle is an opaque, persistent file handle of at most MaxHandleSize bytes.
+type Handle []byte
+
+// Cred is the caller's identity (AUTH_SYS), already mapped by any squashing.
+type Cred struct {
+	UID    uint32
+	GID    uint32
+	Groups []uint32
+}
+
+// FileType numbers match NFSv3 ftype3.
+type FileType uint32
+
+const (
+	TypeRegular   FileType = 1
+	TypeDirectory FileType = 2
+	TypeBlock     FileType = 3
+	TypeChar      FileType = 4
+	TypeSymlink   FileType = 5
+	TypeSocket    FileType = 6
+	TypeFIFO      FileType = 7
+)
+
+// Attr is an object's attributes (NFSv3 fattr3).
+type Attr struct {
+	Type                 FileType
+	Mode                 uint32 // permission bits including setuid, setgid, sticky (07777)
+	Nlink                uint32
+	UID                  uint32
+	GID                  uint32
+	Size                 uint64
+	Used                 uint64 // bytes of disk actually allocated
+	RdevMajor, RdevMinor uint32
+	FSID                 uint64 // distinct per volume
+	FileID               uint64
+	Atime, Mtime, Ctime  time.Time
+}
+
+// WccAttr is the pre-operation subset of attributes (NFSv3 wcc_attr).
+type WccAttr struct {
+	Size         uint64
+	Mtime, Ctime time.Time
+}
+
+// Wcc is weak cache consistency data: attributes before and after an
+// operation. Either may be absent.
+type Wcc struct {
+	Before *WccAttr
+	After  *Attr
+}
+
+// TimeHow says how SetAttr changes a time.
+type TimeHow uint32
+
+const (
+	TimeDontChange TimeHow = 0
+	TimeServer     TimeHow = 1
+	TimeClient     TimeHow = 2
+)
+
+// SetTime is one time in a SetAttr.
+type SetTime struct {
+	How  TimeHow
+	Time time.Time // with TimeClient
+}
+
+// SetAttr lists the attributes to change; nil fields stay as they are.
+type SetAttr struct {
+	Mode  *uint32
+	UID   *uint32
+	GID   *uint32
+	Size  *uint64
+	Atime SetTime
+	Mtime SetTime
+}
+
+// Stable is how durable a WRITE must be before its reply (NFSv3 stable_how).
+type Stable uint32
+
+const (
+	Unstable Stable = 0
+	DataSync Stable = 1
+	FileSync Stable = 2
+)
+
+// CreateHow is the NFSv3 createmode3.
+type CreateHow uint32
+
+const (
+	CreateUnchecked CreateHow = 0
+	CreateGuarded   CreateHow = 1
+	CreateExclusive CreateHow = 2
+)
+
+// Verifier is an 8-byte verifier (exclusive create, readdir cookies, writes).
+type Verifier [8]byte
+
+// DirEntry is one READDIR(PLUS) entry. Attr and Handle are filled for plus
+// reads only (and may still be nil there if the entry vanished meanwhile).
+type DirEntry struct {
+	FileID uint64
+	Name   string
+	Cookie uint64
+	Attr   *Attr
+	Handle Handle
+}
+
+// FSStat is the dynamic state of a volume (NFSv3 FSSTAT).
+type FSStat struct {
+	TotalBytes, FreeBytes, AvailBytes uint64
+	TotalFiles, FreeFiles, AvailFiles uint64
+}
+
+// Export is one exported volume.
+type Export struct {
+	Path string // "/<volume-id>", or "/" for a single-directory server
+}
+
+// Access bits (NFSv3 ACCESS3_*).
+const (
+	AccessRead    = 0x01
+	AccessLookup  = 0x02
+	AccessModify  = 0x04
+	AccessExtend  = 0x08
+	AccessDelete  = 0x10
+	AccessExecute = 0x20
+)
+
+// FS is a set of exported volumes. Every handle names its own volume, so one
+// FS serves every export of a server. Implementations are safe for
+// concurrent use.
+type FS interface {
+	// Exports lists what MOUNT EXPORT shows.
+	Exports() []Export
+	// Mount returns the root handle of the export at path for a client at
+	// addr, or ErrNoExport / ErrNotAllowed.
+	Mount(ctx context.Context, path string, addr net.Addr) (Handle, error)
+
+	GetAttr(ctx context.Context, h Handle) (Attr, error)
+	// SetAttr applies sa; guard, if set, must equal the object's ctime.
+	SetAttr(ctx context.Context, c Cred, h Handle, sa SetAttr, guard *time.Time) (Wcc, error)
+	// Lookup resolves one name ("." and ".." included) in dir; dirAttr is
+	// returned even on error when it is known.
+	Lookup(ctx context.Context, c Cred, dir Handle, name string) (h Handle, attr Attr, dirAttr *Attr, err error)
+	// Access reports which of the requested access bits c is granted.
+	Access(ctx context.Context, c Cred, h Handle, want uint32) (granted uint32, attr Attr, err error)
+	Readlink(ctx context.Context, c Cred, h Handle) (target string, attr *Attr, err error)
+	// Read fills buf from off and reports bytes read and whether the end of
+	// file was reached. buf is the reply buffer: implementations read into it
+	// directly.
+	Read(ctx context.Context, c Cred, h Handle, off uint64, buf []byte) (n int, eof bool, attr *Attr, err error)
+	// Write writes data at off with at least the requested stability and
+	// reports the stability achieved.
+	Write(ctx context.Context, c Cred, h Handle, off uint64, data []byte, stable Stable) (n int, committed Stable, wcc Wcc, err error)
+	// Create makes a regular file. For CreateExclusive, verf is stored so a
+	// retransmission with the same verifier succeeds, and sa is empty.
+	Create(ctx context.Context, c Cred, dir Handle, name string, how CreateHow, sa SetAttr, verf Verifier) (h Handle, attr *Attr, dirWcc Wcc, err error)
+	Mkdir(ctx context.Context, c Cred, dir Handle, name string, sa SetAttr) (h Handle, attr *Attr, dirWcc Wcc, err error)
+	Symlink(ctx context.Context, c Cred, dir Handle, name, target string, sa SetAttr) (h Handle, attr *Attr, dirWcc Wcc, err error)
+	// Mknod makes a FIFO or socket; devices are refused with ErrBadType or
+	// EPERM.
+	Mknod(ctx context.Context, c Cred, dir Handle, name string, t FileType, sa SetAttr, major, minor uint32) (h Handle, attr *Attr, dirWcc Wcc, err error)
+	Remove(ctx context.Context, c Cred, dir Handle, name string) (dirWcc Wcc, err error)
+	Rmdir(ctx context.Context, c Cred, dir Handle, name string) (dirWcc Wcc, err error)
+	Rename(ctx context.Context, c Cred, fromDir Handle, fromName string, toDir Handle, toName string) (fromWcc, toWcc Wcc, err error)
+	Link(ctx context.Context, c Cred, h Handle, dir Handle, name string) (attr *Attr, dirWcc Wcc, err error)
+	// ReadDir lists dir from cookie (0 = start). verf must be the verifier
+	// returned with that cookie (or zero with cookie 0). emit is called per
+	// entry and returns false when the reply is full; the entry it refused is
+	// not consumed. eof is true when emit saw the last entry.
+	ReadDir(ctx context.Context, c Cred, dir Handle, cookie uint64, verf Verifier, plus bool, emit func(DirEntry) bool) (newVerf Verifier, eof bool, dirAttr *Attr, err error)
+	FSStat(ctx context.Context, h Handle) (FSStat, *Attr, error)
+	// Commit makes earlier unstable writes to h durable.
+	Commit(ctx context.Context, c Cred, h Handle, off uint64, count uint32) (Wcc, error)
+	// WriteVerifier changes every time the server starts, so clients resend
+	// uncommitted data after a crash.
+	WriteVerifier() Verifier
+}
