@@ -1,0 +1,199 @@
+package localfs
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// node is an open file system object: the fds that stand for one handle.
+// A node is shared by every request using its handle; it is only closed
+// once no request holds it (refs == 0) and the cache has evicted it.
+type node struct {
+	key string  // the handle bytes
+	exp *export // the volume the handle belongs to
+	fd  int     // O_PATH fd (or any fd of the inode): metadata operations
+	typ uint32  // S_IFMT bits; an inode never changes type
+	ino uint64
+
+	// io is a lazily opened fd for data: O_RDWR (or O_RDONLY if the inode
+	// cannot be opened for writing) for regular files, O_RDONLY for
+	// directories (fsync). -1 until opened; set once, under ioMu.
+	io     atomic.Int32
+	ioMu   sync.Mutex
+	ioErr  error // why io is read-only, if it is
+	ioOnly bool  // io is the same fd as fd
+
+	dirSync syncer // coalesces fsyncs of a directory
+
+	// Guarded by cache.mu.
+	refs       int
+	dead       bool // removed from the map; close when refs drops to 0
+	prev, next *node
+}
+
+func (n *node) close() {
+	if io := int(n.io.Load()); io >= 0 && !n.ioOnly {
+		unix.Close(io)
+	}
+	unix.Close(n.fd)
+}
+
+// cache maps handle bytes to open nodes with a bounded LRU of idle nodes.
+// Nodes in use are not on the LRU list, so eviction never closes an fd that
+// a request is using.
+type cache struct {
+	mu   sync.Mutex
+	m    map[string]*node
+	idle node // sentinel of the idle list; idle.next is the most recent
+	max  int
+}
+
+func newCache(max int) *cache {
+	c := &cache{m: make(map[string]*node), max: max}
+	c.idle.next, c.idle.prev = &c.idle, &c.idle
+	return c
+}
+
+func (c *cache) unlinkIdle(n *node) {
+	n.prev.next, n.next.prev = n.next, n.prev
+	n.prev, n.next = nil, nil
+}
+
+// get returns the node for handle h with a reference, or nil.
+func (c *cache) get(h []byte) *node {
+	c.mu.Lock()
+	n := c.m[string(h)]
+	if n != nil {
+		if n.refs == 0 {
+			c.unlinkIdle(n)
+		}
+		n.refs++
+	}
+	c.mu.Unlock()
+	return n
+}
+
+// add inserts n (which has no references yet) and returns the node to use
+// with a reference: n itself, or the node that another request inserted for
+// the same handle first, in which case the caller must close n.
+func (c *cache) add(n *node) (*node, bool) {
+	c.mu.Lock()
+	if old := c.m[n.key]; old != nil {
+		if old.refs == 0 {
+			c.unlinkIdle(old)
+		}
+		old.refs++
+		c.mu.Unlock()
+		return old, false
+	}
+	n.refs = 1
+	c.m[n.key] = n
+	victims := c.evictLocked()
+	c.mu.Unlock()
+	closeAll(victims)
+	return n, true
+}
+
+// release drops a reference taken by get or add.
+func (c *cache) release(n *node) {
+	c.mu.Lock()
+	n.refs--
+	if n.refs > 0 {
+		c.mu.Unlock()
+		return
+	}
+	if n.dead {
+		c.mu.Unlock()
+		n.close()
+		return
+	}
+	// Most recently used goes first.
+	n.next, n.prev = c.idle.next, &c.idle
+	c.idle.next.prev = n
+	c.idle.next = n
+	victims := c.evictLocked()
+	c.mu.Unlock()
+	closeAll(victims)
+}
+
+// forget removes n from the map so no new request finds it; it is closed
+// when its last reference goes.
+func (c *cache) forget(n *node) {
+	c.mu.Lock()
+	c.forgetLocked(n)
+	c.mu.Unlock()
+}
+
+// forgetKey is forget for the node with handle h, if cached. It tells the
+// cache that h's inode may be gone, so the fds must not keep it alive.
+func (c *cache) forgetKey(h []byte) {
+	c.mu.Lock()
+	if n := c.m[string(h)]; n != nil {
+		c.forgetLocked(n)
+	}
+	c.mu.Unlock()
+}
+
+func (c *cache) forgetLocked(n *node) {
+	if n.dead {
+		return
+	}
+	n.dead = true
+	delete(c.m, n.key)
+	if n.refs == 0 {
+		c.unlinkIdle(n)
+		// Closing an fd is cheap and n is unreachable now.
+		n.close()
+	}
+}
+
+// forgetExport drops every node of e.
+func (c *cache) forgetExport(e *export) {
+	c.mu.Lock()
+	for _, n := range c.m {
+		if n.exp == e {
+			c.forgetLocked(n)
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *cache) evictLocked() []*node {
+	var victims []*node
+	for len(c.m) > c.max && c.idle.prev != &c.idle {
+		n := c.idle.prev
+		c.unlinkIdle(n)
+		delete(c.m, n.key)
+		n.dead = true
+		victims = append(victims, n)
+	}
+	return victims
+}
+
+func closeAll(ns []*node) {
+	for _, n := range ns {
+		n.close()
+	}
+}
+
+// closeAllNodes closes every node; for FS.Close, when no request runs.
+func (c *cache) closeAllNodes() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, n := range c.m {
+		delete(c.m, k)
+		n.dead = true
+		if n.refs == 0 {
+			c.unlinkIdle(n)
+			n.close()
+		}
+	}
+}
+
+func (c *cache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}

@@ -1,0 +1,455 @@
+package localfs
+
+import (
+	"context"
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+// Default modes of new objects when the client gives none. Objects are
+// created with owner-only modes first and get their final mode after the
+// chown to the caller.
+const (
+	defaultFileMode = 0o644
+	defaultDirMode  = 0o755
+)
+
+// dirOp resolves dir for a namespace operation. On success the caller owns
+// a reference to d and st holds d's attributes.
+func (f *FS) dirOp(dir vfs.Handle, st *unix.Stat_t) (*node, error) {
+	d, err := f.resolve(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := statNode(d, st); err != nil {
+		f.cache.release(d)
+		return nil, f.stale(d, err)
+	}
+	return d, nil
+}
+
+// dirWcc finishes the wcc data of a directory operation.
+func dirWcc(d *node, pre *unix.Stat_t) vfs.Wcc {
+	return vfs.Wcc{Before: wccAttr(pre), After: postAttr(d)}
+}
+
+// syncDir makes d's entries durable, sharing fsyncs with concurrent
+// operations on the same directory.
+func (f *FS) syncDir(d *node) error {
+	fd, err := f.ioFd(d)
+	if err != nil {
+		return err
+	}
+	return d.dirSync.sync(fd)
+}
+
+// newOwner is who owns a new object made by c in a directory with
+// attributes dst: the caller, with the directory's group if it is setgid.
+func newOwner(c *vfs.Cred, dst *unix.Stat_t) (uid, gid uint32) {
+	if dst.Mode&unix.S_ISGID != 0 {
+		return c.UID, dst.Gid
+	}
+	return c.UID, c.GID
+}
+
+// checkNewOwner refuses, before anything is created, an owner in sa that c
+// could not chown to: root may give any, others only themselves and their
+// groups.
+func checkNewOwner(c *vfs.Cred, sa *vfs.SetAttr) error {
+	if c.UID == 0 {
+		return nil
+	}
+	if (sa.UID != nil && *sa.UID != c.UID) || (sa.GID != nil && !inGroup(c, *sa.GID)) {
+		return unix.EPERM
+	}
+	return nil
+}
+
+// initNew gives the new object n its owner (sa's, checked by
+// checkNewOwner, or the default) and the other attributes sa asks for.
+func (f *FS) initNew(n *node, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, defMode uint32) error {
+	uid, gid := newOwner(c, dst)
+	if sa.UID != nil {
+		uid = *sa.UID
+	}
+	if sa.GID != nil {
+		gid = *sa.GID
+	}
+	sa.UID, sa.GID = &uid, &gid
+	if n.typ == unix.S_IFLNK {
+		sa.Mode = nil
+	} else {
+		mode := defMode
+		if sa.Mode != nil {
+			mode = *sa.Mode & 0o7777
+		}
+		if n.typ == unix.S_IFDIR && dst.Mode&unix.S_ISGID != 0 {
+			// As on a local file system: directories inherit setgid.
+			mode |= unix.S_ISGID
+		}
+		sa.Mode = &mode
+	}
+	var st unix.Stat_t
+	if err := fstat(n.fd, &st); err != nil {
+		return err
+	}
+	return f.apply(n, &sa, &st)
+}
+
+// finishNew makes a new object and its directory entry durable and returns
+// the results of a creating operation.
+func (f *FS) finishNew(d *node, n *node, pre *unix.Stat_t) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	err := f.syncDir(d)
+	if err == nil {
+		err = f.syncNew(n)
+	}
+	wcc := dirWcc(d, pre)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	return vfs.Handle(n.key), postAttr(n), wcc, nil
+}
+
+// syncNew makes a new (or newly linked) inode's metadata durable; it runs
+// after the directory fsync. Symlinks, FIFOs and sockets cannot be opened
+// for fsync; they rely on the directory fsync, as with knfsd on a
+// journaling file system.
+func (f *FS) syncNew(n *node) error {
+	if n.exp.dirSyncEnough || (n.typ != unix.S_IFREG && n.typ != unix.S_IFDIR) {
+		return nil
+	}
+	fd, err := f.ioFd(n)
+	if err != nil {
+		return err
+	}
+	return fsync(fd)
+}
+
+// Create makes a regular file.
+func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	var dst unix.Stat_t
+	d, err := f.dirOp(dir, &dst)
+	if err != nil {
+		return nil, nil, vfs.Wcc{}, err
+	}
+	defer f.cache.release(d)
+	fail := func(err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+		return nil, nil, dirWcc(d, &dst), err
+	}
+	if d.typ != unix.S_IFDIR {
+		return fail(unix.ENOTDIR)
+	}
+	if err := checkNewName(name); err != nil {
+		return fail(err)
+	}
+	if how > vfs.CreateExclusive {
+		return fail(unix.EINVAL)
+	}
+	if err := checkNewOwner(&c, &sa); err != nil {
+		return fail(err)
+	}
+	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, 0o600)
+	if err == unix.EEXIST && how != vfs.CreateGuarded {
+		return f.createExisting(d, &dst, name, how, sa, verf)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	var st unix.Stat_t
+	n, err := f.adopt(d.exp, fd, fd, &st)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.cache.release(n)
+	if how == vfs.CreateExclusive {
+		// Keep the verifier in the timestamps, as knfsd does, so a
+		// retransmitted CREATE can be recognized. The client replaces them
+		// with a SETATTR once it has the reply.
+		sa = vfs.SetAttr{Atime: verfTime(verf[4:]), Mtime: verfTime(verf[:4])}
+	}
+	if err := f.initNew(n, &c, &dst, sa, defaultFileMode); err != nil {
+		return fail(err)
+	}
+	return f.finishNew(d, n, &dst)
+}
+
+func verfTime(b []byte) vfs.SetTime {
+	var st vfs.SetTime
+	st.How = vfs.TimeClient
+	st.Time = tsTime(unix.Timespec{Sec: int64(binary.BigEndian.Uint32(b))})
+	return st
+}
+
+// createExisting handles UNCHECKED and EXCLUSIVE creates of a name that
+// exists.
+func (f *FS) createExisting(d *node, dst *unix.Stat_t, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	fail := func(err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+		return nil, nil, dirWcc(d, dst), err
+	}
+	// Open the existing entry O_PATH: it may be a FIFO or a device, which
+	// must never be opened for I/O.
+	fd, err := openChild(d.fd, name, unix.O_PATH, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			// Removed meanwhile; the client may retry.
+			err = unix.EEXIST
+		}
+		return fail(err)
+	}
+	var st unix.Stat_t
+	n, err := f.adopt(d.exp, fd, -1, &st)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.cache.release(n)
+	if n.typ != unix.S_IFREG {
+		return fail(unix.EEXIST)
+	}
+	switch how {
+	case vfs.CreateExclusive:
+		if uint32(st.Mtim.Sec) != binary.BigEndian.Uint32(verf[:4]) ||
+			uint32(st.Atim.Sec) != binary.BigEndian.Uint32(verf[4:]) {
+			return fail(unix.EEXIST)
+		}
+		// A retransmission of the create that made this file.
+	case vfs.CreateUnchecked:
+		// The file is not the caller's new file: only a size (truncation)
+		// applies, as with knfsd.
+		if sa.Size != nil {
+			if err := f.apply(n, &vfs.SetAttr{Size: sa.Size}, &st); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	return f.finishNew(d, n, dst)
+}
+
+// Mkdir makes a directory.
+func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	return f.makeNode(c, dir, name, sa, defaultDirMode, func(dirfd int) (int, error) {
+		if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
+			return -1, err
+		}
+		return openChild(dirfd, name, unix.O_PATH|unix.O_DIRECTORY, 0)
+	})
+}
+
+// Symlink makes a symlink with target stored verbatim.
+func (f *FS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	return f.makeNode(c, dir, name, sa, 0o777, func(dirfd int) (int, error) {
+		switch {
+		case target == "":
+			return -1, unix.EINVAL
+		case len(target) >= unix.PathMax:
+			return -1, unix.ENAMETOOLONG
+		}
+		if err := unix.Symlinkat(target, dirfd, name); err != nil {
+			return -1, err
+		}
+		return openChild(dirfd, name, unix.O_PATH, 0)
+	})
+}
+
+// Mknod makes a FIFO or a socket. Device nodes are refused: they would give
+// clients access to the server's devices.
+func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, major, minor uint32) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	var mode uint32
+	switch t {
+	case vfs.TypeFIFO:
+		mode = unix.S_IFIFO
+	case vfs.TypeSocket:
+		mode = unix.S_IFSOCK
+	case vfs.TypeChar, vfs.TypeBlock:
+		return f.refuse(dir, unix.EPERM)
+	default:
+		return f.refuse(dir, vfs.ErrBadType)
+	}
+	return f.makeNode(c, dir, name, sa, 0o644, func(dirfd int) (int, error) {
+		if err := unix.Mknodat(dirfd, name, mode|0o600, 0); err != nil {
+			return -1, err
+		}
+		return openChild(dirfd, name, unix.O_PATH, 0)
+	})
+}
+
+// refuse fails a creating operation on dir with err, with dir's wcc data.
+func (f *FS) refuse(dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	var dst unix.Stat_t
+	d, rerr := f.dirOp(dir, &dst)
+	if rerr != nil {
+		return nil, nil, vfs.Wcc{}, rerr
+	}
+	defer f.cache.release(d)
+	return nil, nil, dirWcc(d, &dst), err
+}
+
+// makeNode runs mk, which creates name in the directory fd it is given and
+// returns an O_PATH fd of the new object, and finishes the object.
+func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode uint32, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	var dst unix.Stat_t
+	d, err := f.dirOp(dir, &dst)
+	if err != nil {
+		return nil, nil, vfs.Wcc{}, err
+	}
+	defer f.cache.release(d)
+	fail := func(err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+		return nil, nil, dirWcc(d, &dst), err
+	}
+	if d.typ != unix.S_IFDIR {
+		return fail(unix.ENOTDIR)
+	}
+	if err := checkNewName(name); err != nil {
+		return fail(err)
+	}
+	if err := checkNewOwner(&c, &sa); err != nil {
+		return fail(err)
+	}
+	fd, err := mk(d.fd)
+	if err != nil {
+		return fail(err)
+	}
+	var st unix.Stat_t
+	n, err := f.adopt(d.exp, fd, -1, &st)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.cache.release(n)
+	if err := f.initNew(n, &c, &dst, sa, defMode); err != nil {
+		return fail(err)
+	}
+	return f.finishNew(d, n, &dst)
+}
+
+// childKey is the handle of name in d if it can be made; used to drop the
+// cached fds of an entry about to be removed or replaced.
+func (f *FS) childKey(d *node, name string) vfs.Handle {
+	h, err := f.mint(d.exp, d.fd, name, 0)
+	if err != nil {
+		return nil
+	}
+	return h
+}
+
+// Remove removes a non-directory.
+func (f *FS) Remove(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
+	return f.unlink(dir, name, 0)
+}
+
+// Rmdir removes an empty directory.
+func (f *FS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
+	return f.unlink(dir, name, unix.AT_REMOVEDIR)
+}
+
+func (f *FS) unlink(dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
+	var dst unix.Stat_t
+	d, err := f.dirOp(dir, &dst)
+	if err != nil {
+		return vfs.Wcc{}, err
+	}
+	defer f.cache.release(d)
+	if d.typ != unix.S_IFDIR {
+		return dirWcc(d, &dst), unix.ENOTDIR
+	}
+	if err := checkOldName(name); err != nil {
+		return dirWcc(d, &dst), err
+	}
+	victim := f.childKey(d, name)
+	// unlinkat acts on the final component itself and never follows it.
+	if err := unix.Unlinkat(d.fd, name, flags); err != nil {
+		return dirWcc(d, &dst), err
+	}
+	if victim != nil {
+		f.cache.forgetKey(victim)
+	}
+	err = f.syncDir(d)
+	return dirWcc(d, &dst), err
+}
+
+// Rename moves fromName in fromDir to toName in toDir, replacing toName.
+func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromName string, toDir vfs.Handle, toName string) (vfs.Wcc, vfs.Wcc, error) {
+	var fst, tst unix.Stat_t
+	fromD, err := f.dirOp(fromDir, &fst)
+	if err != nil {
+		return vfs.Wcc{}, vfs.Wcc{}, err
+	}
+	defer f.cache.release(fromD)
+	toD, err := f.dirOp(toDir, &tst)
+	if err != nil {
+		return dirWcc(fromD, &fst), vfs.Wcc{}, err
+	}
+	defer f.cache.release(toD)
+	// done returns the results with current wcc data, for errors too.
+	done := func(err error) (vfs.Wcc, vfs.Wcc, error) {
+		return dirWcc(fromD, &fst), dirWcc(toD, &tst), err
+	}
+	switch {
+	case fromD.exp != toD.exp:
+		return done(unix.EXDEV)
+	case fromD.typ != unix.S_IFDIR || toD.typ != unix.S_IFDIR:
+		return done(unix.ENOTDIR)
+	}
+	if err := checkOldName(fromName); err != nil {
+		return done(err)
+	}
+	if err := checkOldName(toName); err != nil {
+		return done(err)
+	}
+	victim := f.childKey(toD, toName)
+	if err := unix.Renameat(fromD.fd, fromName, toD.fd, toName); err != nil {
+		return done(err)
+	}
+	if victim != nil {
+		f.cache.forgetKey(victim)
+	}
+	err = f.syncDir(fromD)
+	if err == nil && toD != fromD {
+		err = f.syncDir(toD)
+	}
+	return done(err)
+}
+
+// Link makes name in dir a new link to h.
+func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle, name string) (*vfs.Attr, vfs.Wcc, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return nil, vfs.Wcc{}, err
+	}
+	defer f.cache.release(n)
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return nil, vfs.Wcc{}, f.stale(n, err)
+	}
+	var dst unix.Stat_t
+	d, err := f.dirOp(dir, &dst)
+	if err != nil {
+		return attrPtr(n.exp, &st), vfs.Wcc{}, err
+	}
+	defer f.cache.release(d)
+	// done returns the results with current wcc data, for errors too.
+	done := func(err error) (*vfs.Attr, vfs.Wcc, error) {
+		return postAttr(n), dirWcc(d, &dst), err
+	}
+	switch {
+	case n.exp != d.exp:
+		return done(unix.EXDEV)
+	case d.typ != unix.S_IFDIR:
+		return done(unix.ENOTDIR)
+	case n.typ == unix.S_IFDIR:
+		return done(unix.EISDIR)
+	}
+	if err := checkNewName(name); err != nil {
+		return done(err)
+	}
+	if err := unix.Linkat(n.fd, "", d.fd, name, unix.AT_EMPTY_PATH); err != nil {
+		return done(err)
+	}
+	err = f.syncDir(d)
+	if err == nil {
+		// The link count lives in the inode.
+		err = f.syncNew(n)
+	}
+	return done(err)
+}

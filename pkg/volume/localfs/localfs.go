@@ -1,0 +1,481 @@
+// Package localfs implements vfs.FS on directories of the local Linux file
+// system.
+//
+// Security model. Clients name objects only by handles this package minted
+// (MAC'd with a per-server key, see handle.go) and by single names relative
+// to a directory they hold a handle for. Every path operation is one name
+// resolved from a directory fd with openat2(RESOLVE_BENEATH|
+// RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS|RESOLVE_NO_XDEV) or an *at
+// syscall that does not follow the final component, so no symlink a client
+// planted is ever followed and ".." never leaves a volume's root. Objects are
+// reopened by handle (open_by_handle_at), never by path, so renaming things
+// around an object cannot redirect an operation on it.
+//
+// The process needs CAP_DAC_READ_SEARCH (open_by_handle_at, linkat with
+// AT_EMPTY_PATH) and CAP_CHOWN/CAP_FOWNER: in practice, root.
+package localfs
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+// Options configure an FS.
+type Options struct {
+	// KeyFile holds the per-server handle MAC key; it is created (0600,
+	// atomically) if missing. Handles stay valid across restarts only while
+	// this file does.
+	KeyFile string
+	// MaxOpenFiles bounds the idle objects kept open (each up to two fds).
+	// Default 4096.
+	MaxOpenFiles int
+	Log          logr.Logger
+}
+
+// FS serves a set of exported directories. It implements vfs.FS.
+type FS struct {
+	log   logr.Logger
+	keys  *keys
+	cache *cache
+	verf  vfs.Verifier
+
+	mu     sync.RWMutex
+	byPath map[string]*export
+	byTag  map[tag]*export
+	closed bool
+}
+
+var _ vfs.FS = (*FS)(nil)
+
+var errKernelHandle = errors.New("localfs: file system handle type or size not supported")
+
+// export is one exported volume.
+type export struct {
+	path     string
+	volumeID string
+	tag      tag
+	fsid     uint64
+	dev      uint64
+	rootIno  uint64
+	root     vfs.Handle
+	// rootFd (O_RDONLY) is only used as the mount reference for
+	// open_by_handle_at.
+	rootFd int
+	// refs counts the registration plus every in-flight use of rootFd, so
+	// RemoveExport never closes it under a running open_by_handle_at.
+	refs    atomic.Int64
+	removed atomic.Bool
+	allow   atomic.Pointer[func(net.Addr) bool]
+	// dirSyncEnough: a directory fsync also persists new inodes (see
+	// dirSyncCoversInodes).
+	dirSyncEnough bool
+}
+
+func (e *export) acquire() bool {
+	for {
+		r := e.refs.Load()
+		if r <= 0 {
+			return false
+		}
+		if e.refs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
+func (e *export) release() {
+	if e.refs.Add(-1) == 0 {
+		unix.Close(e.rootFd)
+	}
+}
+
+// openByHandle opens the inode with kernel handle (ktype, kfh) in e.
+func (e *export) openByHandle(ktype int32, kfh []byte, flags int) (int, error) {
+	if !e.acquire() {
+		return -1, vfs.ErrStale
+	}
+	defer e.release()
+	fh := unix.NewFileHandle(ktype, kfh)
+	for try := 0; ; try++ {
+		fd, err := unix.OpenByHandleAt(e.rootFd, fh, flags|unix.O_CLOEXEC)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.ENOMEM && try < 10:
+			// iget_locked fails (and ext4 reports ENOMEM) while the inode
+			// number is being reused by a concurrent create. That state is
+			// brief; afterwards the kernel answers ESTALE (new generation)
+			// or opens the inode.
+			time.Sleep(time.Duration(try+1) * 20 * time.Microsecond)
+			continue
+		}
+		return fd, err
+	}
+}
+
+// New returns an FS with no exports.
+func New(o Options) (*FS, error) {
+	if o.KeyFile == "" {
+		return nil, errors.New("localfs: Options.KeyFile is required")
+	}
+	if o.MaxOpenFiles <= 0 {
+		o.MaxOpenFiles = 4096
+	}
+	key, err := loadOrCreateKey(o.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("localfs: %w", err)
+	}
+	f := &FS{
+		log:    o.Log,
+		keys:   newKeys(key),
+		cache:  newCache(o.MaxOpenFiles),
+		byPath: make(map[string]*export),
+		byTag:  make(map[tag]*export),
+	}
+	if _, err := rand.Read(f.verf[:]); err != nil {
+		return nil, fmt.Errorf("localfs: write verifier: %w", err)
+	}
+	return f, nil
+}
+
+// AddExport exports directory dir at path ("/<volume-id>" or "/").
+// volumeID is the volume's stable identity: it is baked into every handle
+// and the fsid, so it must never change for the same data.
+func (f *FS) AddExport(path, dir, volumeID string) error {
+	if path != "/" && (!strings.HasPrefix(path, "/") || len(path) < 2 || strings.ContainsAny(path[1:], "/\x00")) {
+		return fmt.Errorf("localfs: invalid export path %q", path)
+	}
+	if volumeID == "" {
+		return errors.New("localfs: empty volume ID")
+	}
+	// dir comes from the operator, not a client: following symlinks in it
+	// is intended. Not O_PATH: open_by_handle_at refuses O_PATH mount fds.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("localfs: open export %s: %w", dir, err)
+	}
+	var st unix.Stat_t
+	if err := fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("localfs: stat export %s: %w", dir, err)
+	}
+	e := &export{
+		path:     path,
+		volumeID: volumeID,
+		tag:      f.keys.volumeTag(volumeID),
+		fsid:     fsidOf(volumeID),
+		dev:      st.Dev,
+		rootIno:  st.Ino,
+		rootFd:   fd,
+
+		dirSyncEnough: dirSyncCoversInodes(fd, st.Dev),
+	}
+	e.refs.Store(1)
+	if e.root, err = f.mint(e, fd, "", unix.AT_EMPTY_PATH); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("localfs: file handle for export %s: %w", dir, err)
+	}
+	// Check now that the file system can open what it hands out.
+	if _, kt, kfh, err := f.keys.decodeHandle(e.root); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("localfs: export %s: %w", dir, err)
+	} else if rfd, err := e.openByHandle(kt, kfh, unix.O_PATH); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("localfs: export %s: open_by_handle_at: %w", dir, err)
+	} else {
+		unix.Close(rfd)
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.closed:
+		err = errors.New("localfs: closed")
+	case f.byPath[path] != nil:
+		err = fmt.Errorf("localfs: export path %s already in use", path)
+	case f.byTag[e.tag] != nil:
+		err = fmt.Errorf("localfs: volume %q already exported (or tag collision) at %s", volumeID, f.byTag[e.tag].path)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return err
+	}
+	f.byPath[path] = e
+	f.byTag[e.tag] = e
+	f.log.V(1).Info("export added", "path", path, "dir", dir, "volumeID", volumeID, "dirSyncCoversInodes", e.dirSyncEnough)
+	return nil
+}
+
+// RemoveExport stops serving path. Its handles become stale; requests
+// already running finish.
+func (f *FS) RemoveExport(path string) error {
+	f.mu.Lock()
+	e := f.byPath[path]
+	if e != nil {
+		delete(f.byPath, path)
+		delete(f.byTag, e.tag)
+	}
+	f.mu.Unlock()
+	if e == nil {
+		return vfs.ErrNoExport
+	}
+	e.removed.Store(true)
+	f.cache.forgetExport(e)
+	e.release()
+	f.log.V(1).Info("export removed", "path", path)
+	return nil
+}
+
+// SetAllowed installs the client filter Mount consults for path; nil allows
+// every client (the default).
+func (f *FS) SetAllowed(path string, allow func(net.Addr) bool) error {
+	f.mu.RLock()
+	e := f.byPath[path]
+	f.mu.RUnlock()
+	if e == nil {
+		return vfs.ErrNoExport
+	}
+	if allow == nil {
+		e.allow.Store(nil)
+	} else {
+		e.allow.Store(&allow)
+	}
+	return nil
+}
+
+// Exports lists the export paths, sorted.
+func (f *FS) Exports() []vfs.Export {
+	f.mu.RLock()
+	out := make([]vfs.Export, 0, len(f.byPath))
+	for p := range f.byPath {
+		out = append(out, vfs.Export{Path: p})
+	}
+	f.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Mount returns the root handle of the export at path.
+func (f *FS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
+	f.mu.RLock()
+	e := f.byPath[path]
+	f.mu.RUnlock()
+	if e == nil {
+		return nil, vfs.ErrNoExport
+	}
+	if allow := e.allow.Load(); allow != nil && !(*allow)(addr) {
+		return nil, vfs.ErrNotAllowed
+	}
+	return append(vfs.Handle(nil), e.root...), nil
+}
+
+// WriteVerifier is random per FS, so it changes on every server start.
+func (f *FS) WriteVerifier() vfs.Verifier { return f.verf }
+
+// Close closes every export and open file. No request may run during or
+// after Close.
+func (f *FS) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	exps := f.byPath
+	f.byPath, f.byTag = map[string]*export{}, map[tag]*export{}
+	f.mu.Unlock()
+	f.cache.closeAllNodes()
+	for _, e := range exps {
+		e.removed.Store(true)
+		e.release()
+	}
+	return nil
+}
+
+// fsidOf derives a stable fsid from the volume ID alone, so it survives a
+// lost key (clients use it to tell file systems apart, not to authorize).
+func fsidOf(volumeID string) uint64 {
+	s := sha256.Sum256([]byte("hangar fsid v1\x00" + volumeID))
+	return binary.BigEndian.Uint64(s[:8])
+}
+
+func (f *FS) exportByTag(t tag) *export {
+	f.mu.RLock()
+	e := f.byTag[t]
+	f.mu.RUnlock()
+	return e
+}
+
+// resolve returns the node for h, with a reference the caller must release.
+func (f *FS) resolve(h vfs.Handle) (*node, error) {
+	if n := f.cache.get(h); n != nil {
+		// No MAC check needed: the cache holds only handles we minted or
+		// verified, and a hit needs the exact bytes, MAC included. (Map
+		// timing depends on a per-process random hash seed, which gives an
+		// attacker no handle on the MAC bytes.)
+		if n.exp.removed.Load() {
+			f.cache.release(n)
+			return nil, vfs.ErrStale
+		}
+		return n, nil
+	}
+	t, ktype, kfh, err := f.keys.decodeHandle(h)
+	if err != nil {
+		return nil, err
+	}
+	e := f.exportByTag(t)
+	if e == nil {
+		return nil, vfs.ErrStale
+	}
+	fd, err := e.openByHandle(ktype, kfh, unix.O_PATH)
+	if err != nil {
+		switch err {
+		case unix.ESTALE, unix.ENOENT, vfs.ErrStale:
+			return nil, vfs.ErrStale
+		}
+		f.log.Error(err, "open_by_handle_at failed", "export", e.path)
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if st.Dev != e.dev {
+		// A valid MAC means we minted it, so this cannot happen unless the
+		// export's backing directory was replaced underneath us.
+		unix.Close(fd)
+		f.log.Info("handle resolves to another device; refusing", "export", e.path)
+		return nil, vfs.ErrStale
+	}
+	if st.Nlink == 0 {
+		unix.Close(fd)
+		return nil, vfs.ErrStale
+	}
+	n := newNode(string(h), e, fd, &st)
+	n, fresh := f.cache.add(n)
+	if !fresh {
+		unix.Close(fd)
+	}
+	return n, nil
+}
+
+func newNode(key string, e *export, fd int, st *unix.Stat_t) *node {
+	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino}
+	n.io.Store(-1)
+	return n
+}
+
+// mint makes the handle of the object (dirfd, name) in e without following
+// a final symlink.
+func (f *FS) mint(e *export, dirfd int, name string, flags int) (vfs.Handle, error) {
+	fh, _, err := unix.NameToHandleAt(dirfd, name, flags)
+	if err != nil {
+		return nil, err
+	}
+	return f.keys.encodeHandle(e.tag, fh.Type(), fh.Bytes())
+}
+
+// adopt turns fd, a freshly opened object of e, into a cached node. It
+// takes ownership of fd, and of io (>= 0, may equal fd) as the node's data
+// fd. The object's attributes are stored in st.
+func (f *FS) adopt(e *export, fd, io int, st *unix.Stat_t) (*node, error) {
+	closeFds := func() {
+		if io >= 0 && io != fd {
+			unix.Close(io)
+		}
+		unix.Close(fd)
+	}
+	if err := fstat(fd, st); err != nil {
+		closeFds()
+		return nil, err
+	}
+	if st.Dev != e.dev {
+		// A mount point inside the volume: not part of it.
+		closeFds()
+		return nil, unix.EACCES
+	}
+	h, err := f.mint(e, fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		closeFds()
+		if err == errKernelHandle {
+			return nil, vfs.ErrNotSupp
+		}
+		return nil, err
+	}
+	n := newNode(string(h), e, fd, st)
+	if io >= 0 {
+		n.io.Store(int32(io))
+		n.ioOnly = io == fd
+	}
+	n, fresh := f.cache.add(n)
+	if !fresh {
+		closeFds()
+	}
+	if e.removed.Load() {
+		// RemoveExport ran meanwhile and may have missed this node.
+		f.cache.forget(n)
+	}
+	return n, nil
+}
+
+// ioFd returns n's data fd, opening it on first use.
+func (f *FS) ioFd(n *node) (int, error) {
+	if fd := n.io.Load(); fd >= 0 {
+		return int(fd), nil
+	}
+	n.ioMu.Lock()
+	defer n.ioMu.Unlock()
+	if fd := n.io.Load(); fd >= 0 {
+		return int(fd), nil
+	}
+	var fd int
+	var err error
+	switch n.typ {
+	case unix.S_IFDIR:
+		fd, err = unix.Openat(n.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	case unix.S_IFREG:
+		fd, err = f.reopen(n, unix.O_RDWR)
+		if err == unix.EROFS || err == unix.EPERM || err == unix.EACCES || err == unix.ETXTBSY {
+			// Immutable file or read-only file system: reads still work.
+			n.ioErr = err
+			fd, err = f.reopen(n, unix.O_RDONLY)
+		}
+	default:
+		// Never open devices, FIFOs or sockets: opening has side effects.
+		return -1, unix.EINVAL
+	}
+	if err != nil {
+		return -1, err
+	}
+	n.io.Store(int32(fd))
+	return fd, nil
+}
+
+// reopen opens n's (regular file) inode again by handle with flags.
+func (f *FS) reopen(n *node, flags int) (int, error) {
+	_, ktype, kfh, err := f.keys.decodeHandle(vfs.Handle(n.key))
+	if err != nil {
+		return -1, err
+	}
+	fd, err := n.exp.openByHandle(ktype, kfh, flags)
+	if err == unix.ESTALE {
+		return -1, vfs.ErrStale
+	}
+	return fd, err
+}

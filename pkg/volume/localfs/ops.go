@@ -1,0 +1,457 @@
+package localfs
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+// stale drops n from the cache when err says its object is gone, so the
+// cached fds stop pinning a deleted inode.
+func (f *FS) stale(n *node, err error) error {
+	if err == vfs.ErrStale {
+		f.cache.forget(n)
+	}
+	return err
+}
+
+// GetAttr returns h's attributes.
+func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return vfs.Attr{}, err
+	}
+	defer f.cache.release(n)
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return vfs.Attr{}, f.stale(n, err)
+	}
+	return toAttr(n.exp, &st), nil
+}
+
+// SetAttr changes h's attributes if guard (when set) equals its ctime.
+func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAttr, guard *time.Time) (vfs.Wcc, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return vfs.Wcc{}, err
+	}
+	defer f.cache.release(n)
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return vfs.Wcc{}, f.stale(n, err)
+	}
+	wcc := vfs.Wcc{Before: wccAttr(&st)}
+	if guard != nil && !tsTime(st.Ctim).Equal(*guard) {
+		wcc.After = attrPtr(n.exp, &st)
+		return wcc, vfs.ErrNotSync
+	}
+	err = f.apply(n, &sa, &st)
+	wcc.After = postAttr(n)
+	return wcc, err
+}
+
+// apply carries out sa on n, whose current attributes are st. It checks
+// everything it can before changing anything.
+func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
+	if sa.Size != nil {
+		switch {
+		case n.typ == unix.S_IFDIR:
+			return unix.EISDIR
+		case n.typ != unix.S_IFREG:
+			return unix.EINVAL
+		case *sa.Size > math.MaxInt64:
+			return unix.EFBIG
+		}
+	}
+	if sa.Mode != nil && n.typ == unix.S_IFLNK && *sa.Mode&0o7777 != st.Mode&0o7777 {
+		// Linux has no symlink permissions; chmod would follow the link.
+		return vfs.ErrNotSupp
+	}
+	// Ownership first: chown clears setuid/setgid, so a mode given in the
+	// same request must be applied after it.
+	if sa.UID != nil || sa.GID != nil {
+		uid, gid := -1, -1
+		if sa.UID != nil {
+			uid = int(*sa.UID)
+		}
+		if sa.GID != nil {
+			gid = int(*sa.GID)
+		}
+		if err := unix.Fchownat(n.fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	if sa.Size != nil {
+		fd, err := f.ioFd(n)
+		if err != nil {
+			return err
+		}
+		if n.ioErr != nil {
+			return n.ioErr
+		}
+		if err := unix.Ftruncate(fd, int64(*sa.Size)); err != nil {
+			return err
+		}
+	}
+	if sa.Mode != nil && n.typ != unix.S_IFLNK {
+		if err := chmodFd(n.fd, *sa.Mode&0o7777); err != nil {
+			return err
+		}
+	}
+	if sa.Atime.How != vfs.TimeDontChange || sa.Mtime.How != vfs.TimeDontChange {
+		ts := []unix.Timespec{setTime(sa.Atime), setTime(sa.Mtime)}
+		if err := unix.UtimesNanoAt(n.fd, "", ts, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setTime(t vfs.SetTime) unix.Timespec {
+	switch t.How {
+	case vfs.TimeServer:
+		return unix.Timespec{Nsec: unix.UTIME_NOW}
+	case vfs.TimeClient:
+		return timespec(t.Time)
+	}
+	return unix.Timespec{Nsec: unix.UTIME_OMIT}
+}
+
+// chmodFd changes the mode of the non-symlink fd refers to (O_PATH works).
+func chmodFd(fd int, mode uint32) error {
+	err := unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
+		// Kernels before 6.6 lack fchmodat2. The procfs link of our own fd
+		// names exactly this inode, and it is not a symlink, so following
+		// it cannot go anywhere else.
+		err = unix.Fchmodat(unix.AT_FDCWD, procFdPath(fd), mode, 0)
+	}
+	return err
+}
+
+func procFdPath(fd int) string {
+	const prefix = "/proc/self/fd/"
+	var buf [len(prefix) + 20]byte
+	b := append(buf[:0], prefix...)
+	b = appendUint(b, uint64(fd))
+	return string(b)
+}
+
+func appendUint(b []byte, v uint64) []byte {
+	var d [20]byte
+	i := len(d)
+	for {
+		i--
+		d[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return append(b, d[i:]...)
+}
+
+// Lookup resolves one name in dir. It never follows a symlink: looking up a
+// symlink returns the symlink.
+func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Handle, vfs.Attr, *vfs.Attr, error) {
+	d, err := f.resolve(dir)
+	if err != nil {
+		return nil, vfs.Attr{}, nil, err
+	}
+	defer f.cache.release(d)
+	var dst unix.Stat_t
+	if err := statNode(d, &dst); err != nil {
+		return nil, vfs.Attr{}, nil, f.stale(d, err)
+	}
+	dirAttr := attrPtr(d.exp, &dst)
+	if d.typ != unix.S_IFDIR {
+		return nil, vfs.Attr{}, dirAttr, unix.ENOTDIR
+	}
+	if err := checkName(name); err != nil {
+		return nil, vfs.Attr{}, dirAttr, err
+	}
+	if name == "." || (name == ".." && d.ino == d.exp.rootIno) {
+		// The volume root is its own parent: clients never get out.
+		return vfs.Handle(d.key), *dirAttr, dirAttr, nil
+	}
+	var fd int
+	if name == ".." {
+		// RESOLVE_BENEATH refuses "..", so open it plainly: d is not the
+		// volume root, and clients cannot move directories out of a volume,
+		// so d's parent is inside it. adopt still checks the device.
+		fd, err = unix.Openat(d.fd, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	} else {
+		fd, err = openChild(d.fd, name, unix.O_PATH, 0)
+	}
+	if err != nil {
+		return nil, vfs.Attr{}, dirAttr, err
+	}
+	var st unix.Stat_t
+	n, err := f.adopt(d.exp, fd, -1, &st)
+	if err != nil {
+		return nil, vfs.Attr{}, dirAttr, err
+	}
+	defer f.cache.release(n)
+	return vfs.Handle(n.key), toAttr(n.exp, &st), dirAttr, nil
+}
+
+// Access reports which of want c may do to h by the POSIX mode bits.
+func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) (uint32, vfs.Attr, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return 0, vfs.Attr{}, err
+	}
+	defer f.cache.release(n)
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return 0, vfs.Attr{}, f.stale(n, err)
+	}
+	return accessBits(&c, &st) & want, toAttr(n.exp, &st), nil
+}
+
+// accessBits is the set of NFS access bits c has on an object with st. Bits
+// that make no sense for the type (LOOKUP and DELETE on files, EXECUTE on
+// directories) are never granted, as knfsd does.
+func accessBits(c *vfs.Cred, st *unix.Stat_t) uint32 {
+	mode := st.Mode
+	isDir := mode&unix.S_IFMT == unix.S_IFDIR
+	var perm uint32 // rwx of the class c falls in
+	switch {
+	case c.UID == 0:
+		// Root may do anything, except execute a file no one may execute.
+		perm = 7
+		if !isDir && mode&0o111 == 0 {
+			perm = 6
+		}
+	case c.UID == st.Uid:
+		perm = mode >> 6 & 7
+	case inGroup(c, st.Gid):
+		perm = mode >> 3 & 7
+	default:
+		perm = mode & 7
+	}
+	var g uint32
+	if perm&4 != 0 {
+		g |= vfs.AccessRead
+	}
+	if perm&2 != 0 {
+		g |= vfs.AccessModify | vfs.AccessExtend
+		if isDir {
+			g |= vfs.AccessDelete
+		}
+	}
+	if perm&1 != 0 {
+		if isDir {
+			g |= vfs.AccessLookup
+		} else {
+			g |= vfs.AccessExecute
+		}
+	}
+	return g
+}
+
+func inGroup(c *vfs.Cred, gid uint32) bool {
+	if c.GID == gid {
+		return true
+	}
+	for _, g := range c.Groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
+}
+
+// Readlink returns a symlink's target verbatim.
+func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *vfs.Attr, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.cache.release(n)
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return "", nil, f.stale(n, err)
+	}
+	attr := attrPtr(n.exp, &st)
+	if n.typ != unix.S_IFLNK {
+		return "", attr, unix.EINVAL
+	}
+	buf := make([]byte, unix.PathMax)
+	m, err := unix.Readlinkat(n.fd, "", buf)
+	if err != nil {
+		return "", attr, err
+	}
+	return string(buf[:m]), attr, nil
+}
+
+// Read reads into buf from off.
+func (f *FS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf []byte) (int, bool, *vfs.Attr, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	defer f.cache.release(n)
+	if err := checkData(n); err != nil {
+		return 0, false, postAttr(n), err
+	}
+	fd, err := f.ioFd(n)
+	if err != nil {
+		return 0, false, postAttr(n), f.stale(n, err)
+	}
+	total := 0
+	if off <= math.MaxInt64 {
+		if rest := uint64(math.MaxInt64) - off; uint64(len(buf)) > rest {
+			buf = buf[:rest]
+		}
+		for total < len(buf) {
+			m, err := unix.Pread(fd, buf[total:], int64(off)+int64(total))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return 0, false, postAttr(n), err
+			}
+			if m == 0 {
+				break
+			}
+			total += m
+		}
+	}
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return 0, false, nil, f.stale(n, err)
+	}
+	eof := off+uint64(total) >= uint64(st.Size)
+	return total, eof, attrPtr(n.exp, &st), nil
+}
+
+// checkData refuses data operations on anything but a regular file.
+func checkData(n *node) error {
+	switch n.typ {
+	case unix.S_IFREG:
+		return nil
+	case unix.S_IFDIR:
+		return unix.EISDIR
+	}
+	return unix.EINVAL
+}
+
+// Write writes data at off and makes it as durable as stable asks.
+func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return 0, 0, vfs.Wcc{}, err
+	}
+	defer f.cache.release(n)
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return 0, 0, vfs.Wcc{}, f.stale(n, err)
+	}
+	wcc := vfs.Wcc{Before: wccAttr(&st)}
+	fail := func(err error) (int, vfs.Stable, vfs.Wcc, error) {
+		wcc.After = postAttr(n)
+		return 0, 0, wcc, f.stale(n, err)
+	}
+	if err := checkData(n); err != nil {
+		return fail(err)
+	}
+	if off > math.MaxInt64 || uint64(len(data)) > math.MaxInt64-off {
+		return fail(unix.EFBIG)
+	}
+	fd, err := f.ioFd(n)
+	if err != nil {
+		return fail(err)
+	}
+	if n.ioErr != nil {
+		return fail(n.ioErr)
+	}
+	total := 0
+	for total < len(data) {
+		m, err := unix.Pwrite(fd, data[total:], int64(off)+int64(total))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if total == 0 {
+				return fail(err)
+			}
+			// Report the part that made it, as pwrite would; the client
+			// resends the rest and then sees the error.
+			break
+		}
+		if m == 0 {
+			return fail(unix.EIO)
+		}
+		total += m
+	}
+	committed := vfs.Unstable
+	switch {
+	case stable == vfs.Unstable:
+	case stable == vfs.DataSync:
+		err = unix.Fdatasync(fd)
+		committed = vfs.DataSync
+	default: // FileSync, or anything stronger we do not know
+		err = fsync(fd)
+		committed = vfs.FileSync
+	}
+	if err != nil {
+		return fail(err)
+	}
+	wcc.After = postAttr(n)
+	return total, committed, wcc, nil
+}
+
+// Commit makes h's data durable.
+func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (vfs.Wcc, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return vfs.Wcc{}, err
+	}
+	defer f.cache.release(n)
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return vfs.Wcc{}, f.stale(n, err)
+	}
+	wcc := vfs.Wcc{Before: wccAttr(&st)}
+	if err := checkData(n); err != nil {
+		wcc.After = attrPtr(n.exp, &st)
+		return wcc, err
+	}
+	fd, err := f.ioFd(n)
+	if err == nil {
+		err = fsync(fd)
+	}
+	wcc.After = postAttr(n)
+	return wcc, err
+}
+
+// FSStat reports the space and inodes of h's file system.
+func (f *FS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, error) {
+	n, err := f.resolve(h)
+	if err != nil {
+		return vfs.FSStat{}, nil, err
+	}
+	defer f.cache.release(n)
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return vfs.FSStat{}, nil, f.stale(n, err)
+	}
+	var s unix.Statfs_t
+	if err := unix.Fstatfs(n.fd, &s); err != nil {
+		return vfs.FSStat{}, attrPtr(n.exp, &st), err
+	}
+	bs := uint64(s.Bsize)
+	return vfs.FSStat{
+		TotalBytes: s.Blocks * bs,
+		FreeBytes:  s.Bfree * bs,
+		AvailBytes: s.Bavail * bs,
+		TotalFiles: s.Files,
+		FreeFiles:  s.Ffree,
+		AvailFiles: s.Ffree,
+	}, attrPtr(n.exp, &st), nil
+}

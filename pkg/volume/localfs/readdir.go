@@ -1,0 +1,122 @@
+package localfs
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// ReadDir lists dir from cookie. Cookies are the kernel's directory offsets
+// (d_off), which ext4 (hashes) and tmpfs (stable per-entry offsets) keep
+// valid while the directory changes, so the verifier is always zero.
+func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, emit func(vfs.DirEntry) bool) (vfs.Verifier, bool, *vfs.Attr, error) {
+	var zero vfs.Verifier
+	d, err := f.resolve(dir)
+	if err != nil {
+		return zero, false, nil, err
+	}
+	defer f.cache.release(d)
+	var dst unix.Stat_t
+	if err := statNode(d, &dst); err != nil {
+		return zero, false, nil, f.stale(d, err)
+	}
+	dirAttr := attrPtr(d.exp, &dst)
+	if d.typ != unix.S_IFDIR {
+		return zero, false, dirAttr, unix.ENOTDIR
+	}
+	if cookie > 1<<63-1 {
+		return zero, false, dirAttr, vfs.ErrBadCookie
+	}
+	// A private fd per call: the seek position must not be shared with
+	// concurrent listings.
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return zero, false, dirAttr, err
+	}
+	defer unix.Close(fd)
+	if cookie != 0 {
+		if _, err := unix.Seek(fd, int64(cookie), 0); err != nil {
+			return zero, false, dirAttr, vfs.ErrBadCookie
+		}
+	}
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
+	isRoot := d.ino == d.exp.rootIno
+	for {
+		if err := ctx.Err(); err != nil {
+			return zero, false, dirAttr, err
+		}
+		m, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return zero, false, dirAttr, err
+		}
+		if m == 0 {
+			return zero, true, dirAttr, nil
+		}
+		for b := buf[:m]; len(b) > 0; {
+			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return zero, false, dirAttr, unix.EIO
+			}
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			ent := vfs.DirEntry{
+				FileID: binary.NativeEndian.Uint64(b[0:8]),
+				Name:   string(name),
+				Cookie: binary.NativeEndian.Uint64(b[8:16]),
+			}
+			b = b[reclen:]
+			if ent.Name == ".." && isRoot {
+				// The root is its own parent; don't reveal what is above.
+				ent.FileID = d.ino
+			}
+			if plus {
+				f.plusAttrs(d, &dst, isRoot, &ent)
+			}
+			if !emit(ent) {
+				return zero, false, dirAttr, nil
+			}
+		}
+	}
+}
+
+// plusAttrs fills in the handle and attributes of ent, an entry of d, when
+// they can be had consistently. An entry that vanished or was replaced
+// meanwhile gets neither.
+func (f *FS) plusAttrs(d *node, dst *unix.Stat_t, isRoot bool, ent *vfs.DirEntry) {
+	if ent.Name == "." || (ent.Name == ".." && isRoot) {
+		ent.Handle = vfs.Handle(d.key)
+		ent.Attr = attrPtr(d.exp, dst)
+		return
+	}
+	// Handle first, then attributes: if the stat still shows the inode that
+	// getdents listed, the handle taken before it names that inode too
+	// (barring inode number reuse within this window).
+	h, err := f.mint(d.exp, d.fd, ent.Name, 0)
+	if err != nil {
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, ent.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return
+	}
+	if st.Dev != d.exp.dev || (ent.Name != ".." && st.Ino != ent.FileID) {
+		return
+	}
+	ent.Handle = h
+	ent.Attr = attrPtr(d.exp, &st)
+}

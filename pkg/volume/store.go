@@ -1,0 +1,510 @@
+// Package volume is Hangar's volume store: every volume is a directory on a
+// local data disk, described by a small metadata record kept outside the
+// exported tree.
+//
+// On-disk layout under the data directory:
+//
+//	DATA/lock              flock'ed while a Store is open (one server per disk)
+//	DATA/volumes/<id>/     the volume's contents (exported over NFS)
+//	DATA/meta/<id>.json    the volume's record: the commit point of its existence
+//	DATA/meta/.<id>.tmp-*  a record being written (ignored and removed on Open)
+//	DATA/trash/<name>      directories of deleted or abandoned volumes, being removed
+//
+// A volume exists if and only if its record exists. Steps are ordered so
+// that every crash point is recoverable by Open:
+//
+// Create: (1) mkdir volumes/<id>, fsync volumes/; (2) write the record to a
+// temp file, fsync it, rename it to <id>.json, fsync meta/. A crash after (1)
+// leaves a directory without a record; Open moves it to trash. A crash
+// during (2) leaves a temp file (torn or whole but unrenamed); Open removes
+// it, and the directory with it. After (2) the volume exists.
+//
+// Delete: (1) remove meta/<id>.json, fsync meta/ — the volume is gone;
+// (2) rename volumes/<id> to trash/, fsync both; (3) remove the trash entry.
+// A crash after (1) leaves a directory without a record (moved to trash by
+// Open); after (2) a trash entry (removed by Open).
+//
+// Expand rewrites the record atomically (temp, fsync, rename, fsync), so a
+// crash leaves either the old or the new capacity.
+//
+// A record whose directory is missing cannot result from a crash; Open
+// recreates the (empty) directory and logs an error so the volume stays
+// consistent and deletable.
+package volume
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// IDBytes is the number of random bytes in a volume ID (hex encoded).
+const IDBytes = 8
+
+// Errors returned by the store.
+var (
+	ErrNotFound = errors.New("volume not found")
+	ErrExists   = errors.New("volume with this name exists with incompatible properties")
+	ErrShrink   = errors.New("volume capacity cannot shrink")
+)
+
+// ExistsError reports a Create whose name is taken by an incompatible
+// volume. errors.Is(err, ErrExists) holds.
+type ExistsError struct {
+	Existing Volume
+	Reason   string
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("volume %q already exists as %s: %s", e.Existing.Name, e.Existing.ID, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrExists) true.
+func (e *ExistsError) Is(target error) bool { return target == ErrExists }
+
+// ContentSource is where a volume's initial contents came from.
+type ContentSource struct {
+	SnapshotID string `json:"snapshotID,omitempty"`
+	VolumeID   string `json:"volumeID,omitempty"`
+}
+
+// Volume is a volume's metadata record.
+type Volume struct {
+	ID            string            `json:"id"`
+	Name          string            `json:"name"`
+	CapacityBytes int64             `json:"capacityBytes"`
+	Parameters    map[string]string `json:"parameters,omitempty"`
+	CreatedAt     time.Time         `json:"createdAt"`
+	ContentSource *ContentSource    `json:"contentSource,omitempty"`
+}
+
+// Request describes a volume to create. Capacity is chosen by the caller;
+// RequiredBytes and LimitBytes decide whether an existing volume with the
+// same name is compatible (0 = no bound).
+type Request struct {
+	Name          string
+	CapacityBytes int64
+	RequiredBytes int64
+	LimitBytes    int64
+	Parameters    map[string]string
+	ContentSource *ContentSource
+}
+
+// Store is an open data directory. It is safe for concurrent use.
+type Store struct {
+	dir  string
+	log  logr.Logger
+	lock *os.File
+
+	mu     sync.Mutex // serializes mutations and guards the maps
+	byID   map[string]*Volume
+	byName map[string]string
+}
+
+// Open opens (creating if needed) the data directory dir, takes its lock and
+// reconciles whatever a crash left behind.
+func Open(dir string, log logr.Logger) (*Store, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "volumes"), filepath.Join(dir, "meta"), filepath.Join(dir, "trash")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("volume store: %w", err)
+		}
+	}
+	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("volume store: %w", err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("volume store: data directory %s is in use by another process: %w", dir, err)
+	}
+	s := &Store{dir: dir, log: log, lock: lf, byID: map[string]*Volume{}, byName: map[string]string{}}
+	if err := s.reconcile(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the data directory lock.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
+}
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// VolumeDir is the directory holding volume id's contents.
+func (s *Store) VolumeDir(id string) string { return filepath.Join(s.dir, "volumes", id) }
+
+func (s *Store) metaPath(id string) string { return filepath.Join(s.dir, "meta", id+".json") }
+
+// ValidID reports whether id has the shape of a volume ID; other strings
+// never name a volume (and never reach the file system).
+func ValidID(id string) bool {
+	if len(id) != 2*IDBytes {
+		return false
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) reconcile() error {
+	metaDir := filepath.Join(s.dir, "meta")
+	ents, err := os.ReadDir(metaDir)
+	if err != nil {
+		return fmt.Errorf("volume store: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		p := filepath.Join(metaDir, name)
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok || !ValidID(id) {
+			// Temp files of interrupted writes, or foreign files.
+			s.log.Info("removing incomplete metadata file", "file", p)
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("volume store: %w", err)
+			}
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("volume store: %w", err)
+		}
+		v := new(Volume)
+		if err := json.Unmarshal(b, v); err != nil || v.ID != id {
+			// Records are only ever renamed into place whole, so this is
+			// corruption, not a crash: refuse to guess.
+			return fmt.Errorf("volume store: corrupt metadata record %s: %v", p, err)
+		}
+		s.byID[id] = v
+		s.byName[v.Name] = id
+	}
+	volDir := filepath.Join(s.dir, "volumes")
+	ents, err = os.ReadDir(volDir)
+	if err != nil {
+		return fmt.Errorf("volume store: %w", err)
+	}
+	present := map[string]bool{}
+	for _, e := range ents {
+		id := e.Name()
+		if _, ok := s.byID[id]; ok && e.IsDir() {
+			present[id] = true
+			continue
+		}
+		// A directory without a record: a create or delete interrupted.
+		s.log.Info("moving orphaned volume directory to trash", "dir", filepath.Join(volDir, id))
+		if err := s.toTrash(id); err != nil {
+			return err
+		}
+	}
+	for id := range s.byID {
+		if !present[id] {
+			s.log.Error(nil, "volume directory missing; recreating it empty", "volumeID", id, "dir", s.VolumeDir(id))
+			if err := os.Mkdir(s.VolumeDir(id), 0o777); err != nil {
+				return fmt.Errorf("volume store: %w", err)
+			}
+			if err := syncDir(volDir); err != nil {
+				return err
+			}
+		}
+	}
+	return s.emptyTrash()
+}
+
+func (s *Store) emptyTrash() error {
+	trash := filepath.Join(s.dir, "trash")
+	ents, err := os.ReadDir(trash)
+	if err != nil {
+		return fmt.Errorf("volume store: %w", err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(trash, e.Name())); err != nil {
+			return fmt.Errorf("volume store: emptying trash: %w", err)
+		}
+	}
+	return nil
+}
+
+// toTrash renames volumes/<id> into trash under a unique name.
+func (s *Store) toTrash(id string) error {
+	dst := filepath.Join(s.dir, "trash", id+"-"+randHex(4))
+	if err := os.Rename(s.VolumeDir(id), dst); err != nil {
+		return fmt.Errorf("volume store: moving %s to trash: %w", id, err)
+	}
+	if err := syncDir(filepath.Join(s.dir, "volumes")); err != nil {
+		return err
+	}
+	return syncDir(filepath.Join(s.dir, "trash"))
+}
+
+// Create creates a volume, or returns the existing one with the same name
+// (created=false) if it is compatible with r, or an *ExistsError.
+func (s *Store) Create(r Request) (v Volume, created bool, err error) {
+	if r.Name == "" {
+		return Volume{}, false, errors.New("volume name is empty")
+	}
+	if r.CapacityBytes < 0 {
+		return Volume{}, false, errors.New("negative capacity")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.byName[r.Name]; ok {
+		old := s.byID[id]
+		if reason := incompatible(old, r); reason != "" {
+			return Volume{}, false, &ExistsError{Existing: old.clone(), Reason: reason}
+		}
+		return old.clone(), false, nil
+	}
+	id := randHex(IDBytes)
+	for s.byID[id] != nil {
+		id = randHex(IDBytes)
+	}
+	nv := &Volume{
+		ID:            id,
+		Name:          r.Name,
+		CapacityBytes: r.CapacityBytes,
+		Parameters:    maps.Clone(r.Parameters),
+		CreatedAt:     time.Now().UTC().Truncate(time.Microsecond),
+		ContentSource: r.ContentSource,
+	}
+	if err := os.Mkdir(s.VolumeDir(id), 0o777); err != nil {
+		return Volume{}, false, fmt.Errorf("volume store: creating directory: %w", err)
+	}
+	// 0777 before umask; the volume root is shared by whatever UIDs the
+	// pods use, so make it world-writable like an empty NFS export.
+	if err := os.Chmod(s.VolumeDir(id), 0o777); err != nil {
+		return Volume{}, false, fmt.Errorf("volume store: %w", err)
+	}
+	if err := syncDir(filepath.Join(s.dir, "volumes")); err != nil {
+		return Volume{}, false, err
+	}
+	if err := s.writeRecord(nv); err != nil {
+		// Best effort: leave no orphan behind (Open would clean it anyway).
+		os.Remove(s.VolumeDir(id))
+		return Volume{}, false, err
+	}
+	s.byID[id] = nv
+	s.byName[nv.Name] = id
+	return nv.clone(), true, nil
+}
+
+func incompatible(old *Volume, r Request) string {
+	switch {
+	case r.RequiredBytes > 0 && old.CapacityBytes < r.RequiredBytes:
+		return fmt.Sprintf("its capacity %d is below the required %d bytes", old.CapacityBytes, r.RequiredBytes)
+	case r.LimitBytes > 0 && old.CapacityBytes > r.LimitBytes:
+		return fmt.Sprintf("its capacity %d exceeds the limit of %d bytes", old.CapacityBytes, r.LimitBytes)
+	case !maps.Equal(old.Parameters, r.Parameters) && (len(old.Parameters) > 0 || len(r.Parameters) > 0):
+		return "its parameters differ"
+	case !sameSource(old.ContentSource, r.ContentSource):
+		return "its content source differs"
+	}
+	return ""
+}
+
+func sameSource(a, b *ContentSource) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// writeRecord persists v atomically: temp file, fsync, rename, fsync dir.
+func (s *Store) writeRecord(v *Volume) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("volume store: %w", err)
+	}
+	metaDir := filepath.Join(s.dir, "meta")
+	tmp := filepath.Join(metaDir, "."+v.ID+".tmp-"+randHex(4))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("volume store: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.metaPath(v.ID))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("volume store: writing record for %s: %w", v.ID, err)
+	}
+	return syncDir(metaDir)
+}
+
+// Delete removes volume id and its contents. Deleting a volume that does not
+// exist succeeds.
+func (s *Store) Delete(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.byID[id]
+	if !ok {
+		return nil
+	}
+	if err := os.Remove(s.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("volume store: deleting record of %s: %w", id, err)
+	}
+	if err := syncDir(filepath.Join(s.dir, "meta")); err != nil {
+		return err
+	}
+	delete(s.byID, id)
+	delete(s.byName, v.Name)
+	if err := s.toTrash(id); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// The volume is gone already; the next Open finishes the cleanup.
+		s.log.Error(err, "volume deleted but its directory was not moved to trash", "volumeID", id)
+		return nil
+	}
+	if err := s.emptyTrash(); err != nil {
+		s.log.Error(err, "volume deleted but trash not emptied", "volumeID", id)
+	}
+	return nil
+}
+
+// Get returns volume id or ErrNotFound.
+func (s *Store) Get(id string) (Volume, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.byID[id]
+	if !ok {
+		return Volume{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return v.clone(), nil
+}
+
+// GetByName returns the volume called name or ErrNotFound.
+func (s *Store) GetByName(name string) (Volume, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.byName[name]
+	if !ok {
+		return Volume{}, fmt.Errorf("%w: name %q", ErrNotFound, name)
+	}
+	return s.byID[id].clone(), nil
+}
+
+// List returns every volume sorted by ID, a stable order for paging.
+func (s *Store) List() []Volume {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Volume, 0, len(s.byID))
+	for _, v := range s.byID {
+		out = append(out, v.clone())
+	}
+	slices.SortFunc(out, func(a, b Volume) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Expand records a new capacity for volume id. The same capacity is a
+// no-op; a smaller one is refused with ErrShrink.
+func (s *Store) Expand(id string, capacity int64) (Volume, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.byID[id]
+	if !ok {
+		return Volume{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if capacity < v.CapacityBytes {
+		return v.clone(), fmt.Errorf("%w: %s has %d bytes, asked for %d", ErrShrink, id, v.CapacityBytes, capacity)
+	}
+	if capacity == v.CapacityBytes {
+		return v.clone(), nil
+	}
+	nv := v.clone()
+	nv.CapacityBytes = capacity
+	if err := s.writeRecord(&nv); err != nil {
+		return Volume{}, err
+	}
+	s.byID[id] = &nv
+	return nv.clone(), nil
+}
+
+// Promised is the sum of all volumes' capacities.
+func (s *Store) Promised() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, v := range s.byID {
+		n += v.CapacityBytes
+	}
+	return n
+}
+
+// DiskFree is the number of bytes available to unprivileged users on the
+// data disk.
+func (s *Store) DiskFree() (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.dir, &st); err != nil {
+		return 0, fmt.Errorf("volume store: statfs %s: %w", s.dir, err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
+// Available is what new volumes may still be promised: free disk space
+// minus the capacity promised to existing volumes (their unused part), never
+// negative.
+func (s *Store) Available() (int64, error) {
+	free, err := s.DiskFree()
+	if err != nil {
+		return 0, err
+	}
+	return max(free-s.Promised(), 0), nil
+}
+
+func (v *Volume) clone() Volume {
+	c := *v
+	c.Parameters = maps.Clone(v.Parameters)
+	if v.ContentSource != nil {
+		cs := *v.ContentSource
+		c.ContentSource = &cs
+	}
+	return c
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("volume store: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("volume store: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b)
+}
