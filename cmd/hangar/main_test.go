@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
+	"github.com/hangar-csi/hangar/pkg/server"
+)
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1Gi": 1 << 30, "512Mi": 512 << 20, "10G": 10e9, "4096": 4096, "2Ti": 2 << 40} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "Gi", "-1Gi", "0", "1.5Gi", "1Pi", "99999999999Ti"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestInterspersedFlags(t *testing.T) {
+	c := findCommand("volume")
+	fs, _ := newFlagSet(*c, io.Discard)
+	c.flags(fs)
+	pos, err := parseInterspersed(fs, []string{"create", "NAME", "--size", "2Gi", "--csi-endpoint", "unix:///x"})
+	if err != nil || strings.Join(pos, " ") != "create NAME" || fs.Lookup("size").Value.String() != "2Gi" {
+		t.Fatalf("pos %q err %v size %s", pos, err, fs.Lookup("size").Value)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"help"}, &out, &errb); code != 0 {
+		t.Fatalf("help exit %d", code)
+	}
+	for _, want := range []string{"server", "controller", "node", "run", "volume", "nfs", "version", "--csi-endpoint", "--servers", "--node-id", "--nfs-listen", "--api-listen"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	if strings.Contains(out.String(), "mounter") {
+		t.Error("help shows the hidden --mounter flag")
+	}
+	if code := run([]string{"bogus"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command exit %d", code)
+	}
+	if code := run([]string{"server"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "--data is required") {
+		t.Errorf("server without --data: exit %d, %s", code, errb.String())
+	}
+}
+
+// startCommand runs a subcommand's action until the test ends.
+func startCommand(t *testing.T, name string, args ...string) {
+	t.Helper()
+	c := findCommand(name)
+	fs, _ := newFlagSet(*c, io.Discard)
+	act := c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- act(ctx, logr.Discard(), fs.Args()) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitFor polls cond a bounded number of times while a server starts.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 100 {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never happened", what)
+}
+
+func TestNFSCommand(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	os.Mkdir(root, 0o755)
+	os.WriteFile(filepath.Join(root, "hello"), []byte("hi"), 0o644)
+	addr := freePort(t)
+	startCommand(t, "nfs", "--root", root, "--listen", addr)
+	ctx := context.Background()
+	waitFor(t, "NFS server answering", func() bool { return server.ProbeNFS(ctx, addr, "/") == nil })
+	c, err := nfsclient.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h, err := c.Mount(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, attr, err := c.Lookup(ctx, h, "hello"); err != nil || attr.Size != 2 {
+		t.Fatalf("lookup: %+v %v", attr, err)
+	}
+}
+
+func TestRunAndVolumeCommands(t *testing.T) {
+	dir := t.TempDir()
+	ep := "unix://" + filepath.Join(dir, "csi.sock")
+	startCommand(t, "run", "--data", filepath.Join(dir, "data"), "--csi-endpoint", ep, "--nfs-listen", "127.0.0.1:0", "--mounter", "record")
+	waitFor(t, "CSI socket", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "csi.sock"))
+		return err == nil
+	})
+	var out, errb bytes.Buffer
+	for _, args := range [][]string{
+		{"volume", "create", "v1", "--size", "1Mi", "--csi-endpoint", ep},
+		{"volume", "list", "--csi-endpoint", ep},
+	} {
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+	}
+	if code := run([]string{"volume", "get", "local:0123456789abcdef", "--csi-endpoint", ep}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "NotFound") {
+		t.Errorf("get missing: exit %d: %s", code, errb.String())
+	}
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/hangar-csi/hangar/pkg/csi"
+)
+
+func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
+	endpoint := fs.String("csi-endpoint", "unix://./hangar-data/csi.sock", "CSI endpoint of a running controller (hangar run or hangar controller)")
+	size := fs.String("size", "1Gi", "capacity for create and expand (bytes, or with a suffix Ki Mi Gi Ti, K M G T)")
+	timeout := fs.Duration("timeout", 30*time.Second, "timeout of the call")
+	return func(ctx context.Context, log logr.Logger, args []string) error {
+		if len(args) == 0 {
+			return usagef("missing action: create, list, get, expand or delete")
+		}
+		action, args := args[0], args[1:]
+		want := map[string]int{"create": 1, "list": 0, "get": 1, "expand": 1, "delete": 1}
+		n, ok := want[action]
+		if !ok {
+			return usagef("unknown action %q", action)
+		}
+		if len(args) != n {
+			return usagef("%s takes %d argument(s), got %d", action, n, len(args))
+		}
+		target, err := csi.DialTarget(*endpoint)
+		if err != nil {
+			return err
+		}
+		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		c := csipb.NewControllerClient(conn)
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		out := os.Stdout
+		switch action {
+		case "create":
+			bytes, err := parseSize(*size)
+			if err != nil {
+				return usagef("--size: %v", err)
+			}
+			resp, err := c.CreateVolume(ctx, &csipb.CreateVolumeRequest{
+				Name:          args[0],
+				CapacityRange: &csipb.CapacityRange{RequiredBytes: bytes},
+				VolumeCapabilities: []*csipb.VolumeCapability{{
+					AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
+					AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
+				}},
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "created volume %s\n", resp.Volume.VolumeId)
+			printVolume(out, resp.Volume)
+		case "list":
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VOLUME ID\tCAPACITY\tNFS ADDRESS\tEXPORT")
+			token := ""
+			for {
+				resp, err := c.ListVolumes(ctx, &csipb.ListVolumesRequest{StartingToken: token, MaxEntries: 100})
+				if err != nil {
+					return err
+				}
+				for _, e := range resp.Entries {
+					v := e.Volume
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.VolumeId, csi.FormatBytes(v.CapacityBytes), v.VolumeContext[csi.ContextAddress], v.VolumeContext[csi.ContextExport])
+				}
+				if token = resp.NextToken; token == "" {
+					break
+				}
+			}
+			tw.Flush()
+		case "get":
+			resp, err := c.ControllerGetVolume(ctx, &csipb.ControllerGetVolumeRequest{VolumeId: args[0]})
+			if err != nil {
+				return err
+			}
+			printVolume(out, resp.Volume)
+		case "expand":
+			bytes, err := parseSize(*size)
+			if err != nil {
+				return usagef("--size: %v", err)
+			}
+			resp, err := c.ControllerExpandVolume(ctx, &csipb.ControllerExpandVolumeRequest{VolumeId: args[0], CapacityRange: &csipb.CapacityRange{RequiredBytes: bytes}})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "volume %s now has %s (%d bytes)\n", args[0], csi.FormatBytes(resp.CapacityBytes), resp.CapacityBytes)
+		case "delete":
+			if _, err := c.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: args[0]}); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "deleted volume %s\n", args[0])
+		}
+		return nil
+	}
+}
+
+func printVolume(out *os.File, v *csipb.Volume) {
+	addr, export := v.VolumeContext[csi.ContextAddress], v.VolumeContext[csi.ContextExport]
+	fmt.Fprintf(out, "  id:        %s\n  capacity:  %s (%d bytes)\n  server:    %s\n  nfs:       %s\n  export:    %s\n",
+		v.VolumeId, csi.FormatBytes(v.CapacityBytes), v.CapacityBytes, v.VolumeContext[csi.ContextServer], addr, export)
+	if source, port, err := csi.MountSource(addr, export); err == nil {
+		fmt.Fprintf(out, "mount it with:\n  mount -t nfs -o %s %s /mnt\n", strings.Join(csi.MountOptions(port), ","), source)
+	}
+}
+
+// parseSize parses "1Gi", "512Mi", "10G", "4096".
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+		{"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"", 1},
+	}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(s, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%q is not a positive size", s)
+		}
+		if n > (1<<63-1)/u.mult {
+			return 0, fmt.Errorf("%q is too large", s)
+		}
+		return n * u.mult, nil
+	}
+	return 0, fmt.Errorf("%q is not a size", s)
+}

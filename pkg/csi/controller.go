@@ -1,0 +1,409 @@
+package csi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/hangar-csi/hangar/pkg/logging"
+)
+
+// ServerRef names a storage server and its management API address.
+type ServerRef struct {
+	Name string
+	Addr string // host:port of the gRPC management API
+}
+
+// ParseServers parses "name=host:port[,name=host:port...]".
+func ParseServers(s string) ([]ServerRef, error) {
+	var refs []ServerRef
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(item, "=")
+		if !ok || addr == "" {
+			return nil, fmt.Errorf("server %q: want name=host:port", item)
+		}
+		if err := ValidServerName(name); err != nil {
+			return nil, err
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("server name %q given twice", name)
+		}
+		seen[name] = true
+		refs = append(refs, ServerRef{Name: name, Addr: addr})
+	}
+	if len(refs) == 0 {
+		return nil, errors.New("no storage servers given")
+	}
+	return refs, nil
+}
+
+type backend struct {
+	name string
+	addr string
+	conn *grpc.ClientConn
+	ctrl csi.ControllerClient
+}
+
+// Controller is the CSI Controller service. It is stateless: volumes live
+// on storage servers, and every volume ID names its server (see package
+// doc), so calls are routed by ID.
+type Controller struct {
+	csi.UnimplementedControllerServer
+	servers []*backend // sorted by name: the global ListVolumes order
+	byName  map[string]*backend
+	log     logr.Logger
+	// CallTimeout bounds each call to a storage server.
+	CallTimeout time.Duration
+
+	// Same-name CreateVolume calls are serialized so two concurrent
+	// retries cannot land on two servers. Striped to keep memory bounded.
+	nameLocks [64]sync.Mutex
+}
+
+// NewController connects (lazily) to the given storage servers.
+func NewController(servers []ServerRef, log logr.Logger, opts ...grpc.DialOption) (*Controller, error) {
+	c := &Controller{byName: map[string]*backend{}, log: log, CallTimeout: 30 * time.Second}
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	for _, s := range servers {
+		if err := ValidServerName(s.Name); err != nil {
+			return nil, err
+		}
+		if c.byName[s.Name] != nil {
+			return nil, fmt.Errorf("server name %q given twice", s.Name)
+		}
+		target, err := DialTarget(s.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: %w", s.Name, err)
+		}
+		conn, err := grpc.NewClient(target, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: %w", s.Name, err)
+		}
+		b := &backend{name: s.Name, addr: s.Addr, conn: conn, ctrl: csi.NewControllerClient(conn)}
+		c.servers = append(c.servers, b)
+		c.byName[s.Name] = b
+	}
+	slices.SortFunc(c.servers, func(a, b *backend) int { return strings.Compare(a.name, b.name) })
+	return c, nil
+}
+
+// Close closes the connections to the storage servers.
+func (c *Controller) Close() error {
+	for _, b := range c.servers {
+		b.conn.Close()
+	}
+	return nil
+}
+
+// serverErr turns a storage server's error into one naming the server.
+func (b *backend) err(op string, err error) error {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return status.Errorf(codes.Unavailable, "storage server %s (%s) is unreachable during %s: %s", b.name, b.addr, op, st.Message())
+	case codes.Canceled:
+		return status.Errorf(codes.Canceled, "%s on storage server %s canceled", op, b.name)
+	}
+	return status.Errorf(st.Code(), "%s on storage server %s: %s", op, b.name, st.Message())
+}
+
+func (c *Controller) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.CallTimeout)
+}
+
+// route resolves a CSI volume ID. ok is false for IDs that cannot name an
+// existing volume (malformed or naming an unknown server); reason says why.
+func (c *Controller) route(vid string) (b *backend, local string, reason string) {
+	server, id, err := ParseVolumeID(vid)
+	if err != nil {
+		return nil, "", err.Error()
+	}
+	b = c.byName[server]
+	if b == nil {
+		return nil, "", fmt.Sprintf("volume %s is on storage server %q, which is not in this controller's --servers list", vid, server)
+	}
+	return b, id, ""
+}
+
+func (b *backend) globalize(v *csi.Volume) *csi.Volume {
+	v.VolumeId = VolumeID(b.name, v.VolumeId)
+	if v.VolumeContext == nil {
+		v.VolumeContext = map[string]string{}
+	}
+	v.VolumeContext[ContextServer] = b.name
+	return v
+}
+
+func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	capacity, err := ValidateCreate(req)
+	if err != nil {
+		return nil, err
+	}
+	h := fnv.New32a()
+	h.Write([]byte(req.GetName()))
+	mu := &c.nameLocks[h.Sum32()%uint32(len(c.nameLocks))]
+	mu.Lock()
+	defer mu.Unlock()
+
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	log := logging.FromContext(ctx)
+
+	// Idempotency across servers: the name may already exist anywhere, so
+	// every server must answer before a new volume is placed.
+	type answer struct {
+		b     *backend
+		found bool
+		avail int64
+		err   error
+	}
+	answers := make([]answer, len(c.servers))
+	var wg sync.WaitGroup
+	for i, b := range c.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := answer{b: b}
+			_, err := GetVolumeByName(ctx, b.conn, req.GetName())
+			switch status.Code(err) {
+			case codes.OK:
+				a.found = true
+			case codes.NotFound:
+				cap, cerr := b.ctrl.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: req.GetVolumeCapabilities()})
+				if cerr != nil {
+					a.err = b.err("GetCapacity", cerr)
+				} else {
+					a.avail = cap.GetAvailableCapacity()
+				}
+			default:
+				a.err = b.err("looking up volume name", err)
+			}
+			answers[i] = a
+		}()
+	}
+	wg.Wait()
+	var target *backend
+	for _, a := range answers {
+		if a.found {
+			target = a.b // retry: the server checks compatibility
+			break
+		}
+	}
+	if target == nil {
+		var best *answer
+		for i, a := range answers {
+			if a.err != nil {
+				return nil, status.Errorf(status.Code(a.err), "cannot create volume %q safely: %s", req.GetName(), status.Convert(a.err).Message())
+			}
+			if best == nil || a.avail > best.avail {
+				best = &answers[i]
+			}
+		}
+		if best == nil {
+			return nil, status.Error(codes.FailedPrecondition, "no storage servers configured")
+		}
+		if best.avail < capacity {
+			return nil, status.Errorf(codes.ResourceExhausted, "no storage server can fit %d bytes; the most free is %s with %d bytes", capacity, best.b.name, best.avail)
+		}
+		target = best.b
+		log.V(1).Info("placing volume", "server", target.name, "available", best.avail)
+	}
+	resp, err := target.ctrl.CreateVolume(ctx, req)
+	if err != nil {
+		return nil, target.err("CreateVolume", err)
+	}
+	target.globalize(resp.Volume)
+	return resp, nil
+}
+
+func (c *Controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	server, _, perr := ParseVolumeID(req.GetVolumeId())
+	if perr != nil {
+		return &csi.DeleteVolumeResponse{}, nil // not a Hangar ID: nothing to delete
+	}
+	b, local, reason := c.route(req.GetVolumeId())
+	if b == nil {
+		// Deleting "successfully" would leak the volume on a server we
+		// forgot about.
+		return nil, status.Errorf(codes.FailedPrecondition, "%s; add server %q back to --servers to delete it", reason, server)
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	if _, err := b.ctrl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: local, Secrets: req.GetSecrets()}); err != nil {
+		return nil, b.err("DeleteVolume", err)
+	}
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+func (c *Controller) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	b, local, reason := c.route(req.GetVolumeId())
+	if b == nil {
+		return nil, status.Errorf(codes.NotFound, "volume %q not found: %s", req.GetVolumeId(), reason)
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	resp, err := b.ctrl.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: local})
+	if err != nil {
+		return nil, b.err("ControllerGetVolume", err)
+	}
+	b.globalize(resp.Volume)
+	return resp, nil
+}
+
+func (c *Controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	if len(req.GetVolumeCapabilities()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "volume capabilities are required")
+	}
+	b, local, reason := c.route(req.GetVolumeId())
+	if b == nil {
+		return nil, status.Errorf(codes.NotFound, "volume %q not found: %s", req.GetVolumeId(), reason)
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	if _, err := b.ctrl.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: local}); err != nil {
+		return nil, b.err("ValidateVolumeCapabilities", err)
+	}
+	return validateVolumeCapabilities(req)
+}
+
+func (c *Controller) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	if req.GetCapacityRange() == nil {
+		return nil, status.Error(codes.InvalidArgument, "capacity range is required")
+	}
+	if req.GetVolumeCapability() != nil {
+		if why := checkCapability(req.GetVolumeCapability()); why != "" {
+			return nil, status.Error(codes.InvalidArgument, why)
+		}
+	}
+	b, local, reason := c.route(req.GetVolumeId())
+	if b == nil {
+		return nil, status.Errorf(codes.NotFound, "volume %q not found: %s", req.GetVolumeId(), reason)
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	resp, err := b.ctrl.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: local, CapacityRange: req.GetCapacityRange()})
+	if err != nil {
+		return nil, b.err("ControllerExpandVolume", err)
+	}
+	// NFS clients see the new size at once; nothing to do on nodes.
+	resp.NodeExpansionRequired = false
+	return resp, nil
+}
+
+// ListVolumes pages through all servers' volumes in (server name, local ID)
+// order. The token is the CSI ID of the last volume returned, so deleting
+// it between pages does not break paging.
+func (c *Controller) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	max := int(req.GetMaxEntries())
+	if max < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	var afterServer, afterID string
+	if tok := req.GetStartingToken(); tok != "" {
+		var err error
+		if afterServer, afterID, err = ParseVolumeID(tok); err != nil {
+			return nil, status.Errorf(codes.Aborted, "starting_token %q was not issued by this controller (%v); restart listing without a token", tok, err)
+		}
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	resp := &csi.ListVolumesResponse{}
+	for _, b := range c.servers {
+		if b.name < afterServer {
+			continue
+		}
+		sreq := &csi.ListVolumesRequest{}
+		if b.name == afterServer {
+			sreq.StartingToken = afterID
+		}
+		if max > 0 {
+			left := max - len(resp.Entries)
+			if left == 0 {
+				// Page full: only learn whether anything follows.
+				sreq.MaxEntries = 1
+			} else {
+				sreq.MaxEntries = int32(left)
+			}
+		}
+		sresp, err := b.ctrl.ListVolumes(ctx, sreq)
+		if err != nil {
+			return nil, b.err("ListVolumes", err)
+		}
+		if max > 0 && len(resp.Entries) == max {
+			if len(sresp.Entries) > 0 {
+				resp.NextToken = resp.Entries[max-1].Volume.VolumeId
+				return resp, nil
+			}
+			continue
+		}
+		for _, e := range sresp.Entries {
+			b.globalize(e.Volume)
+			resp.Entries = append(resp.Entries, e)
+		}
+		if sresp.NextToken != "" {
+			resp.NextToken = resp.Entries[len(resp.Entries)-1].Volume.VolumeId
+			return resp, nil
+		}
+	}
+	return resp, nil
+}
+
+// GetCapacity reports the sum of the servers' available capacity, and the
+// largest single server's as the maximum volume size. Unreachable servers
+// count as having none.
+func (c *Controller) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	log := logging.FromContext(ctx)
+	var sum, largest int64
+	var reached int
+	var lastErr error
+	for _, b := range c.servers {
+		r, err := b.ctrl.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: req.GetVolumeCapabilities(), Parameters: req.GetParameters()})
+		if err != nil {
+			lastErr = b.err("GetCapacity", err)
+			log.Info("storage server capacity unknown", "server", b.name, "error", status.Convert(lastErr).Message())
+			continue
+		}
+		reached++
+		sum += r.GetAvailableCapacity()
+		largest = max(largest, r.GetAvailableCapacity())
+	}
+	if reached == 0 && lastErr != nil {
+		return nil, lastErr
+	}
+	return &csi.GetCapacityResponse{AvailableCapacity: sum, MaximumVolumeSize: wrapInt64(largest)}, nil
+}
+
+func (c *Controller) ControllerGetCapabilities(ctx context.Context, req *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	return ControllerCapabilities(), nil
+}

@@ -1,0 +1,290 @@
+package csi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/hangar-csi/hangar/pkg/logging"
+	"github.com/hangar-csi/hangar/pkg/volume"
+)
+
+// Exporter publishes volume directories over NFS (localfs.FS does).
+type Exporter interface {
+	AddExport(path, dir, volumeID string) error
+	RemoveExport(path string) error
+}
+
+// StorageAPI is a storage server's management API: the CSI Controller
+// service over its local volume store, with local volume IDs (no server
+// prefix). The controller adds the prefix.
+type StorageAPI struct {
+	csi.UnimplementedControllerServer
+	Store    *volume.Store
+	Exports  Exporter
+	Name     string // server name, for the volume context
+	NFSAddr  string // host:port clients mount
+	Log      logr.Logger
+	capacity func() (int64, error)
+
+	// mu makes "check free capacity, then promise it" atomic across
+	// concurrent creates and expansions.
+	mu sync.Mutex
+}
+
+// ExportPath is the NFS export path of local volume id.
+func ExportPath(id string) string { return "/" + id }
+
+// ExportAll exports every volume in the store; call it once at startup.
+func (a *StorageAPI) ExportAll() error {
+	for _, v := range a.Store.List() {
+		if err := a.Exports.AddExport(ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil {
+			return fmt.Errorf("exporting volume %s: %w", v.ID, err)
+		}
+	}
+	return nil
+}
+
+// Register registers the API (Controller, Identity and the by-name lookup)
+// on s.
+func (a *StorageAPI) Register(s *grpc.Server) {
+	csi.RegisterControllerServer(s, a)
+	csi.RegisterIdentityServer(s, &Identity{})
+	RegisterVolumeByName(s, a.volumeByName)
+}
+
+func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
+	cv := &csi.Volume{
+		VolumeId:      v.ID,
+		CapacityBytes: v.CapacityBytes,
+		VolumeContext: map[string]string{
+			ContextServer:  a.Name,
+			ContextAddress: a.NFSAddr,
+			ContextExport:  ExportPath(v.ID),
+		},
+	}
+	return cv
+}
+
+func (a *StorageAPI) volumeByName(ctx context.Context, name string) (*csi.Volume, error) {
+	v, err := a.Store.GetByName(name)
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "no volume named %q on server %s", name, a.Name)
+	}
+	return a.csiVolume(v), nil
+}
+
+func (a *StorageAPI) available() (int64, error) {
+	if a.capacity != nil {
+		return a.capacity()
+	}
+	return a.Store.Available()
+}
+
+func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	capacity, err := ValidateCreate(req)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if old, err := a.Store.GetByName(req.GetName()); err == nil {
+		// Retried create: the store decides compatibility below, without
+		// a capacity check (the space is already promised).
+		capacity = old.CapacityBytes
+	} else {
+		avail, err := a.available()
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
+		}
+		if capacity > avail {
+			return nil, status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, volume needs %d", a.Name, avail, capacity)
+		}
+	}
+	v, created, err := a.Store.Create(volume.Request{
+		Name:          req.GetName(),
+		CapacityBytes: capacity,
+		RequiredBytes: req.GetCapacityRange().GetRequiredBytes(),
+		LimitBytes:    req.GetCapacityRange().GetLimitBytes(),
+		Parameters:    req.GetParameters(),
+	})
+	if errors.Is(err, volume.ErrExists) {
+		return nil, status.Error(codes.AlreadyExists, err.Error())
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "server %s: creating volume: %v", a.Name, err)
+	}
+	// Exporting is idempotent from our side: a retried create re-adds it.
+	if err := a.Exports.AddExport(ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil && created {
+		if derr := a.Store.Delete(v.ID); derr != nil {
+			logging.FromContext(ctx).Error(derr, "rolling back volume after failed export", "volumeID", v.ID)
+		}
+		return nil, status.Errorf(codes.Internal, "server %s: exporting volume: %v", a.Name, err)
+	}
+	if created {
+		logging.FromContext(ctx).Info("volume created", "localID", v.ID, "capacity", v.CapacityBytes)
+	}
+	return &csi.CreateVolumeResponse{Volume: a.csiVolume(v)}, nil
+}
+
+func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	if !volume.ValidID(id) {
+		return &csi.DeleteVolumeResponse{}, nil // cannot exist
+	}
+	// Unexport first so no client writes into a directory being removed.
+	if err := a.Exports.RemoveExport(ExportPath(id)); err != nil {
+		logging.FromContext(ctx).V(1).Info("export already gone", "error", err.Error())
+	}
+	if err := a.Store.Delete(id); err != nil {
+		// The volume still exists: serve it again.
+		if _, gerr := a.Store.Get(id); gerr == nil {
+			if xerr := a.Exports.AddExport(ExportPath(id), a.Store.VolumeDir(id), id); xerr != nil {
+				logging.FromContext(ctx).Error(xerr, "re-exporting volume after failed delete")
+			}
+		}
+		return nil, status.Errorf(codes.Internal, "server %s: deleting volume %s: %v", a.Name, id, err)
+	}
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+func (a *StorageAPI) get(id string) (volume.Volume, error) {
+	if id == "" {
+		return volume.Volume{}, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	v, err := a.Store.Get(id)
+	if err != nil {
+		return volume.Volume{}, status.Errorf(codes.NotFound, "volume %s does not exist on server %s", id, a.Name)
+	}
+	return v, nil
+}
+
+func (a *StorageAPI) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
+	v, err := a.get(req.GetVolumeId())
+	if err != nil {
+		return nil, err
+	}
+	return &csi.ControllerGetVolumeResponse{
+		Volume: a.csiVolume(v),
+		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{},
+	}, nil
+}
+
+func (a *StorageAPI) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	if _, err := a.get(req.GetVolumeId()); err != nil {
+		return nil, err
+	}
+	return validateVolumeCapabilities(req)
+}
+
+func (a *StorageAPI) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, err := a.get(req.GetVolumeId())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetCapacityRange() == nil {
+		return nil, status.Error(codes.InvalidArgument, "capacity range is required")
+	}
+	want, err := Capacity(req.GetCapacityRange())
+	if err != nil {
+		return nil, err
+	}
+	if lim := req.GetCapacityRange().GetLimitBytes(); lim > 0 && v.CapacityBytes > lim {
+		return nil, status.Errorf(codes.OutOfRange, "volume %s has %d bytes, more than the limit %d; volumes cannot shrink", v.ID, v.CapacityBytes, lim)
+	}
+	if want < v.CapacityBytes {
+		// "At least want" is already true.
+		return &csi.ControllerExpandVolumeResponse{CapacityBytes: v.CapacityBytes}, nil
+	}
+	if grow := want - v.CapacityBytes; grow > 0 {
+		avail, err := a.available()
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
+		}
+		if grow > avail {
+			return nil, status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, expansion needs %d more", a.Name, avail, grow)
+		}
+	}
+	nv, err := a.Store.Expand(v.ID, want)
+	if errors.Is(err, volume.ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "volume %s does not exist on server %s", v.ID, a.Name)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "server %s: expanding volume %s: %v", a.Name, v.ID, err)
+	}
+	return &csi.ControllerExpandVolumeResponse{CapacityBytes: nv.CapacityBytes}, nil
+}
+
+// ListVolumes pages through volumes in ID order; starting_token is the last
+// ID of the previous page.
+func (a *StorageAPI) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	if req.GetMaxEntries() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	after := req.GetStartingToken()
+	if after != "" && !volume.ValidID(after) {
+		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this server issued; restart listing without a token", after)
+	}
+	resp := &csi.ListVolumesResponse{}
+	for _, v := range a.Store.List() {
+		if v.ID <= after {
+			continue
+		}
+		if max := int(req.GetMaxEntries()); max > 0 && len(resp.Entries) == max {
+			resp.NextToken = resp.Entries[len(resp.Entries)-1].Volume.VolumeId
+			break
+		}
+		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{Volume: a.csiVolume(v)})
+	}
+	return resp, nil
+}
+
+func (a *StorageAPI) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
+	for _, c := range req.GetVolumeCapabilities() {
+		if checkCapability(c) != "" {
+			return &csi.GetCapacityResponse{}, nil
+		}
+	}
+	avail, err := a.available()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
+	}
+	return &csi.GetCapacityResponse{
+		AvailableCapacity: avail,
+		MaximumVolumeSize: wrapInt64(avail),
+	}, nil
+}
+
+func (a *StorageAPI) ControllerGetCapabilities(ctx context.Context, req *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	return ControllerCapabilities(), nil
+}
+
+// FormatBytes renders n with a binary unit for humans.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + "B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func wrapInt64(n int64) *wrapperspb.Int64Value { return wrapperspb.Int64(n) }

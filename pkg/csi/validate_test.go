@@ -1,0 +1,135 @@
+package csi
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func mountCap(mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeCapability {
+	return &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode},
+	}
+}
+
+func TestVolumeIDRoundTrip(t *testing.T) {
+	vid := VolumeID("srv-1.example", "0123456789abcdef")
+	s, id, err := ParseVolumeID(vid)
+	if err != nil || s != "srv-1.example" || id != "0123456789abcdef" {
+		t.Fatalf("ParseVolumeID(%q) = %q, %q, %v", vid, s, id, err)
+	}
+	for _, bad := range []string{
+		"", "0123456789abcdef", ":0123456789abcdef", "s1:", "s1:0123456789ABCDEF", "s1:0123",
+		"S1:0123456789abcdef", "-s:0123456789abcdef", "s/x:0123456789abcdef", "s1:../0123456789abcd",
+	} {
+		if _, _, err := ParseVolumeID(bad); err == nil {
+			t.Errorf("ParseVolumeID(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseServers(t *testing.T) {
+	refs, err := ParseServers("a=h1:1, b=[::1]:2")
+	if err != nil || len(refs) != 2 || refs[1] != (ServerRef{"b", "[::1]:2"}) {
+		t.Fatalf("ParseServers = %+v, %v", refs, err)
+	}
+	for _, bad := range []string{"", "a", "a=", "a=h:1,a=h:2", "A=h:1"} {
+		if _, err := ParseServers(bad); err == nil {
+			t.Errorf("ParseServers(%q) accepted", bad)
+		}
+	}
+}
+
+func TestValidateParameters(t *testing.T) {
+	ok := map[string]string{"csi.storage.k8s.io/pvc/name": "p", "csi.storage.k8s.io/pvc/namespace": "n", "csi.storage.k8s.io/pv/name": "v"}
+	if err := ValidateParameters(ok); err != nil {
+		t.Fatal(err)
+	}
+	err := ValidateParameters(map[string]string{"csi.storage.k8s.io/pvc/name": "p", "zeta": "1", "alpha": "2"})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), `"alpha", "zeta"`) {
+		t.Fatalf("unknown keys: %v", err)
+	}
+}
+
+func TestValidateCapabilities(t *testing.T) {
+	for _, m := range supportedModes {
+		if err := ValidateCapabilities([]*csi.VolumeCapability{mountCap(m)}); err != nil {
+			t.Errorf("mode %s: %v", m, err)
+		}
+	}
+	block := &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	}
+	ext4 := mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	ext4.GetMount().FsType = "ext4"
+	for name, caps := range map[string][]*csi.VolumeCapability{
+		"none":         nil,
+		"block":        {block},
+		"unknown mode": {mountCap(csi.VolumeCapability_AccessMode_UNKNOWN)},
+		"no type":      {{AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER}}},
+		"ext4":         {ext4},
+		"mixed":        {mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER), block},
+	} {
+		if err := ValidateCapabilities(caps); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+}
+
+func TestCapacity(t *testing.T) {
+	for _, c := range []struct {
+		req, lim, want int64
+		ok             bool
+	}{
+		{0, 0, DefaultCapacity, true},
+		{100, 0, 100, true},
+		{100, 200, 100, true},
+		{0, 200, 200, true},
+		{0, 4 << 30, DefaultCapacity, true},
+		{300, 200, 0, false},
+		{-1, 0, 0, false},
+	} {
+		got, err := Capacity(&csi.CapacityRange{RequiredBytes: c.req, LimitBytes: c.lim})
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("Capacity(%d, %d) = %d, %v", c.req, c.lim, got, err)
+		}
+	}
+}
+
+func TestValidateCreate(t *testing.T) {
+	good := &csi.CreateVolumeRequest{Name: "n", VolumeCapabilities: []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)}}
+	if _, err := ValidateCreate(good); err != nil {
+		t.Fatal(err)
+	}
+	noName := &csi.CreateVolumeRequest{VolumeCapabilities: good.VolumeCapabilities}
+	badParam := &csi.CreateVolumeRequest{Name: "n", VolumeCapabilities: good.VolumeCapabilities, Parameters: map[string]string{"x": "y"}}
+	clone := &csi.CreateVolumeRequest{Name: "n", VolumeCapabilities: good.VolumeCapabilities,
+		VolumeContentSource: &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: "s:0123456789abcdef"}}}}
+	for _, r := range []*csi.CreateVolumeRequest{noName, badParam, clone} {
+		if _, err := ValidateCreate(r); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%v: %v", r, err)
+		}
+	}
+}
+
+func TestParseEndpoint(t *testing.T) {
+	for ep, want := range map[string]string{
+		"unix:///tmp/x.sock": "unix /tmp/x.sock", "unix:rel.sock": "unix rel.sock",
+		"tcp://127.0.0.1:1": "tcp 127.0.0.1:1", "127.0.0.1:2": "tcp 127.0.0.1:2",
+	} {
+		n, a, err := ParseEndpoint(ep)
+		if err != nil || n+" "+a != want {
+			t.Errorf("ParseEndpoint(%q) = %q %q %v", ep, n, a, err)
+		}
+	}
+	for _, bad := range []string{"http://x", "unix://", ""} {
+		if _, _, err := ParseEndpoint(bad); err == nil {
+			t.Errorf("ParseEndpoint(%q) accepted", bad)
+		}
+	}
+}

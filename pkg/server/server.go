@@ -1,0 +1,178 @@
+// Package server is Hangar's storage server role: a volume store on a local
+// data directory, exported by the embedded NFSv3 server, and managed through
+// a gRPC API (the CSI Controller service over local volume IDs, see
+// csi.StorageAPI).
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+
+	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/nfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
+	"github.com/hangar-csi/hangar/pkg/volume"
+	"github.com/hangar-csi/hangar/pkg/volume/localfs"
+)
+
+// Options configure a storage server.
+type Options struct {
+	DataDir   string
+	Name      string // server name, the prefix of its volumes' CSI IDs
+	NFSListen string // host:port for NFS and MOUNT
+	APIListen string // CSI endpoint (tcp host:port or unix://) for the management API
+	// Advertise is the host:port clients mount; default: the NFS listener's
+	// address, with an unspecified host replaced by this machine's first
+	// non-loopback address.
+	Advertise string
+	NFS       rpc.Options
+	Log       logr.Logger
+}
+
+// Server is a running storage server.
+type Server struct {
+	log   logr.Logger
+	store *volume.Store
+	fs    *localfs.FS
+	nfs   *rpc.Server
+	grpc  *grpc.Server
+	nfsL  net.Listener
+	apiL  net.Listener
+	api   *csi.StorageAPI
+	adv   string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the data directory, exports its volumes and listens; Serve
+// starts answering.
+func New(o Options) (s *Server, err error) {
+	if err := csi.ValidServerName(o.Name); err != nil {
+		return nil, err
+	}
+	s = &Server{log: o.Log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.store, err = volume.Open(o.DataDir, o.Log.WithName("store")); err != nil {
+		return nil, err
+	}
+	if s.fs, err = localfs.New(localfs.Options{KeyFile: filepath.Join(o.DataDir, "handle.key"), Log: o.Log.WithName("localfs")}); err != nil {
+		return nil, fmt.Errorf("starting local file system: %w", err)
+	}
+	if s.nfsL, err = net.Listen("tcp", o.NFSListen); err != nil {
+		return nil, fmt.Errorf("NFS listener: %w", err)
+	}
+	if s.apiL, err = csi.Listen(o.APIListen); err != nil {
+		return nil, fmt.Errorf("API listener: %w", err)
+	}
+	s.adv = o.Advertise
+	if s.adv == "" {
+		s.adv = advertiseAddr(s.nfsL.Addr().(*net.TCPAddr))
+	}
+	s.api = &csi.StorageAPI{Store: s.store, Exports: s.fs, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
+	if err := s.api.ExportAll(); err != nil {
+		return nil, err
+	}
+	nfsOpts := o.NFS
+	if nfsOpts.Log.GetSink() == nil {
+		nfsOpts.Log = o.Log.WithName("nfs")
+	}
+	s.nfs = nfs.NewServer(s.fs, nfsOpts)
+	s.grpc = csi.NewGRPCServer(o.Log.WithName("api"))
+	s.api.Register(s.grpc)
+	return s, nil
+}
+
+// NFSAddr is the address clients mount (advertised).
+func (s *Server) NFSAddr() string { return s.adv }
+
+// NFSListenAddr is the NFS listener's actual address.
+func (s *Server) NFSListenAddr() string { return s.nfsL.Addr().String() }
+
+// APIAddr is the management API listener's address.
+func (s *Server) APIAddr() string { return s.apiL.Addr().String() }
+
+// Store is the server's volume store.
+func (s *Server) Store() *volume.Store { return s.store }
+
+// Serve answers NFS and API requests until Close; it returns the first
+// serving error, or nil after Close.
+func (s *Server) Serve() error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.nfs.Serve(s.nfsL) }()
+	go func() { errc <- s.grpc.Serve(s.apiL) }()
+	s.log.Info("storage server serving", "nfs", s.nfsL.Addr().String(), "advertise", s.adv, "api", s.apiL.Addr().String(), "volumes", len(s.store.List()))
+	err := <-errc
+	s.Close()
+	err2 := <-errc
+	if errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	if err == nil && !errors.Is(err2, grpc.ErrServerStopped) && !errors.Is(err2, net.ErrClosed) {
+		err = err2
+	}
+	return err
+}
+
+// Close stops serving (letting running API calls finish) and releases the
+// data directory.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.grpc != nil {
+			s.grpc.GracefulStop()
+		} else if s.apiL != nil {
+			s.apiL.Close()
+		}
+		if s.nfs != nil {
+			errs = append(errs, s.nfs.Close())
+		} else if s.nfsL != nil {
+			s.nfsL.Close()
+		}
+		if s.fs != nil {
+			errs = append(errs, s.fs.Close())
+		}
+		if s.store != nil {
+			errs = append(errs, s.store.Close())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// advertiseAddr picks the address clients should mount for listener a.
+func advertiseAddr(a *net.TCPAddr) string {
+	if !a.IP.IsUnspecified() {
+		return a.String()
+	}
+	host := "127.0.0.1"
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, ia := range addrs {
+			if ipn, ok := ia.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				host = ipn.IP.String()
+				break
+			}
+		}
+	}
+	return net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+// DefaultName derives a server name from a host name.
+func DefaultName(hostname string) string {
+	n := strings.ToLower(hostname)
+	if csi.ValidServerName(n) == nil {
+		return n
+	}
+	return "local"
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
+)
+
+func start(t *testing.T, dir, nfsAddr string) (*Server, csipb.ControllerClient, func()) {
+	t.Helper()
+	srv, err := New(Options{DataDir: dir, Name: "t", NFSListen: nfsAddr, APIListen: "127.0.0.1:0", Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve() }()
+	conn, err := grpc.NewClient("passthrough:///"+srv.APIAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := func() {
+		conn.Close()
+		srv.Close()
+		if err := <-errc; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}
+	return srv, csipb.NewControllerClient(conn), stop
+}
+
+func createVolume(t *testing.T, c csipb.ControllerClient, name string) *csipb.Volume {
+	t.Helper()
+	r, err := c.CreateVolume(context.Background(), &csipb.CreateVolumeRequest{
+		Name:          name,
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: 1 << 20},
+		VolumeCapabilities: []*csipb.VolumeCapability{{
+			AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
+			AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Volume
+}
+
+// TestExportsFollowVolumes checks over real NFS that volumes are exported
+// when created, unexported when deleted, and exported again after a
+// restart with their file handles still valid.
+func TestExportsFollowVolumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "data")
+	srv, c, stop := start(t, dir, "127.0.0.1:0")
+	nfsAddr := srv.NFSListenAddr()
+	keep := createVolume(t, c, "keep")
+	gone := createVolume(t, c, "gone")
+	if keep.VolumeContext[csi.ContextAddress] != nfsAddr || keep.VolumeContext[csi.ContextExport] != "/"+keep.VolumeId {
+		t.Fatalf("volume context %v (NFS at %s)", keep.VolumeContext, nfsAddr)
+	}
+	for _, v := range []*csipb.Volume{keep, gone} {
+		if err := ProbeNFS(ctx, nfsAddr, v.VolumeContext[csi.ContextExport]); err != nil {
+			t.Fatalf("probe %s: %v", v.VolumeId, err)
+		}
+	}
+	nc, err := nfsclient.Dial(ctx, nfsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := nc.Mount(ctx, "/"+keep.VolumeId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	if _, err := c.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: gone.VolumeId}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ProbeNFS(ctx, nfsAddr, "/"+gone.VolumeId); err == nil {
+		t.Fatal("deleted volume still exported")
+	}
+	stop()
+
+	// Restart on the same port: the surviving volume is exported again
+	// and the root handle obtained before the restart still works.
+	srv, c, stop = start(t, dir, nfsAddr)
+	defer stop()
+	if err := ProbeNFS(ctx, nfsAddr, "/"+keep.VolumeId); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	if err := ProbeNFS(ctx, nfsAddr, "/"+gone.VolumeId); err == nil {
+		t.Fatal("deleted volume exported after restart")
+	}
+	nc, err = nfsclient.Dial(ctx, nfsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.GetAttr(ctx, root); err != nil {
+		t.Fatalf("pre-restart handle: %v", err)
+	}
+	lr, err := c.ListVolumes(ctx, &csipb.ListVolumesRequest{})
+	if err != nil || len(lr.Entries) != 1 || lr.Entries[0].Volume.VolumeId != keep.VolumeId {
+		t.Fatalf("list after restart: %v %v", lr, err)
+	}
+}

@@ -1,0 +1,159 @@
+// Package sanity runs the CSI sanity suite (csi-test v5) against Hangar's
+// real roles wired over real sockets: storage servers (NFS and management
+// API on 127.0.0.1 TCP), the controller and the node plugin on unix
+// sockets, either split (as in a cluster) or all on one socket (as in
+// "hangar run"). The node uses the recording mounter (this host has no NFS
+// client), but only after its real NFS probe (MOUNT + GETATTR) succeeded
+// against the storage server.
+//
+// Ginkgo runs one suite per process, so each topology has its own test
+// package: this one (split, two storage servers) and ./allinone.
+package sanity
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
+	"google.golang.org/grpc"
+	mount "k8s.io/mount-utils"
+
+	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/logging"
+	"github.com/hangar-csi/hangar/pkg/server"
+)
+
+// idGen makes volume IDs of Hangar's form on a configured server, which
+// therefore reach the storage server and exercise its "not found" paths.
+type idGen struct{}
+
+var firstServer string
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (idGen) GenerateUniqueValidVolumeID() string { return csi.VolumeID(firstServer, randHex(8)) }
+func (idGen) GenerateInvalidVolumeID() string     { return "not-a-hangar-volume-id" }
+func (idGen) GenerateUniqueValidNodeID() string   { return "node-" + randHex(4) }
+func (idGen) GenerateInvalidNodeID() string       { return "no-such-node" }
+
+func listenAndServe(t *testing.T, g *grpc.Server, endpoint string) {
+	t.Helper()
+	l, err := csi.Listen(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); g.Serve(l) }()
+	t.Cleanup(func() { g.Stop(); <-done })
+}
+
+func testLogger(t *testing.T) logr.Logger {
+	if os.Getenv("HANGAR_SANITY_LOG") != "" {
+		return logging.New(os.Stderr, "text", 1)
+	}
+	return logr.Discard()
+}
+
+// Options choose the topology.
+type Options struct {
+	Servers  []string // storage server names; the first gets the IDGen's IDs
+	AllInOne bool     // Identity, Controller and Node on one socket
+}
+
+// Run starts the topology and runs the sanity suite against it.
+func Run(t *testing.T, o Options) {
+	log := testLogger(t)
+	dir := t.TempDir()
+	firstServer = o.Servers[0]
+
+	var refs []csi.ServerRef
+	for _, name := range o.Servers {
+		srv, err := server.New(server.Options{
+			DataDir:   filepath.Join(dir, name),
+			Name:      name,
+			NFSListen: "127.0.0.1:0",
+			APIListen: "127.0.0.1:0",
+			Log:       log.WithName(name),
+		})
+		if err != nil {
+			t.Fatalf("starting storage server %s: %v", name, err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve() }()
+		t.Cleanup(func() {
+			srv.Close()
+			if err := <-errc; err != nil {
+				t.Errorf("storage server %s: %v", name, err)
+			}
+		})
+		refs = append(refs, csi.ServerRef{Name: name, Addr: srv.APIAddr()})
+	}
+
+	ctrl, err := csi.NewController(refs, log.WithName("controller"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctrl.Close() })
+	ctrlSock := "unix://" + filepath.Join(dir, "controller.sock")
+	nodeSock := "unix://" + filepath.Join(dir, "node.sock")
+	if o.AllInOne {
+		nodeSock = ctrlSock
+	}
+	g := csi.NewGRPCServer(log.WithName("controller"))
+	csipb.RegisterIdentityServer(g, &csi.Identity{})
+	csipb.RegisterControllerServer(g, ctrl)
+
+	// Count successful real probes, to prove every recorded mount was
+	// preceded by real NFS traffic.
+	var probes atomic.Int64
+	mounts := int64(0)
+	mounter := mount.NewFakeMounter(nil)
+	probe := func(ctx context.Context, addr, export string) error {
+		err := server.ProbeNFS(ctx, addr, export)
+		if err == nil {
+			probes.Add(1)
+		}
+		return err
+	}
+	node := &csi.Node{NodeID: "sanity-node", Mounter: mounter, Probe: probe}
+	if o.AllInOne {
+		csipb.RegisterNodeServer(g, node)
+	} else {
+		ng := csi.NewGRPCServer(log.WithName("node"))
+		csipb.RegisterIdentityServer(ng, &csi.Identity{})
+		csipb.RegisterNodeServer(ng, node)
+		listenAndServe(t, ng, nodeSock)
+	}
+	listenAndServe(t, g, ctrlSock)
+
+	cfg := sanity.NewTestConfig()
+	cfg.Address = nodeSock
+	cfg.ControllerAddress = ctrlSock
+	cfg.TargetPath = filepath.Join(dir, "target")
+	cfg.StagingPath = filepath.Join(dir, "staging")
+	cfg.TestVolumeSize = 64 << 20
+	cfg.TestVolumeExpandSize = 128 << 20
+	cfg.IDGen = idGen{}
+	sanity.Test(t, cfg)
+
+	for _, a := range mounter.GetLog() {
+		if a.Action == mount.FakeActionMount {
+			mounts++
+		}
+	}
+	t.Logf("node recorded %d mounts after %d successful NFS probes", mounts, probes.Load())
+	if mounts == 0 || probes.Load() < mounts {
+		t.Errorf("recorded %d mounts but only %d real NFS probes succeeded", mounts, probes.Load())
+	}
+}
