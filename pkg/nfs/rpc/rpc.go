@@ -51,7 +51,9 @@ const (
 )
 
 // Cred is the caller's identity. For AUTH_NONE it is the anonymous user
-// (Flavor AuthNone, UID/GID 65534).
+// (Flavor AuthNone, UID/GID 65534). The server shares Machine and GIDs
+// between calls of a connection and never modifies them, so a handler may
+// keep them but must not modify GIDs.
 type Cred struct {
 	Flavor  uint32
 	Machine string

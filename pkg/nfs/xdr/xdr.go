@@ -115,7 +115,36 @@ func (r *Reader) String(max int) string { return string(r.Opaque(max)) }
 
 // Writer appends XDR values to a buffer.
 type Writer struct {
-	buf []byte
+	buf  []byte
+	grow GrowFunc
+}
+
+// GrowFunc returns a buffer that holds b's contents (len(b) bytes) and has
+// room for at least n more. It lets an owner of pooled buffers swap in a
+// bigger pooled buffer instead of letting append allocate one.
+type GrowFunc func(b []byte, n int) []byte
+
+// SetGrow makes w call f whenever it needs more capacity. Nil restores the
+// default (allocate, doubling). As with append, slices obtained earlier
+// from Reserve or Bytes stop aliasing w's buffer once it grows: keep
+// offsets, not slices, across writes.
+func (w *Writer) SetGrow(f GrowFunc) { w.grow = f }
+
+// ensure makes room for n more bytes.
+func (w *Writer) ensure(n int) {
+	if cap(w.buf)-len(w.buf) < n {
+		w.more(n)
+	}
+}
+
+func (w *Writer) more(n int) {
+	if w.grow != nil {
+		w.buf = w.grow(w.buf, n)
+		return
+	}
+	nb := make([]byte, len(w.buf), 2*cap(w.buf)+n)
+	copy(nb, w.buf)
+	w.buf = nb
 }
 
 // NewWriter returns a Writer appending to b[:0].
@@ -134,13 +163,19 @@ func (w *Writer) Len() int { return len(w.buf) }
 func (w *Writer) Truncate(n int) { w.buf = w.buf[:n] }
 
 // Uint32 writes an unsigned int.
-func (w *Writer) Uint32(v uint32) { w.buf = binary.BigEndian.AppendUint32(w.buf, v) }
+func (w *Writer) Uint32(v uint32) {
+	w.ensure(4)
+	w.buf = binary.BigEndian.AppendUint32(w.buf, v)
+}
 
 // Int32 writes a signed int.
 func (w *Writer) Int32(v int32) { w.Uint32(uint32(v)) }
 
 // Uint64 writes an unsigned hyper.
-func (w *Writer) Uint64(v uint64) { w.buf = binary.BigEndian.AppendUint64(w.buf, v) }
+func (w *Writer) Uint64(v uint64) {
+	w.ensure(8)
+	w.buf = binary.BigEndian.AppendUint64(w.buf, v)
+}
 
 // Bool writes a bool.
 func (w *Writer) Bool(v bool) {
@@ -153,6 +188,7 @@ func (w *Writer) Bool(v bool) {
 
 // Fixed writes fixed-length opaque data plus padding.
 func (w *Writer) Fixed(b []byte) {
+	w.ensure(pad(len(b)))
 	w.buf = append(w.buf, b...)
 	w.buf = append(w.buf, zeros[:pad(len(b))-len(b)]...)
 }
@@ -166,6 +202,7 @@ func (w *Writer) Opaque(b []byte) {
 // String writes a string.
 func (w *Writer) String(s string) {
 	w.Uint32(uint32(len(s)))
+	w.ensure(pad(len(s)))
 	w.buf = append(w.buf, s...)
 	w.buf = append(w.buf, zeros[:pad(len(s))-len(s)]...)
 }
@@ -176,11 +213,7 @@ func (w *Writer) String(s string) {
 func (w *Writer) Reserve(n int) []byte {
 	start := len(w.buf)
 	need := pad(n)
-	if cap(w.buf)-start < need {
-		nb := make([]byte, start, 2*cap(w.buf)+need)
-		copy(nb, w.buf)
-		w.buf = nb
-	}
+	w.ensure(need)
 	w.buf = w.buf[:start+need]
 	clear(w.buf[start+n : start+need])
 	return w.buf[start : start+n]
