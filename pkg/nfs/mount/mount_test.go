@@ -1,0 +1,141 @@
+package mount
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs3/memfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
+	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+type deniedFS struct{ *memfs.FS }
+
+func (deniedFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
+	return nil, vfs.ErrNotAllowed
+}
+
+func serve(t *testing.T, h *Handler, proc uint32, ip string, args []byte) (rpc.AcceptStat, *xdr.Reader) {
+	t.Helper()
+	w := xdr.NewWriter(nil)
+	c := &rpc.Call{Prog: Program, Vers: Version, Proc: proc, Args: args,
+		Remote: &net.TCPAddr{IP: net.ParseIP(ip), Port: 700}}
+	st := h.Serve(context.Background(), c, w)
+	return st, xdr.NewReader(w.Bytes())
+}
+
+func path(p string) []byte {
+	w := xdr.NewWriter(nil)
+	w.String(p)
+	return w.Bytes()
+}
+
+func dump(t *testing.T, h *Handler) []string {
+	t.Helper()
+	st, r := serve(t, h, ProcDump, "10.0.0.1", nil)
+	if st != rpc.Success {
+		t.Fatalf("DUMP: %d", st)
+	}
+	var out []string
+	for r.Bool() {
+		out = append(out, r.String(MaxName)+":"+r.String(MaxPath))
+	}
+	if r.Err() != nil || len(r.Remaining()) != 0 {
+		t.Fatalf("DUMP reply: %v", r.Err())
+	}
+	return out
+}
+
+func TestMount(t *testing.T) {
+	fs := memfs.New()
+	root := fs.AddExport("/a")
+	fs.AddExport("/b")
+	h := NewHandler(fs, logr.Discard())
+
+	st, r := serve(t, h, ProcMnt, "10.0.0.1", path("/a"))
+	if st != rpc.Success || r.Uint32() != StatusOK {
+		t.Fatal("MNT /a failed")
+	}
+	if got := r.Opaque(64); !bytes.Equal(got, root) {
+		t.Errorf("MNT handle %x want %x", got, root)
+	}
+	if n := r.Uint32(); n != 2 || r.Uint32() != rpc.AuthSys || r.Uint32() != rpc.AuthNone || len(r.Remaining()) != 0 {
+		t.Errorf("auth flavors wrong (%d)", n)
+	}
+	serve(t, h, ProcMnt, "10.0.0.2", path("/b"))
+	serve(t, h, ProcMnt, "10.0.0.1", path("/b"))
+	serve(t, h, ProcMnt, "10.0.0.1", path("/b")) // recorded once
+	if got, want := strings.Join(dump(t, h), " "), "10.0.0.1:/a 10.0.0.1:/b 10.0.0.2:/b"; got != want {
+		t.Errorf("DUMP %q want %q", got, want)
+	}
+	serve(t, h, ProcUmnt, "10.0.0.1", path("/a"))
+	if got, want := strings.Join(dump(t, h), " "), "10.0.0.1:/b 10.0.0.2:/b"; got != want {
+		t.Errorf("after UMNT: %q want %q", got, want)
+	}
+	serve(t, h, ProcUmntAll, "10.0.0.1", nil)
+	if got, want := strings.Join(dump(t, h), " "), "10.0.0.2:/b"; got != want {
+		t.Errorf("after UMNTALL: %q want %q", got, want)
+	}
+
+	for _, c := range []struct {
+		path string
+		want uint32
+	}{
+		{"/nope", StatusNoEnt},
+		{strings.Repeat("x", 1025), StatusNameTooLong},
+	} {
+		st, r := serve(t, h, ProcMnt, "10.0.0.1", path(c.path))
+		if s := r.Uint32(); st != rpc.Success || s != c.want || len(r.Remaining()) != 0 {
+			t.Errorf("MNT %.20q: %d/%d want %d", c.path, st, s, c.want)
+		}
+	}
+	hd := NewHandler(deniedFS{fs}, logr.Discard())
+	if _, r := serve(t, hd, ProcMnt, "10.0.0.1", path("/a")); r.Uint32() != StatusAcces {
+		t.Error("MNT not allowed: want ACCES")
+	}
+	if len(dump(t, hd)) != 0 {
+		t.Error("refused mount recorded")
+	}
+
+	st, r = serve(t, h, ProcExport, "10.0.0.1", nil)
+	var exports []string
+	for r.Bool() {
+		exports = append(exports, r.String(MaxPath))
+		if r.Bool() {
+			t.Error("export has groups")
+		}
+	}
+	if st != rpc.Success || strings.Join(exports, " ") != "/a /b" || len(r.Remaining()) != 0 {
+		t.Errorf("EXPORT %v", exports)
+	}
+
+	for _, proc := range []uint32{ProcMnt, ProcUmnt} {
+		if st, _ := serve(t, h, proc, "10.0.0.1", []byte{0, 0, 0, 9, 'x'}); st != rpc.GarbageArgs {
+			t.Errorf("proc %d truncated: %d", proc, st)
+		}
+	}
+	if st, _ := serve(t, h, 6, "10.0.0.1", nil); st != rpc.ProcUnavail {
+		t.Errorf("proc 6: %d", st)
+	}
+}
+
+func TestMountListBounded(t *testing.T) {
+	fs := memfs.New()
+	fs.AddExport("/a")
+	h := NewHandler(fs, logr.Discard())
+	for i := range MaxMounts + 10 {
+		ip := net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)).String()
+		if _, r := serve(t, h, ProcMnt, ip, path("/a")); r.Uint32() != StatusOK {
+			t.Fatal("MNT failed")
+		}
+	}
+	if n := len(dump(t, h)); n != MaxMounts {
+		t.Errorf("mount list has %d entries, want %d", n, MaxMounts)
+	}
+}

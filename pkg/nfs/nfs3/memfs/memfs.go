@@ -1,0 +1,770 @@
+// Package memfs is an in-memory vfs.FS for protocol tests and benchmarks of
+// the NFS layer. It follows the vfs contract closely enough to exercise the
+// protocol code (exclusive create verifiers, stable readdir cookies, wcc
+// data, per-export fsids) but checks no permissions and persists nothing.
+package memfs
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+const handleSize = 16 // fsid, fileid
+
+// FS is an in-memory vfs.FS. The zero value is not usable; call New.
+type FS struct {
+	// Fault, if set, is consulted at the start of every operation with its
+	// name ("GetAttr", "Read", ...); a non-nil result is returned as the
+	// operation's error. Tests use it to drive error paths.
+	Fault func(op string) error
+	// MaxFileSize bounds file sizes (default 4 GiB); writes and truncations
+	// beyond it fail with EFBIG.
+	MaxFileSize uint64
+
+	mu      sync.Mutex
+	exports map[string]*node
+	nodes   map[uint64]*node
+	nextID  uint64
+	nextFS  uint64
+	verf    vfs.Verifier
+	now     func() time.Time
+}
+
+type node struct {
+	id, fsid uint64
+	attr     vfs.Attr
+	data     []byte
+	target   string
+	dir      *dirState
+	excl     *vfs.Verifier // exclusive create verifier, until attributes are set
+}
+
+type dirState struct {
+	parent  *node
+	entries map[string]*dirent
+	seq     uint64 // last cookie handed out
+}
+
+type dirent struct {
+	name   string
+	n      *node
+	cookie uint64
+}
+
+// New returns an empty FS with no exports.
+func New() *FS {
+	return &FS{
+		exports:     map[string]*node{},
+		nodes:       map[uint64]*node{},
+		nextID:      1,
+		nextFS:      1,
+		verf:        vfs.Verifier{'m', 'e', 'm', 'f', 's', 0, 0, 1},
+		MaxFileSize: 1 << 32,
+		now:         time.Now,
+	}
+}
+
+// AddExport creates an empty root directory exported at path.
+func (f *FS) AddExport(path string) vfs.Handle {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fsid := f.nextFS
+	f.nextFS++
+	root := f.newNode(fsid, vfs.TypeDirectory, 0o755)
+	root.dir.parent = root
+	f.exports[path] = root
+	return handleOf(root)
+}
+
+// SetWriteVerifier changes the verifier, as a server restart would.
+func (f *FS) SetWriteVerifier(v vfs.Verifier) {
+	f.mu.Lock()
+	f.verf = v
+	f.mu.Unlock()
+}
+
+func (f *FS) newNode(fsid uint64, t vfs.FileType, mode uint32) *node {
+	id := f.nextID
+	f.nextID++
+	now := f.now()
+	n := &node{id: id, fsid: fsid}
+	n.attr = vfs.Attr{Type: t, Mode: mode & 07777, Nlink: 1, FSID: fsid, FileID: id,
+		Atime: now, Mtime: now, Ctime: now}
+	if t == vfs.TypeDirectory {
+		n.dir = &dirState{entries: map[string]*dirent{}}
+		n.attr.Nlink = 2
+		n.attr.Size = 4096
+		n.attr.Used = 4096
+	}
+	f.nodes[id] = n
+	return n
+}
+
+func handleOf(n *node) vfs.Handle {
+	h := make(vfs.Handle, handleSize)
+	binary.BigEndian.PutUint64(h, n.fsid)
+	binary.BigEndian.PutUint64(h[8:], n.id)
+	return h
+}
+
+func (f *FS) get(h vfs.Handle) (*node, error) {
+	if len(h) != handleSize {
+		return nil, vfs.ErrBadHandle
+	}
+	n := f.nodes[binary.BigEndian.Uint64(h[8:])]
+	if n == nil || n.fsid != binary.BigEndian.Uint64(h) {
+		return nil, vfs.ErrStale
+	}
+	return n, nil
+}
+
+func (f *FS) getDir(h vfs.Handle) (*node, error) {
+	n, err := f.get(h)
+	if err != nil {
+		return nil, err
+	}
+	if n.dir == nil {
+		return nil, syscall.ENOTDIR
+	}
+	return n, nil
+}
+
+func (f *FS) fault(op string) error {
+	if f.Fault != nil {
+		return f.Fault(op)
+	}
+	return nil
+}
+
+func (n *node) attrCopy() *vfs.Attr {
+	a := n.attr
+	return &a
+}
+
+func (n *node) pre() *vfs.WccAttr {
+	return &vfs.WccAttr{Size: n.attr.Size, Mtime: n.attr.Mtime, Ctime: n.attr.Ctime}
+}
+
+func (f *FS) touch(n *node) {
+	now := f.now()
+	n.attr.Mtime, n.attr.Ctime = now, now
+}
+
+// Exports implements vfs.FS.
+func (f *FS) Exports() []vfs.Export {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []vfs.Export
+	for p := range f.exports {
+		out = append(out, vfs.Export{Path: p})
+	}
+	slices.SortFunc(out, func(a, b vfs.Export) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// Mount implements vfs.FS.
+func (f *FS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
+	if err := f.fault("Mount"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	root, ok := f.exports[path]
+	if !ok {
+		return nil, vfs.ErrNoExport
+	}
+	return handleOf(root), nil
+}
+
+// GetAttr implements vfs.FS.
+func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
+	if err := f.fault("GetAttr"); err != nil {
+		return vfs.Attr{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.get(h)
+	if err != nil {
+		return vfs.Attr{}, err
+	}
+	return n.attr, nil
+}
+
+// SetAttr implements vfs.FS.
+func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAttr, guard *time.Time) (vfs.Wcc, error) {
+	if err := f.fault("SetAttr"); err != nil {
+		return vfs.Wcc{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.get(h)
+	if err != nil {
+		return vfs.Wcc{}, err
+	}
+	wcc := vfs.Wcc{Before: n.pre()}
+	if guard != nil && !guard.Equal(n.attr.Ctime) {
+		wcc.After = n.attrCopy()
+		return wcc, vfs.ErrNotSync
+	}
+	if err := f.apply(n, sa); err != nil {
+		wcc.After = n.attrCopy()
+		return wcc, err
+	}
+	wcc.After = n.attrCopy()
+	return wcc, nil
+}
+
+func (f *FS) apply(n *node, sa vfs.SetAttr) error {
+	if sa.Size != nil {
+		if n.dir != nil {
+			return syscall.EISDIR
+		}
+		if n.attr.Type != vfs.TypeRegular {
+			return syscall.EINVAL
+		}
+		if *sa.Size > f.MaxFileSize {
+			return syscall.EFBIG
+		}
+		sz := int(*sa.Size)
+		if sz <= len(n.data) {
+			n.data = n.data[:sz]
+		} else {
+			n.data = append(n.data, make([]byte, sz-len(n.data))...)
+		}
+		n.attr.Size, n.attr.Used = uint64(sz), uint64(sz)
+		f.touch(n)
+	}
+	if sa.Mode != nil {
+		n.attr.Mode = *sa.Mode & 07777
+	}
+	if sa.UID != nil {
+		n.attr.UID = *sa.UID
+	}
+	if sa.GID != nil {
+		n.attr.GID = *sa.GID
+	}
+	now := f.now()
+	switch sa.Atime.How {
+	case vfs.TimeServer:
+		n.attr.Atime = now
+	case vfs.TimeClient:
+		n.attr.Atime = sa.Atime.Time
+	}
+	switch sa.Mtime.How {
+	case vfs.TimeServer:
+		n.attr.Mtime = now
+	case vfs.TimeClient:
+		n.attr.Mtime = sa.Mtime.Time
+	}
+	n.attr.Ctime = now
+	n.excl = nil
+	return nil
+}
+
+// Lookup implements vfs.FS.
+func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Handle, vfs.Attr, *vfs.Attr, error) {
+	if err := f.fault("Lookup"); err != nil {
+		return nil, vfs.Attr{}, nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, err := f.getDir(dir)
+	if err != nil {
+		return nil, vfs.Attr{}, nil, err
+	}
+	var n *node
+	switch name {
+	case ".":
+		n = d
+	case "..":
+		n = d.dir.parent
+	default:
+		e := d.dir.entries[name]
+		if e == nil {
+			return nil, vfs.Attr{}, d.attrCopy(), syscall.ENOENT
+		}
+		n = e.n
+	}
+	return handleOf(n), n.attr, d.attrCopy(), nil
+}
+
+// Access implements vfs.FS: everything is granted.
+func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) (uint32, vfs.Attr, error) {
+	if err := f.fault("Access"); err != nil {
+		return 0, vfs.Attr{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.get(h)
+	if err != nil {
+		return 0, vfs.Attr{}, err
+	}
+	return want, n.attr, nil
+}
+
+// Readlink implements vfs.FS.
+func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *vfs.Attr, error) {
+	if err := f.fault("Readlink"); err != nil {
+		return "", nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.get(h)
+	if err != nil {
+		return "", nil, err
+	}
+	if n.attr.Type != vfs.TypeSymlink {
+		return "", n.attrCopy(), syscall.EINVAL
+	}
+	return n.target, n.attrCopy(), nil
+}
+
+// Read implements vfs.FS.
+func (f *FS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf []byte) (int, bool, *vfs.Attr, error) {
+	if err := f.fault("Read"); err != nil {
+		return 0, false, nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.get(h)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	switch {
+	case n.dir != nil:
+		return 0, false, n.attrCopy(), syscall.EISDIR
+	case n.attr.Type != vfs.TypeRegular:
+		return 0, false, n.attrCopy(), syscall.EINVAL
+	}
+	if off >= uint64(len(n.data)) {
+		return 0, true, n.attrCopy(), nil
+	}
+	k := copy(buf, n.data[off:])
+	return k, off+uint64(k) >= uint64(len(n.data)), n.attrCopy(), nil
+}
+
+// Write implements vfs.FS. Everything is "stable" at once.
+func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
+	if err := f.fault("Write"); err != nil {
+		return 0, 0, vfs.Wcc{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.get(h)
+	if err != nil {
+		return 0, 0, vfs.Wcc{}, err
+	}
+	wcc := vfs.Wcc{Before: n.pre()}
+	switch {
+	case n.dir != nil:
+		wcc.After = n.attrCopy()
+		return 0, 0, wcc, syscall.EISDIR
+	case n.attr.Type != vfs.TypeRegular:
+		wcc.After = n.attrCopy()
+		return 0, 0, wcc, syscall.EINVAL
+	case off > f.MaxFileSize || off+uint64(len(data)) > f.MaxFileSize:
+		wcc.After = n.attrCopy()
+		return 0, 0, wcc, syscall.EFBIG
+	}
+	end := int(off) + len(data)
+	if end > len(n.data) {
+		n.data = append(n.data, make([]byte, end-len(n.data))...)
+	}
+	copy(n.data[off:], data)
+	n.attr.Size, n.attr.Used = uint64(len(n.data)), uint64(len(n.data))
+	f.touch(n)
+	wcc.After = n.attrCopy()
+	return len(data), vfs.FileSync, wcc, nil
+}
+
+// create makes a new object named name in d.
+func (f *FS) create(d *node, name string, t vfs.FileType, sa vfs.SetAttr) (*node, error) {
+	if _, ok := d.dir.entries[name]; ok {
+		return nil, syscall.EEXIST
+	}
+	mode := uint32(0o644)
+	if t == vfs.TypeDirectory {
+		mode = 0o755
+	}
+	if sa.Mode != nil {
+		mode = *sa.Mode
+	}
+	n := f.newNode(d.fsid, t, mode)
+	if t == vfs.TypeDirectory {
+		n.dir.parent = d
+		d.attr.Nlink++
+	}
+	f.link(d, name, n)
+	sa.Mode = nil
+	if err := f.apply(n, sa); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (f *FS) link(d *node, name string, n *node) {
+	d.dir.seq++
+	d.dir.entries[name] = &dirent{name: name, n: n, cookie: d.dir.seq}
+	f.touch(d)
+}
+
+func (f *FS) dirOp(op string, dir vfs.Handle) (*node, vfs.Wcc, error) {
+	if err := f.fault(op); err != nil {
+		return nil, vfs.Wcc{}, err
+	}
+	d, err := f.getDir(dir)
+	if err != nil {
+		return nil, vfs.Wcc{}, err
+	}
+	return d, vfs.Wcc{Before: d.pre()}, nil
+}
+
+// Create implements vfs.FS.
+func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, wcc, err := f.dirOp("Create", dir)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	if e, ok := d.dir.entries[name]; ok {
+		switch {
+		case how == vfs.CreateExclusive && e.n.excl != nil && *e.n.excl == verf:
+			return handleOf(e.n), e.n.attrCopy(), vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, nil
+		case how == vfs.CreateUnchecked && e.n.attr.Type == vfs.TypeRegular:
+			// UNCHECKED: an existing file is kept; only a size in sa
+			// (typically 0, for O_TRUNC) changes it.
+			if sa.Size != nil {
+				if err := f.apply(e.n, vfs.SetAttr{Size: sa.Size}); err != nil {
+					return nil, nil, vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, err
+				}
+			}
+			return handleOf(e.n), e.n.attrCopy(), vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, nil
+		}
+		return nil, nil, vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, syscall.EEXIST
+	}
+	n, err := f.create(d, name, vfs.TypeRegular, sa)
+	if err != nil {
+		return nil, nil, vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, err
+	}
+	if how == vfs.CreateExclusive {
+		v := verf
+		n.excl = &v
+	}
+	return handleOf(n), n.attrCopy(), vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, nil
+}
+
+func (f *FS) make(op string, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, setup func(*node)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, wcc, err := f.dirOp(op, dir)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	n, err := f.create(d, name, t, sa)
+	wcc.After = d.attrCopy()
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	if setup != nil {
+		setup(n)
+	}
+	return handleOf(n), n.attrCopy(), wcc, nil
+}
+
+// Mkdir implements vfs.FS.
+func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	return f.make("Mkdir", dir, name, vfs.TypeDirectory, sa, nil)
+}
+
+// Symlink implements vfs.FS.
+func (f *FS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	if sa.Mode == nil {
+		m := uint32(0o777)
+		sa.Mode = &m
+	}
+	return f.make("Symlink", dir, name, vfs.TypeSymlink, sa, func(n *node) {
+		n.target = target
+		n.attr.Size = uint64(len(target))
+	})
+}
+
+// Mknod implements vfs.FS: FIFOs and sockets only.
+func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, major, minor uint32) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	switch t {
+	case vfs.TypeFIFO, vfs.TypeSocket:
+	case vfs.TypeChar, vfs.TypeBlock:
+		return nil, nil, vfs.Wcc{}, syscall.EPERM
+	default:
+		return nil, nil, vfs.Wcc{}, vfs.ErrBadType
+	}
+	return f.make("Mknod", dir, name, t, sa, nil)
+}
+
+func (f *FS) unlink(d *node, name string, wantDir bool) error {
+	e := d.dir.entries[name]
+	if e == nil {
+		return syscall.ENOENT
+	}
+	if wantDir {
+		if e.n.dir == nil {
+			return syscall.ENOTDIR
+		}
+		if len(e.n.dir.entries) > 0 {
+			return syscall.ENOTEMPTY
+		}
+		d.attr.Nlink--
+	} else if e.n.dir != nil {
+		return syscall.EISDIR
+	}
+	delete(d.dir.entries, name)
+	f.drop(e.n)
+	f.touch(d)
+	return nil
+}
+
+func (f *FS) drop(n *node) {
+	if n.dir != nil {
+		delete(f.nodes, n.id)
+		return
+	}
+	n.attr.Nlink--
+	n.attr.Ctime = f.now()
+	if n.attr.Nlink == 0 {
+		delete(f.nodes, n.id)
+	}
+}
+
+func (f *FS) removeOp(op string, dir vfs.Handle, name string, wantDir bool) (vfs.Wcc, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, wcc, err := f.dirOp(op, dir)
+	if err != nil {
+		return wcc, err
+	}
+	err = f.unlink(d, name, wantDir)
+	wcc.After = d.attrCopy()
+	return wcc, err
+}
+
+// Remove implements vfs.FS.
+func (f *FS) Remove(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
+	return f.removeOp("Remove", dir, name, false)
+}
+
+// Rmdir implements vfs.FS.
+func (f *FS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
+	return f.removeOp("Rmdir", dir, name, true)
+}
+
+// Rename implements vfs.FS.
+func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromName string, toDir vfs.Handle, toName string) (vfs.Wcc, vfs.Wcc, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fd, fw, err := f.dirOp("Rename", fromDir)
+	if err != nil {
+		return fw, vfs.Wcc{}, err
+	}
+	td, tw, err := f.dirOp("Rename", toDir)
+	if err != nil {
+		return fw, tw, err
+	}
+	done := func(err error) (vfs.Wcc, vfs.Wcc, error) {
+		fw.After, tw.After = fd.attrCopy(), td.attrCopy()
+		return fw, tw, err
+	}
+	if fd.fsid != td.fsid {
+		return done(syscall.EXDEV)
+	}
+	src := fd.dir.entries[fromName]
+	if src == nil {
+		return done(syscall.ENOENT)
+	}
+	if src.n.dir != nil {
+		for p := td; ; p = p.dir.parent {
+			if p == src.n {
+				return done(syscall.EINVAL)
+			}
+			if p.dir.parent == p {
+				break
+			}
+		}
+	}
+	if dst := td.dir.entries[toName]; dst != nil {
+		if dst.n == src.n {
+			return done(nil)
+		}
+		switch {
+		case src.n.dir != nil && dst.n.dir == nil:
+			return done(syscall.ENOTDIR)
+		case src.n.dir == nil && dst.n.dir != nil:
+			return done(syscall.EISDIR)
+		case dst.n.dir != nil && len(dst.n.dir.entries) > 0:
+			return done(syscall.ENOTEMPTY)
+		}
+		if err := f.unlink(td, toName, dst.n.dir != nil); err != nil {
+			return done(err)
+		}
+	}
+	delete(fd.dir.entries, fromName)
+	f.touch(fd)
+	f.link(td, toName, src.n)
+	if src.n.dir != nil && fd != td {
+		src.n.dir.parent = td
+		fd.attr.Nlink--
+		td.attr.Nlink++
+	}
+	src.n.attr.Ctime = f.now()
+	return done(nil)
+}
+
+// Link implements vfs.FS.
+func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle, name string) (*vfs.Attr, vfs.Wcc, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, wcc, err := f.dirOp("Link", dir)
+	if err != nil {
+		return nil, wcc, err
+	}
+	n, err := f.get(h)
+	if err != nil {
+		wcc.After = d.attrCopy()
+		return nil, wcc, err
+	}
+	switch {
+	case n.dir != nil:
+		err = syscall.EISDIR
+	case n.fsid != d.fsid:
+		err = syscall.EXDEV
+	case d.dir.entries[name] != nil:
+		err = syscall.EEXIST
+	}
+	if err != nil {
+		wcc.After = d.attrCopy()
+		return n.attrCopy(), wcc, err
+	}
+	f.link(d, name, n)
+	n.attr.Nlink++
+	n.attr.Ctime = f.now()
+	wcc.After = d.attrCopy()
+	return n.attrCopy(), wcc, nil
+}
+
+func dirVerf(d *node) vfs.Verifier {
+	var v vfs.Verifier
+	binary.BigEndian.PutUint64(v[:], d.id|1<<63)
+	return v
+}
+
+// ReadDir implements vfs.FS. Cookies are per-directory insertion sequence
+// numbers, so they stay valid while the directory changes.
+func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, emit func(vfs.DirEntry) bool) (vfs.Verifier, bool, *vfs.Attr, error) {
+	if err := f.fault("ReadDir"); err != nil {
+		return vfs.Verifier{}, false, nil, err
+	}
+	f.mu.Lock()
+	d, err := f.getDir(dir)
+	if err != nil {
+		f.mu.Unlock()
+		return vfs.Verifier{}, false, nil, err
+	}
+	dv := dirVerf(d)
+	if cookie != 0 && verf != dv {
+		a := d.attrCopy()
+		f.mu.Unlock()
+		return vfs.Verifier{}, false, a, vfs.ErrBadCookie
+	}
+	if cookie > d.dir.seq {
+		a := d.attrCopy()
+		f.mu.Unlock()
+		return vfs.Verifier{}, false, a, vfs.ErrBadCookie
+	}
+	var list []vfs.DirEntry
+	for _, e := range d.dir.entries {
+		if e.cookie <= cookie {
+			continue
+		}
+		de := vfs.DirEntry{FileID: e.n.id, Name: e.name, Cookie: e.cookie}
+		if plus {
+			de.Attr = e.n.attrCopy()
+			de.Handle = handleOf(e.n)
+		}
+		list = append(list, de)
+	}
+	a := d.attrCopy()
+	f.mu.Unlock()
+	slices.SortFunc(list, func(a, b vfs.DirEntry) int {
+		switch {
+		case a.Cookie < b.Cookie:
+			return -1
+		case a.Cookie > b.Cookie:
+			return 1
+		}
+		return 0
+	})
+	for _, e := range list {
+		if !emit(e) {
+			return dv, false, a, nil
+		}
+	}
+	return dv, true, a, nil
+}
+
+// FSStat implements vfs.FS.
+func (f *FS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, error) {
+	if err := f.fault("FSStat"); err != nil {
+		return vfs.FSStat{}, nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.get(h)
+	if err != nil {
+		return vfs.FSStat{}, nil, err
+	}
+	var used uint64
+	var files uint64
+	for _, m := range f.nodes {
+		if m.fsid == n.fsid {
+			used += m.attr.Used
+			files++
+		}
+	}
+	const total, totalFiles = 1 << 30, 1 << 20
+	free := uint64(total) - min(used, total)
+	st := vfs.FSStat{
+		TotalBytes: total, FreeBytes: free, AvailBytes: free,
+		TotalFiles: totalFiles, FreeFiles: totalFiles - files, AvailFiles: totalFiles - files,
+	}
+	return st, n.attrCopy(), nil
+}
+
+// Commit implements vfs.FS.
+func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (vfs.Wcc, error) {
+	if err := f.fault("Commit"); err != nil {
+		return vfs.Wcc{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.get(h)
+	if err != nil {
+		return vfs.Wcc{}, err
+	}
+	return vfs.Wcc{Before: n.pre(), After: n.attrCopy()}, nil
+}
+
+// WriteVerifier implements vfs.FS.
+func (f *FS) WriteVerifier() vfs.Verifier {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.verf
+}
+
+var _ vfs.FS = (*FS)(nil)
