@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	mount "k8s.io/mount-utils"
 
 	"github.com/hangar-csi/hangar/pkg/csi"
@@ -64,6 +67,10 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 	apiListen := fs.String("api-listen", ":7070", "management API listen address (host:port or unix:///path)")
 	name := fs.String("name", server.DefaultName(hostname()), "server name: the prefix of its volume IDs; never change it once volumes exist")
 	advertise := fs.String("advertise", "", "host:port that nodes mount (default: the NFS listen address, or this machine's first non-loopback address)")
+	access := fs.Bool("access-control", false, "let only nodes a volume is published to (ControllerPublishVolume) mount it")
+	tlsFlags := addTLSFlags(fs, "management API")
+	overcommit := fs.Float64("overcommit-ratio", 1, "how many times the data disk's space volumes may be promised in total (>= 1; 1: never promise more than the disk holds)")
+	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if *data == "" {
 			return usagef("--data is required")
@@ -71,7 +78,21 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
 		}
-		srv, err := server.New(server.Options{DataDir: *data, Name: *name, NFSListen: *nfsListen, APIListen: *apiListen, Advertise: *advertise, Log: log})
+		var tlsConf *tls.Config
+		if tlsFlags.set() {
+			var err error
+			if tlsConf, err = server.ServerTLS(*tlsFlags.ca, *tlsFlags.cert, *tlsFlags.key); err != nil {
+				return usagef("--tls-*: %v", err)
+			}
+		} else if network, addr, _ := csi.ParseEndpoint(*apiListen); network == "tcp" && !loopback(addr) {
+			log.Info("WARNING: management API without TLS on a non-loopback address: anyone who reaches it can create, delete and publish volumes; set --tls-ca, --tls-cert and --tls-key")
+		}
+		reg, err := mf.start(ctx, log)
+		if err != nil {
+			return err
+		}
+		srv, err := server.New(server.Options{DataDir: *data, Name: *name, NFSListen: *nfsListen, APIListen: *apiListen, Advertise: *advertise, Log: log, AccessControl: *access, TLS: tlsConf,
+			Overcommit: *overcommit, Metrics: registerer(reg)})
 		if err != nil {
 			return err
 		}
@@ -96,24 +117,62 @@ func serveServer(ctx context.Context, log logr.Logger, srv *server.Server) error
 func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
 	endpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
 	servers := fs.String("servers", "", "storage servers as name=host:port[,name=host:port...] (their --name and --api-listen)")
+	serversDNS := fs.String("servers-dns", "", "discover storage servers instead: host:port, every address host resolves to is a server's API (a headless Service in Kubernetes)")
+	interval := fs.Duration("discovery-interval", 30*time.Second, "how often --servers-dns is resolved again")
+	tlsFlags := addTLSFlags(fs, "storage servers' management API")
+	serverName := fs.String("tls-server-name", server.DefaultTLSServerName, "name the storage servers' certificates must carry")
+	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
-		refs, err := csi.ParseServers(*servers)
-		if err != nil {
-			return usagef("--servers: %v", err)
+		if (*servers == "") == (*serversDNS == "") {
+			return usagef("give exactly one of --servers and --servers-dns")
 		}
-		ctrl, err := csi.NewController(refs, log)
-		if err != nil {
-			return err
+		var dialOpts []grpc.DialOption
+		if tlsFlags.set() {
+			conf, err := server.ClientTLS(*tlsFlags.ca, *tlsFlags.cert, *tlsFlags.key, *serverName)
+			if err != nil {
+				return usagef("--tls-*: %v", err)
+			}
+			dialOpts = append(dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 		}
-		defer ctrl.Close()
+		newCtrl := func(refs []csi.ServerRef) (*csi.Controller, error) { return csi.NewController(refs, log, dialOpts...) }
+		sw := &switchableController{}
+		var disc *discovery
+		if *servers != "" {
+			refs, err := csi.ParseServers(*servers)
+			if err != nil {
+				return usagef("--servers: %v", err)
+			}
+			ctrl, err := newCtrl(refs)
+			if err != nil {
+				return err
+			}
+			sw.cur.Store(ctrl)
+		} else {
+			var err error
+			if disc, err = newDiscovery(*serversDNS, log.WithName("discovery"), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, dialOpts...)); err != nil {
+				return usagef("--servers-dns: %v", err)
+			}
+			ctrl, err := newCtrl(nil)
+			if err != nil {
+				return err
+			}
+			sw.cur.Store(ctrl)
+			disc.apply(ctx, sw, newCtrl)
+			go disc.run(ctx, sw, *interval, newCtrl)
+		}
+		defer func() { sw.cur.Load().Close() }()
 		l, err := csi.Listen(*endpoint)
 		if err != nil {
 			return err
 		}
-		g := csi.NewGRPCServer(log)
+		reg, err := mf.start(ctx, log)
+		if err != nil {
+			return err
+		}
+		g := csi.NewGRPCServer(log, grpcMetrics(reg, "controller")...)
 		csipb.RegisterIdentityServer(g, &csi.Identity{})
-		csipb.RegisterControllerServer(g, ctrl)
-		log.Info("controller serving", "endpoint", *endpoint, "servers", *servers)
+		sw.register(g)
+		log.Info("controller serving", "endpoint", *endpoint, "servers", *servers, "serversDNS", *serversDNS, "tls", tlsFlags.set())
 		return serveUntilDone(ctx, g, l)
 	}
 }
@@ -133,19 +192,30 @@ func newMounter(kind string) (mount.Interface, error) {
 
 func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
 	endpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
-	nodeID := fs.String("node-id", hostname(), "node ID reported to the CO (the Kubernetes node name)")
+	nodeID := fs.String("node-id", hostname(), "node name (the Kubernetes node name)")
+	nodeAddr := fs.String("node-address", "", "IP address(es), comma-separated, this node's NFS client mounts from; reported in the node ID (NAME@IP) so ControllerPublishVolume can allow them")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
 	probeTimeout := fs.Duration("probe-timeout", 5*time.Second, "how long the NFS server may take to answer the pre-mount probe")
+	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		m, err := newMounter(*mounterKind)
 		if err != nil {
 			return err
 		}
+		addrs, err := csi.ParseNodeAddresses(*nodeAddr)
+		if err != nil {
+			return usagef("--node-address: %v", err)
+		}
+		*nodeID = csi.FormatNodeID(*nodeID, addrs)
 		l, err := csi.Listen(*endpoint)
 		if err != nil {
 			return err
 		}
-		g := csi.NewGRPCServer(log)
+		reg, err := mf.start(ctx, log)
+		if err != nil {
+			return err
+		}
+		g := csi.NewGRPCServer(log, grpcMetrics(reg, "node")...)
 		csipb.RegisterIdentityServer(g, &csi.Identity{})
 		csipb.RegisterNodeServer(g, &csi.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout})
 		log.Info("node plugin serving", "endpoint", *endpoint, "nodeID", *nodeID, "mounter", *mounterKind)
@@ -159,13 +229,20 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	nfsListen := fs.String("nfs-listen", "127.0.0.1:2049", "NFS (and MOUNT) listen address")
 	advertise := fs.String("advertise", "", "host:port that clients mount (default: the NFS listen address)")
 	name := fs.String("name", "local", "server name: the prefix of volume IDs")
-	nodeID := fs.String("node-id", hostname(), "node ID reported to the CO")
+	nodeID := fs.String("node-id", hostname(), "node name reported to the CO")
+	nodeAddr := fs.String("node-address", "127.0.0.1", "IP address(es) this machine's NFS client mounts from (see \"hangar help node\")")
+	access := fs.Bool("access-control", false, "let only nodes a volume is published to mount it (off: hand mounts work)")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		m, err := newMounter(*mounterKind)
 		if err != nil {
 			return err
 		}
+		addrs, err := csi.ParseNodeAddresses(*nodeAddr)
+		if err != nil {
+			return usagef("--node-address: %v", err)
+		}
+		*nodeID = csi.FormatNodeID(*nodeID, addrs)
 		abs, err := filepath.Abs(*data)
 		if err != nil {
 			return err
@@ -174,7 +251,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			*endpoint = "unix://" + filepath.Join(abs, "csi.sock")
 		}
 		apiSock := "unix://" + filepath.Join(abs, "api.sock")
-		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server")})
+		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access})
 		if err != nil {
 			return err
 		}
@@ -288,4 +365,30 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			return nil
 		}
 	}
+}
+
+// tlsFlags are the --tls-ca, --tls-cert and --tls-key flags.
+type tlsFlags struct{ ca, cert, key *string }
+
+func addTLSFlags(fs *flag.FlagSet, what string) tlsFlags {
+	return tlsFlags{
+		ca:   fs.String("tls-ca", "", "CA certificate (PEM) for mutual TLS on the "+what+"; with --tls-cert and --tls-key"),
+		cert: fs.String("tls-cert", "", "this process's certificate (PEM) for mutual TLS"),
+		key:  fs.String("tls-key", "", "the key (PEM) of --tls-cert"),
+	}
+}
+
+func (t tlsFlags) set() bool { return *t.ca != "" || *t.cert != "" || *t.key != "" }
+
+// loopback reports whether a listen address binds only to loopback.
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

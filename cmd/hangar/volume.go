@@ -22,6 +22,8 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 	endpoint := fs.String("csi-endpoint", "unix://./hangar-data/csi.sock", "CSI endpoint of a running controller (hangar run or hangar controller)")
 	size := fs.String("size", "1Gi", "capacity for create and expand (bytes, or with a suffix Ki Mi Gi Ti, K M G T)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of the call")
+	params := paramFlag{}
+	fs.Var(params, "param", "StorageClass parameter for create, as key=value (repeatable), e.g. --param rootSquash=true")
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if len(args) == 0 {
 			return usagef("missing action: create, list, get, expand or delete")
@@ -57,6 +59,7 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			resp, err := c.CreateVolume(ctx, &csipb.CreateVolumeRequest{
 				Name:          args[0],
 				CapacityRange: &csipb.CapacityRange{RequiredBytes: bytes},
+				Parameters:    params,
 				VolumeCapabilities: []*csipb.VolumeCapability{{
 					AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
 					AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
@@ -144,4 +147,18 @@ func parseSize(s string) (int64, error) {
 		return n * u.mult, nil
 	}
 	return 0, fmt.Errorf("%q is not a size", s)
+}
+
+// paramFlag collects repeated --param key=value flags.
+type paramFlag map[string]string
+
+func (p paramFlag) String() string { return "" }
+
+func (p paramFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", v)
+	}
+	p[k] = val
+	return nil
 }

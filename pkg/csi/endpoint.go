@@ -69,7 +69,7 @@ func DialTarget(ep string) (string, error) {
 }
 
 // NewGRPCServer returns a gRPC server that logs every call through the
-// request-ID interceptor.
-func NewGRPCServer(log logr.Logger) *grpc.Server {
-	return grpc.NewServer(grpc.UnaryInterceptor(logging.UnaryInterceptor(log)))
+// request-ID interceptor; opts add to that (e.g. grpc.Creds).
+func NewGRPCServer(log logr.Logger, opts ...grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append([]grpc.ServerOption{grpc.UnaryInterceptor(logging.UnaryInterceptor(log))}, opts...)...)
 }

@@ -13,10 +13,17 @@ import (
 // csi-sanity ask the node endpoint too.
 type Identity struct {
 	csi.UnimplementedIdentityServer
+	// Manifest is returned by GetPluginInfo; storage servers put their name
+	// under ManifestServer so controllers can discover them by address.
+	Manifest map[string]string
 }
 
+// ManifestServer is the GetPluginInfo manifest key holding a storage
+// server's name.
+const ManifestServer = "hangar.dev/server"
+
 func (i *Identity) GetPluginInfo(ctx context.Context, req *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
-	return &csi.GetPluginInfoResponse{Name: DriverName, VendorVersion: Version}, nil
+	return &csi.GetPluginInfoResponse{Name: DriverName, VendorVersion: Version, Manifest: i.Manifest}, nil
 }
 
 func (i *Identity) GetPluginCapabilities(ctx context.Context, req *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {

@@ -29,11 +29,17 @@ type Exporter interface {
 // prefix). The controller adds the prefix.
 type StorageAPI struct {
 	csi.UnimplementedControllerServer
-	Store    *volume.Store
-	Exports  Exporter
-	Name     string // server name, for the volume context
-	NFSAddr  string // host:port clients mount
-	Log      logr.Logger
+	Store   *volume.Store
+	Exports Exporter
+	Name    string // server name, for the volume context
+	NFSAddr string // host:port clients mount
+	Log     logr.Logger
+	// Access holds the export allow-lists ControllerPublishVolume
+	// maintains; nil: publishing is refused as unimplemented.
+	Access *Access
+	// Quota, if set, applies expansions to live exports, reports volume
+	// health and decides what GetCapacity offers.
+	Quota    Quota
 	capacity func() (int64, error)
 
 	// mu makes "check free capacity, then promise it" atomic across
@@ -58,7 +64,7 @@ func (a *StorageAPI) ExportAll() error {
 // on s.
 func (a *StorageAPI) Register(s *grpc.Server) {
 	csi.RegisterControllerServer(s, a)
-	csi.RegisterIdentityServer(s, &Identity{})
+	csi.RegisterIdentityServer(s, &Identity{Manifest: map[string]string{ManifestServer: a.Name}})
 	RegisterVolumeByName(s, a.volumeByName)
 }
 
@@ -86,6 +92,9 @@ func (a *StorageAPI) volumeByName(ctx context.Context, name string) (*csi.Volume
 func (a *StorageAPI) available() (int64, error) {
 	if a.capacity != nil {
 		return a.capacity()
+	}
+	if a.Quota != nil {
+		return a.Quota.Available()
 	}
 	return a.Store.Available()
 }
@@ -148,7 +157,11 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	if err := a.Exports.RemoveExport(ExportPath(id)); err != nil {
 		logging.FromContext(ctx).V(1).Info("export already gone", "error", err.Error())
 	}
-	if err := a.Store.Delete(id); err != nil {
+	err := a.keepOnDelete(ctx, id)
+	if err == nil {
+		err = a.Store.Delete(id)
+	}
+	if err != nil {
 		// The volume still exists: serve it again.
 		if _, gerr := a.Store.Get(id); gerr == nil {
 			if xerr := a.Exports.AddExport(ExportPath(id), a.Store.VolumeDir(id), id); xerr != nil {
@@ -156,6 +169,11 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 			}
 		}
 		return nil, status.Errorf(codes.Internal, "server %s: deleting volume %s: %v", a.Name, id, err)
+	}
+	if a.Access != nil {
+		if err := a.Access.Forget(id); err != nil {
+			logging.FromContext(ctx).Error(err, "dropping access list of deleted volume", "localID", id)
+		}
 	}
 	return &csi.DeleteVolumeResponse{}, nil
 }
@@ -225,6 +243,13 @@ func (a *StorageAPI) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "server %s: expanding volume %s: %v", a.Name, v.ID, err)
+	}
+	if a.Quota != nil {
+		// Online: the live export's limit grows now; clients see it in
+		// their next FSSTAT, and writes that failed can be retried.
+		if err := a.Quota.SetCapacity(v.ID, nv.CapacityBytes); err != nil {
+			return nil, status.Errorf(codes.Internal, "server %s: volume %s expanded to %d bytes but its export was not updated: %v", a.Name, v.ID, nv.CapacityBytes, err)
+		}
 	}
 	return &csi.ControllerExpandVolumeResponse{CapacityBytes: nv.CapacityBytes}, nil
 }

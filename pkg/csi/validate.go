@@ -19,6 +19,11 @@ const DefaultCapacity = 1 << 30
 // with --extra-create-metadata. Its secret and fstype keys never reach the
 // driver.
 var acceptedParameters = []string{
+	ParamOnDelete,
+	ParamMaxInodes,
+	ParamRootSquash,
+	ParamAnonUID,
+	ParamAnonGID,
 	"csi.storage.k8s.io/pv/name",
 	"csi.storage.k8s.io/pvc/name",
 	"csi.storage.k8s.io/pvc/namespace",
@@ -33,7 +38,11 @@ func ValidateParameters(p map[string]string) error {
 		}
 	}
 	if len(unknown) == 0 {
-		return nil
+		if m, ok := p[ParamOnDelete]; ok && !slices.Contains(onDeleteModes, m) {
+			return status.Errorf(codes.InvalidArgument, "parameter %q is %q; want one of %s", ParamOnDelete, m, strings.Join(onDeleteModes, ", "))
+		}
+		_, err := ParseVolumeParams(p)
+		return err
 	}
 	slices.Sort(unknown)
 	return status.Errorf(codes.InvalidArgument, "unknown parameter(s) %s; %s accepts only %s (check the StorageClass parameters)",
@@ -146,7 +155,10 @@ var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 	csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
 	csi.ControllerServiceCapability_RPC_GET_VOLUME,
+	csi.ControllerServiceCapability_RPC_GET_VOLUME_HEALTH,
 	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
+	csi.ControllerServiceCapability_RPC_PUBLISH_READONLY,
 }
 
 // ControllerCapabilities is the ControllerGetCapabilities response.

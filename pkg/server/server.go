@@ -5,6 +5,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,7 +14,9 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/hangar-csi/hangar/pkg/csi"
 	"github.com/hangar-csi/hangar/pkg/nfs"
@@ -34,6 +37,20 @@ type Options struct {
 	Advertise string
 	NFS       rpc.Options
 	Log       logr.Logger
+	// AccessControl restricts each volume's export to the nodes it is
+	// published to (ControllerPublishVolume); off, every client may mount.
+	// Publications are recorded either way (in DATA/access).
+	AccessControl bool
+	// TLS, if set, serves the management API over TLS with it (see
+	// ServerTLS for mutual TLS).
+	TLS *tls.Config
+	// Overcommit is how many times the disk's space volumes may be
+	// promised in total (>= 1; 0 means 1: never promise more than the
+	// disk holds).
+	Overcommit float64
+	// Metrics, if set, gets the server's metrics: NFS operations per
+	// volume, volume usage, connections, API calls.
+	Metrics prometheus.Registerer
 }
 
 // Server is a running storage server.
@@ -59,9 +76,11 @@ func New(o Options) (s *Server, err error) {
 		return nil, err
 	}
 	s = &Server{log: o.Log}
+	// Error paths return a nil *Server: close the one being built.
+	building := s
 	defer func() {
 		if err != nil {
-			s.Close()
+			building.Close()
 		}
 	}()
 	if s.store, err = volume.Open(o.DataDir, o.Log.WithName("store")); err != nil {
@@ -80,16 +99,31 @@ func New(o Options) (s *Server, err error) {
 	if s.adv == "" {
 		s.adv = advertiseAddr(s.nfsL.Addr().(*net.TCPAddr))
 	}
-	s.api = &csi.StorageAPI{Store: s.store, Exports: s.fs, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
+	access, err := csi.OpenAccess(filepath.Join(o.DataDir, "access"), o.AccessControl)
+	if err != nil {
+		return nil, err
+	}
+	vols, err := newVolumes(s.fs, s.store, o.Overcommit, o.Log.WithName("volumes"))
+	if err != nil {
+		return nil, err
+	}
+	s.api = &csi.StorageAPI{Store: s.store, Exports: access.Exporter(vols), Access: access, Quota: vols, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
 	if err := s.api.ExportAll(); err != nil {
+		return nil, err
+	}
+	if err := access.Prune(func(id string) bool { _, err := s.store.Get(id); return err == nil }); err != nil {
 		return nil, err
 	}
 	nfsOpts := o.NFS
 	if nfsOpts.Log.GetSink() == nil {
 		nfsOpts.Log = o.Log.WithName("nfs")
 	}
-	s.nfs = nfs.NewServer(s.fs, nfsOpts)
-	s.grpc = csi.NewGRPCServer(o.Log.WithName("api"))
+	served, gopts := s.instrument(o.Metrics, vols)
+	s.nfs = nfs.NewServer(served, nfsOpts)
+	if o.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	s.grpc = csi.NewGRPCServer(o.Log.WithName("api"), gopts...)
 	s.api.Register(s.grpc)
 	return s, nil
 }
@@ -116,13 +150,19 @@ func (s *Server) Serve() error {
 	err := <-errc
 	s.Close()
 	err2 := <-errc
-	if errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, net.ErrClosed) {
+	if closedErr(err) {
 		err = nil
 	}
-	if err == nil && !errors.Is(err2, grpc.ErrServerStopped) && !errors.Is(err2, net.ErrClosed) {
+	if err == nil && !closedErr(err2) {
 		err = err2
 	}
 	return err
+}
+
+// closedErr reports the errors Serve's loops return when Close ran, even
+// before they started.
+func closedErr(err error) bool {
+	return err == nil || errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, net.ErrClosed) || errors.Is(err, rpc.ErrServerClosed)
 }
 
 // Close stops serving (letting running API calls finish) and releases the

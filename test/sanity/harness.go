@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -85,6 +86,9 @@ func Run(t *testing.T, o Options) {
 			NFSListen: "127.0.0.1:0",
 			APIListen: "127.0.0.1:0",
 			Log:       log.WithName(name),
+			// Exports admit only published nodes: the node's probe
+			// (a real MOUNT from 127.0.0.1) then proves every publish.
+			AccessControl: true,
 		})
 		if err != nil {
 			t.Fatalf("starting storage server %s: %v", name, err)
@@ -126,7 +130,7 @@ func Run(t *testing.T, o Options) {
 		}
 		return err
 	}
-	node := &csi.Node{NodeID: "sanity-node", Mounter: mounter, Probe: probe}
+	node := &csi.Node{NodeID: csi.FormatNodeID("sanity-node", []netip.Addr{netip.MustParseAddr("127.0.0.1")}), Mounter: mounter, Probe: probe}
 	if o.AllInOne {
 		csipb.RegisterNodeServer(g, node)
 	} else {

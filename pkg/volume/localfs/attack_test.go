@@ -287,7 +287,10 @@ func TestAttackCrossExport(t *testing.T) {
 	env := newEnv(t)
 	f := env.fs
 	bdir := filepath.Join(env.base, "volB")
-	if err := os.Mkdir(bdir, 0o755); err != nil {
+	if err := os.Mkdir(bdir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(bdir, 0o777); err != nil { // past the umask
 		t.Fatal(err)
 	}
 	if err := f.AddExport("/volB", bdir, "vol-2"); err != nil {

@@ -27,6 +27,10 @@ type node struct {
 
 	dirSync syncer // coalesces fsyncs of a directory
 
+	// blocks is the st_blocks last accounted to the export's usage.
+	qmu    sync.Mutex
+	blocks int64
+
 	// Guarded by cache.mu.
 	refs       int
 	dead       bool // removed from the map; close when refs drops to 0

@@ -90,6 +90,11 @@ func (f *FS) initNew(n *node, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, def
 			// As on a local file system: directories inherit setgid.
 			mode |= unix.S_ISGID
 		}
+		if n.typ != unix.S_IFDIR && mode&unix.S_ISGID != 0 && mode&0o010 != 0 && c.UID != 0 && !inGroup(c, gid) {
+			// Nor may a file be made setgid to a group its creator is
+			// not in (Linux's mode_strip_sgid).
+			mode &^= unix.S_ISGID
+		}
 		sa.Mode = &mode
 	}
 	var st unix.Stat_t
@@ -148,12 +153,27 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	if how > vfs.CreateExclusive {
 		return fail(unix.EINVAL)
 	}
+	c = d.exp.cred(c)
+	if err := mayDir(&c, &dst); err != nil {
+		return fail(err)
+	}
 	if err := checkNewOwner(&c, &sa); err != nil {
 		return fail(err)
 	}
+	q := &d.exp.q
+	if err := q.reserve(0, 1); err != nil {
+		var st unix.Stat_t
+		if how != vfs.CreateGuarded && unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			// An open(O_CREAT) of an existing file, or a retransmitted
+			// exclusive create, needs no new inode.
+			return f.createExisting(&c, d, &dst, name, how, sa, verf)
+		}
+		return fail(err)
+	}
+	defer q.unreserve(0, 1)
 	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, 0o600)
 	if err == unix.EEXIST && how != vfs.CreateGuarded {
-		return f.createExisting(d, &dst, name, how, sa, verf)
+		return f.createExisting(&c, d, &dst, name, how, sa, verf)
 	}
 	if err != nil {
 		return fail(err)
@@ -164,6 +184,8 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		return fail(err)
 	}
 	defer f.cache.release(n)
+	f.chargeNew(n)
+	defer f.settleQuiet(d)
 	if how == vfs.CreateExclusive {
 		// Keep the verifier in the timestamps, as knfsd does, so a
 		// retransmitted CREATE can be recognized. The client replaces them
@@ -185,7 +207,7 @@ func verfTime(b []byte) vfs.SetTime {
 
 // createExisting handles UNCHECKED and EXCLUSIVE creates of a name that
 // exists.
-func (f *FS) createExisting(d *node, dst *unix.Stat_t, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+func (f *FS) createExisting(c *vfs.Cred, d *node, dst *unix.Stat_t, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	fail := func(err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 		return nil, nil, dirWcc(d, dst), err
 	}
@@ -219,7 +241,12 @@ func (f *FS) createExisting(d *node, dst *unix.Stat_t, name string, how vfs.Crea
 		// The file is not the caller's new file: only a size (truncation)
 		// applies, as with knfsd.
 		if sa.Size != nil {
-			if err := f.apply(n, &vfs.SetAttr{Size: sa.Size}, &st); err != nil {
+			if err := mayWrite(c, &st); err != nil {
+				return fail(err)
+			}
+			err := f.apply(n, &vfs.SetAttr{Size: sa.Size}, &st)
+			f.settleQuiet(n)
+			if err != nil {
 				return fail(err)
 			}
 		}
@@ -229,7 +256,7 @@ func (f *FS) createExisting(d *node, dst *unix.Stat_t, name string, how vfs.Crea
 
 // Mkdir makes a directory.
 func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.makeNode(c, dir, name, sa, defaultDirMode, func(dirfd int) (int, error) {
+	return f.makeNode(c, dir, name, sa, defaultDirMode, unix.S_IFDIR, "", func(dirfd int) (int, error) {
 		if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
 			return -1, err
 		}
@@ -239,7 +266,7 @@ func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 
 // Symlink makes a symlink with target stored verbatim.
 func (f *FS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.makeNode(c, dir, name, sa, 0o777, func(dirfd int) (int, error) {
+	return f.makeNode(c, dir, name, sa, 0o777, unix.S_IFLNK, target, func(dirfd int) (int, error) {
 		switch {
 		case target == "":
 			return -1, unix.EINVAL
@@ -267,7 +294,7 @@ func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 	default:
 		return f.refuse(dir, vfs.ErrBadType)
 	}
-	return f.makeNode(c, dir, name, sa, 0o644, func(dirfd int) (int, error) {
+	return f.makeNode(c, dir, name, sa, 0o644, mode, "", func(dirfd int) (int, error) {
 		if err := unix.Mknodat(dirfd, name, mode|0o600, 0); err != nil {
 			return -1, err
 		}
@@ -288,7 +315,7 @@ func (f *FS) refuse(dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, 
 
 // makeNode runs mk, which creates name in the directory fd it is given and
 // returns an O_PATH fd of the new object, and finishes the object.
-func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode uint32, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode, typ uint32, target string, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	var dst unix.Stat_t
 	d, err := f.dirOp(dir, &dst)
 	if err != nil {
@@ -304,9 +331,19 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 	if err := checkNewName(name); err != nil {
 		return fail(err)
 	}
+	c = d.exp.cred(c)
+	if err := mayDir(&c, &dst); err != nil {
+		return fail(err)
+	}
 	if err := checkNewOwner(&c, &sa); err != nil {
 		return fail(err)
 	}
+	q := &d.exp.q
+	est := q.newObjectBytes(typ, target)
+	if err := q.reserve(est, 1); err != nil {
+		return fail(err)
+	}
+	defer q.unreserve(est, 1)
 	fd, err := mk(d.fd)
 	if err != nil {
 		return fail(err)
@@ -317,6 +354,8 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 		return fail(err)
 	}
 	defer f.cache.release(n)
+	f.chargeNew(n)
+	defer f.settleQuiet(d)
 	if err := f.initNew(n, &c, &dst, sa, defMode); err != nil {
 		return fail(err)
 	}
@@ -335,15 +374,15 @@ func (f *FS) childKey(d *node, name string) vfs.Handle {
 
 // Remove removes a non-directory.
 func (f *FS) Remove(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
-	return f.unlink(dir, name, 0)
+	return f.unlink(c, dir, name, 0)
 }
 
 // Rmdir removes an empty directory.
 func (f *FS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
-	return f.unlink(dir, name, unix.AT_REMOVEDIR)
+	return f.unlink(c, dir, name, unix.AT_REMOVEDIR)
 }
 
-func (f *FS) unlink(dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
+func (f *FS) unlink(c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
 	var dst unix.Stat_t
 	d, err := f.dirOp(dir, &dst)
 	if err != nil {
@@ -356,10 +395,24 @@ func (f *FS) unlink(dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
 	if err := checkOldName(name); err != nil {
 		return dirWcc(d, &dst), err
 	}
+	c = d.exp.cred(c)
+	if err := mayDir(&c, &dst); err != nil {
+		return dirWcc(d, &dst), err
+	}
+	var vst unix.Stat_t
+	if err := unix.Fstatat(d.fd, name, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return dirWcc(d, &dst), err
+	}
+	if err := mayUnlinkSticky(&c, &dst, &vst); err != nil {
+		return dirWcc(d, &dst), err
+	}
 	victim := f.childKey(d, name)
 	// unlinkat acts on the final component itself and never follows it.
 	if err := unix.Unlinkat(d.fd, name, flags); err != nil {
 		return dirWcc(d, &dst), err
+	}
+	if vst.Dev == d.exp.dev {
+		dischargeRemoved(d.exp, &vst)
 	}
 	if victim != nil {
 		f.cache.forgetKey(victim)
@@ -397,10 +450,43 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 	if err := checkOldName(toName); err != nil {
 		return done(err)
 	}
+	c = fromD.exp.cred(c)
+	if err := mayDir(&c, &fst); err != nil {
+		return done(err)
+	}
+	if err := mayDir(&c, &tst); err != nil {
+		return done(err)
+	}
+	var sst, vst unix.Stat_t
+	if err := unix.Fstatat(fromD.fd, fromName, &sst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return done(err)
+	}
+	if err := mayUnlinkSticky(&c, &fst, &sst); err != nil {
+		return done(err)
+	}
+	hasVictim := false
+	switch err := unix.Fstatat(toD.fd, toName, &vst, unix.AT_SYMLINK_NOFOLLOW); err {
+	case nil:
+		hasVictim = vst.Ino != sst.Ino
+		if err := mayUnlinkSticky(&c, &tst, &vst); err != nil {
+			return done(err)
+		}
+	case unix.ENOENT:
+	default:
+		return done(err)
+	}
+	if sst.Mode&unix.S_IFMT == unix.S_IFDIR && fromD.ino != toD.ino && !may(&c, &sst, permW) {
+		// Moving a directory rewrites its "..".
+		return done(unix.EACCES)
+	}
 	victim := f.childKey(toD, toName)
 	if err := unix.Renameat(fromD.fd, fromName, toD.fd, toName); err != nil {
 		return done(err)
 	}
+	if hasVictim && vst.Dev == toD.exp.dev {
+		dischargeRemoved(toD.exp, &vst)
+	}
+	f.settleQuiet(toD)
 	if victim != nil {
 		f.cache.forgetKey(victim)
 	}
@@ -443,9 +529,19 @@ func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle,
 	if err := checkNewName(name); err != nil {
 		return done(err)
 	}
+	c = d.exp.cred(c)
+	if err := mayDir(&c, &dst); err != nil {
+		return done(err)
+	}
+	// A link allocates no inode, but may grow the directory: refuse it
+	// once usage is past the limit.
+	if u := d.exp.q.usage(); u.MaxBytes > 0 && u.Bytes > u.MaxBytes {
+		return done(unix.EDQUOT)
+	}
 	if err := unix.Linkat(n.fd, "", d.fd, name, unix.AT_EMPTY_PATH); err != nil {
 		return done(err)
 	}
+	f.settleQuiet(d)
 	err = f.syncDir(d)
 	if err == nil {
 		// The link count lives in the inode.

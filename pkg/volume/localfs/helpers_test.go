@@ -128,6 +128,10 @@ func newEnvIn(t testing.TB, base string, o Options) *testEnv {
 	if err := os.Mkdir(env.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Like a volume root made by the volume store: shared by every uid.
+	if err := os.Chmod(env.dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	// Something outside the export for attacks to aim at.
 	if err := os.WriteFile(filepath.Join(base, "outside"), []byte("sentinel"), 0o600); err != nil {
 		t.Fatal(err)

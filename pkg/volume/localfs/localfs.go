@@ -84,6 +84,10 @@ type export struct {
 	// dirSyncEnough: a directory fsync also persists new inodes (see
 	// dirSyncCoversInodes).
 	dirSyncEnough bool
+
+	dirPath string // the exported directory, for the usage scan
+	q       quota
+	squash  atomic.Pointer[squash] // nil: no root squash
 }
 
 func (e *export) acquire() bool {
@@ -182,10 +186,12 @@ func (f *FS) AddExport(path, dir, volumeID string) error {
 		dev:      st.Dev,
 		rootIno:  st.Ino,
 		rootFd:   fd,
+		dirPath:  dir,
 
 		dirSyncEnough: dirSyncCoversInodes(fd, st.Dev),
 	}
 	e.refs.Store(1)
+	e.q.blockSize = max(int64(st.Blksize), 512)
 	if e.root, err = f.mint(e, fd, "", unix.AT_EMPTY_PATH); err != nil {
 		unix.Close(fd)
 		return fmt.Errorf("localfs: file handle for export %s: %w", dir, err)
@@ -236,6 +242,9 @@ func (f *FS) RemoveExport(path string) error {
 	}
 	e.removed.Store(true)
 	f.cache.forgetExport(e)
+	if err := saveUsage(e); err != nil {
+		f.log.Error(err, "saving volume usage", "export", path)
+	}
 	e.release()
 	f.log.V(1).Info("export removed", "path", path)
 	return nil
@@ -302,6 +311,9 @@ func (f *FS) Close() error {
 	f.cache.closeAllNodes()
 	for _, e := range exps {
 		e.removed.Store(true)
+		if err := saveUsage(e); err != nil {
+			f.log.Error(err, "saving volume usage", "export", e.path)
+		}
 		e.release()
 	}
 	return nil
@@ -376,7 +388,7 @@ func (f *FS) resolve(h vfs.Handle) (*node, error) {
 }
 
 func newNode(key string, e *export, fd int, st *unix.Stat_t) *node {
-	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino}
+	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, blocks: st.Blocks}
 	n.io.Store(-1)
 	return n
 }

@@ -49,7 +49,23 @@ func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAt
 		wcc.After = attrPtr(n.exp, &st)
 		return wcc, vfs.ErrNotSync
 	}
+	c = n.exp.cred(c)
+	if err := checkSetAttr(&c, &sa, &st); err != nil {
+		wcc.After = attrPtr(n.exp, &st)
+		return wcc, err
+	}
+	if sa.Size != nil && *sa.Size > uint64(st.Size) {
+		// Growing a file makes a hole, which allocates nothing; but a file
+		// larger than the whole volume could never be filled.
+		if u := n.exp.q.usage(); u.MaxBytes > 0 && *sa.Size > u.MaxBytes {
+			wcc.After = attrPtr(n.exp, &st)
+			return wcc, unix.EDQUOT
+		}
+	}
 	err = f.apply(n, &sa, &st)
+	if sa.Size != nil {
+		f.settleQuiet(n)
+	}
 	wcc.After = postAttr(n)
 	return wcc, err
 }
@@ -174,6 +190,10 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	if err := checkName(name); err != nil {
 		return nil, vfs.Attr{}, dirAttr, err
 	}
+	c = d.exp.cred(c)
+	if err := maySearch(&c, &dst); err != nil {
+		return nil, vfs.Attr{}, dirAttr, err
+	}
 	if name == "." || (name == ".." && d.ino == d.exp.rootIno) {
 		// The volume root is its own parent: clients never get out.
 		return vfs.Handle(d.key), *dirAttr, dirAttr, nil
@@ -210,6 +230,7 @@ func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) 
 	if err := statNode(n, &st); err != nil {
 		return 0, vfs.Attr{}, f.stale(n, err)
 	}
+	c = n.exp.cred(c)
 	return accessBits(&c, &st) & want, toAttr(n.exp, &st), nil
 }
 
@@ -326,6 +347,13 @@ func (f *FS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf
 	if err := statNode(n, &st); err != nil {
 		return 0, false, nil, f.stale(n, err)
 	}
+	// The permission check uses the attributes READ returns anyway, which
+	// saves a stat on the hot path; denied data never leaves buf.
+	c = n.exp.cred(c)
+	if err := mayRead(&c, &st); err != nil {
+		clear(buf[:total])
+		return 0, false, attrPtr(n.exp, &st), err
+	}
 	eof := off+uint64(total) >= uint64(st.Size)
 	return total, eof, attrPtr(n.exp, &st), nil
 }
@@ -370,6 +398,25 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 	if n.ioErr != nil {
 		return fail(n.ioErr)
 	}
+	c = n.exp.cred(c)
+	if err := mayWrite(&c, &st); err != nil {
+		return fail(err)
+	}
+	// Reserve what the write may allocate before writing anything: a
+	// write past the limit fails whole, never partially.
+	q := &n.exp.q
+	est := q.writeEstimate(fd, &st, off, uint64(len(data)))
+	if est > 0 {
+		if err := q.reserve(est, 0); err != nil {
+			return fail(err)
+		}
+		defer q.unreserve(est, 0)
+	}
+	if m, kill := killPrivs(&c, st.Mode); kill {
+		if err := chmodFd(n.fd, m); err != nil {
+			return fail(err)
+		}
+	}
 	total := 0
 	for total < len(data) {
 		m, err := unix.Pwrite(fd, data[total:], int64(off)+int64(total))
@@ -378,6 +425,7 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 		}
 		if err != nil {
 			if total == 0 {
+				f.settleQuiet(n)
 				return fail(err)
 			}
 			// Report the part that made it, as pwrite would; the client
@@ -399,10 +447,13 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 		err = fsync(fd)
 		committed = vfs.FileSync
 	}
-	if err != nil {
-		return fail(err)
+	var ast unix.Stat_t
+	if serr := f.settle(n, &ast); serr == nil {
+		wcc.After = attrPtr(n.exp, &ast)
 	}
-	wcc.After = postAttr(n)
+	if err != nil {
+		return 0, 0, wcc, f.stale(n, err)
+	}
 	return total, committed, wcc, nil
 }
 
@@ -445,13 +496,38 @@ func (f *FS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, e
 	if err := unix.Fstatfs(n.fd, &s); err != nil {
 		return vfs.FSStat{}, attrPtr(n.exp, &st), err
 	}
+	return volumeStat(&s, n.exp.q.usage()), attrPtr(n.exp, &st), nil
+}
+
+// volumeStat is what FSSTAT reports for a volume with usage u on a file
+// system with s: the volume's own limits and what is left of them, or the
+// disk's free space (inodes) where that is smaller.
+func volumeStat(s *unix.Statfs_t, u Usage) vfs.FSStat {
 	bs := uint64(s.Bsize)
-	return vfs.FSStat{
+	fs := vfs.FSStat{
 		TotalBytes: s.Blocks * bs,
 		FreeBytes:  s.Bfree * bs,
 		AvailBytes: s.Bavail * bs,
 		TotalFiles: s.Files,
 		FreeFiles:  s.Ffree,
 		AvailFiles: s.Ffree,
-	}, attrPtr(n.exp, &st), nil
+	}
+	if u.MaxBytes > 0 {
+		left := u.MaxBytes - min(u.Bytes, u.MaxBytes)
+		fs.TotalBytes = u.MaxBytes
+		fs.FreeBytes = min(left, fs.FreeBytes)
+		fs.AvailBytes = min(left, fs.AvailBytes)
+	}
+	if u.MaxInodes > 0 {
+		left := u.MaxInodes - min(u.Inodes, u.MaxInodes)
+		fs.TotalFiles = u.MaxInodes
+		if s.Files == 0 {
+			// No inode accounting on disk (btrfs): only the limit counts.
+			fs.FreeFiles, fs.AvailFiles = left, left
+		} else {
+			fs.FreeFiles = min(left, fs.FreeFiles)
+			fs.AvailFiles = min(left, fs.AvailFiles)
+		}
+	}
+	return fs
 }

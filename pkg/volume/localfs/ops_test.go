@@ -402,11 +402,11 @@ func TestOwnership(t *testing.T) {
 			t.Fatalf("create: %v %+v", err, a)
 		}
 		// A setgid directory passes its group on, and setgid to subdirectories.
-		sg, _, _, err := f.Mkdir(ctx, root, env.root, "sg", vfs.SetAttr{Mode: u32(0o2775), GID: u32(4242)})
+		sg, _, _, err := f.Mkdir(ctx, root, env.root, "sg", vfs.SetAttr{Mode: u32(0o2777), GID: u32(4242)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := env.getattr(t, sg); a.GID != 4242 || a.Mode != 0o2775 {
+		if a := env.getattr(t, sg); a.GID != 4242 || a.Mode != 0o2777 {
 			t.Fatalf("setgid dir: %+v", a)
 		}
 		_, a, _, err = f.Create(ctx, c, sg, "f", vfs.CreateGuarded, vfs.SetAttr{}, vfs.Verifier{})

@@ -34,6 +34,10 @@ func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uin
 	if cookie > 1<<63-1 {
 		return zero, false, dirAttr, vfs.ErrBadCookie
 	}
+	c = d.exp.cred(c)
+	if !may(&c, &dst, permR) {
+		return zero, false, dirAttr, unix.EACCES
+	}
 	// A private fd per call: the seek position must not be shared with
 	// concurrent listings.
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -54,9 +56,30 @@ func cmdServe(args []string) error {
 	fl := flag.NewFlagSet("serve", flag.ExitOnError)
 	root := fl.String("root", "", "directory to export as /")
 	listen := fl.String("listen", "127.0.0.1:2049", "address to listen on")
+	cpuprof := fl.String("cpuprofile", "", "write a CPU profile of the server here (until SIGINT/SIGTERM)")
+	mutexprof := fl.String("mutexprofile", "", "write a mutex contention profile of the server here")
 	fl.Parse(args)
 	if *root == "" {
 		return fmt.Errorf("serve: -root is required")
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if *mutexprof != "" {
+		runtime.SetMutexProfileFraction(5)
+		defer func() {
+			if f, err := os.Create(*mutexprof); err == nil {
+				pprof.Lookup("mutex").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	addr, stop, err := hangarServer(*root, *listen)
 	if err != nil {

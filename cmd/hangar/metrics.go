@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"net"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/hangar-csi/hangar/pkg/metrics"
+)
+
+// metricsFlags is the --metrics-listen flag every role has.
+type metricsFlags struct{ listen *string }
+
+func addMetricsFlags(fs *flag.FlagSet) *metricsFlags {
+	return &metricsFlags{listen: fs.String("metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: no metrics)")}
+}
+
+// start listens on --metrics-listen and serves until ctx ends; the registry
+// is nil when the flag is empty.
+func (m *metricsFlags) start(ctx context.Context, log logr.Logger) (*prometheus.Registry, error) {
+	if *m.listen == "" {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", *m.listen)
+	if err != nil {
+		return nil, usagef("--metrics-listen: %v", err)
+	}
+	reg := metrics.NewRegistry()
+	go func() {
+		if err := metrics.ServeListener(ctx, l, reg, log.WithName("metrics")); err != nil {
+			log.Error(err, "metrics endpoint stopped")
+		}
+	}()
+	return reg, nil
+}
+
+// registerer is reg as a Registerer, nil (not a typed nil) without metrics.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
+
+// grpcMetrics are the gRPC server options that count a CSI service's
+// calls, if metrics are on.
+func grpcMetrics(reg *prometheus.Registry, component string) []grpc.ServerOption {
+	if reg == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(metrics.GRPCInterceptor(component, reg))}
+}

@@ -1,0 +1,260 @@
+package csi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Attachment is one node's publication of a volume (a
+// ControllerPublishVolume that was not yet unpublished).
+type Attachment struct {
+	NodeID   string   `json:"nodeID"`
+	Addrs    []string `json:"addrs"`
+	ReadOnly bool     `json:"readOnly,omitempty"`
+	// Single is set when the volume was published with a single-node
+	// access mode: no other node may then publish it.
+	Single bool `json:"singleNode,omitempty"`
+}
+
+// Errors of Access.Publish.
+var (
+	ErrPublishedElsewhere = errors.New("volume is published to another node with a single-node access mode")
+	ErrPublishConflict    = errors.New("volume is already published to this node with different read-only setting")
+)
+
+// AllowExporter is an Exporter whose exports can be restricted to some
+// clients (localfs.FS is one).
+type AllowExporter interface {
+	Exporter
+	SetAllowed(path string, allow func(net.Addr) bool) error
+}
+
+// Access is a storage server's export allow-lists: for every volume, the
+// nodes it is published to. Each volume's list is a small JSON file in
+// dir (written atomically), so publications survive restarts. When
+// enforcing, MOUNT of a volume's export succeeds only from an address of a
+// node it is published to; otherwise lists are kept but not applied.
+type Access struct {
+	dir     string
+	enforce bool
+
+	wmu   sync.Mutex // serializes changes (and their file writes)
+	mu    sync.RWMutex
+	byVol map[string][]Attachment
+}
+
+// OpenAccess loads the allow-lists kept in dir (created if missing).
+func OpenAccess(dir string, enforce bool) (*Access, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("access lists: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("access lists: %w", err)
+	}
+	a := &Access{dir: dir, enforce: enforce, byVol: map[string][]Attachment{}}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(id, ".") {
+			os.Remove(p) // an interrupted write
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("access lists: %w", err)
+		}
+		var list []Attachment
+		if err := json.Unmarshal(b, &list); err != nil {
+			return nil, fmt.Errorf("access lists: corrupt %s: %v", p, err)
+		}
+		a.byVol[id] = list
+	}
+	return a, nil
+}
+
+// Enforcing reports whether allow-lists are applied to exports.
+func (a *Access) Enforcing() bool { return a.enforce }
+
+// Nodes returns the attachments of volume id.
+func (a *Access) Nodes(id string) []Attachment {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return slices.Clone(a.byVol[id])
+}
+
+// Publish adds at to volume id's list. Publishing again to the same node
+// with the same read-only setting is a no-op.
+func (a *Access) Publish(id string, at Attachment) error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	cur := a.Nodes(id)
+	for _, o := range cur {
+		if o.NodeID == at.NodeID {
+			if o.ReadOnly != at.ReadOnly {
+				return ErrPublishConflict
+			}
+			return nil
+		}
+		if o.Single || at.Single {
+			return fmt.Errorf("%w (%s)", ErrPublishedElsewhere, o.NodeID)
+		}
+	}
+	return a.set(id, append(cur, at))
+}
+
+// Unpublish removes node nodeID ("" = every node) from volume id's list.
+func (a *Access) Unpublish(id, nodeID string) error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	cur := a.Nodes(id)
+	next := slices.DeleteFunc(slices.Clone(cur), func(o Attachment) bool { return nodeID == "" || o.NodeID == nodeID })
+	if len(next) == len(cur) {
+		return nil
+	}
+	return a.set(id, next)
+}
+
+// Prune drops the lists of volumes that no longer exist (a publish that
+// raced with a delete); call it at startup.
+func (a *Access) Prune(exists func(id string) bool) error {
+	a.mu.RLock()
+	var gone []string
+	for id := range a.byVol {
+		if !exists(id) {
+			gone = append(gone, id)
+		}
+	}
+	a.mu.RUnlock()
+	for _, id := range gone {
+		if err := a.Forget(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Forget drops volume id's list (the volume was deleted).
+func (a *Access) Forget(id string) error { return a.Unpublish(id, "") }
+
+func (a *Access) set(id string, list []Attachment) error {
+	p := filepath.Join(a.dir, id+".json")
+	if len(list) == 0 {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("access list of %s: %w", id, err)
+		}
+	} else if err := writeFileAtomic(p, list); err != nil {
+		return fmt.Errorf("access list of %s: %w", id, err)
+	}
+	if err := syncDir(a.dir); err != nil {
+		return fmt.Errorf("access list of %s: %w", id, err)
+	}
+	a.mu.Lock()
+	if len(list) == 0 {
+		delete(a.byVol, id)
+	} else {
+		a.byVol[id] = list
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// Allowed reports whether a client at addr may mount volume id.
+func (a *Access) Allowed(id string, addr net.Addr) bool {
+	ip, ok := addrIP(addr)
+	if !ok {
+		return false
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, at := range a.byVol[id] {
+		for _, s := range at.Addrs {
+			if p, err := netip.ParseAddr(s); err == nil && p.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func addrIP(addr net.Addr) (netip.Addr, bool) {
+	if t, ok := addr.(*net.TCPAddr); ok {
+		ip, ok := netip.AddrFromSlice(t.IP)
+		return ip.Unmap(), ok
+	}
+	if addr == nil {
+		return netip.Addr{}, false
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap(), true
+}
+
+// Exporter wraps inner so every export it adds is restricted to the
+// volume's allow-list (when enforcing). The filter reads the live list, so
+// publishing needs no re-export.
+func (a *Access) Exporter(inner AllowExporter) Exporter { return accessExporter{inner, a} }
+
+type accessExporter struct {
+	AllowExporter
+	a *Access
+}
+
+func (e accessExporter) AddExport(path, dir, volumeID string) error {
+	if err := e.AllowExporter.AddExport(path, dir, volumeID); err != nil {
+		return err
+	}
+	if !e.a.enforce {
+		return nil
+	}
+	if err := e.SetAllowed(path, func(addr net.Addr) bool { return e.a.Allowed(volumeID, addr) }); err != nil {
+		e.RemoveExport(path)
+		return fmt.Errorf("restricting export %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeFileAtomic(p string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,87 @@
+package csi
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hangar-csi/hangar/pkg/logging"
+	"github.com/hangar-csi/hangar/pkg/volume"
+)
+
+// ParamOnDelete is the StorageClass parameter choosing what DeleteVolume
+// does with a volume's data:
+//
+//	delete  (default) the data is removed
+//	retain  the directory is kept as DATA/retained/<local-id>/
+//	archive the directory is kept as DATA/archive/<pvc-namespace>_<pvc-name>_<local-id>_<UTC time>/
+//
+// Either way the volume stops existing (its ID, export and promised
+// capacity are gone); the kept directory is the admin's to restore or
+// remove, next to a copy of the volume's record (<dir>.json).
+const ParamOnDelete = "onDelete"
+
+var onDeleteModes = []string{"delete", "retain", "archive"}
+
+// keepData moves volume v's directory aside when its onDelete parameter
+// asks for it, leaving an empty directory for the store's Delete. The
+// export must already be removed.
+func keepData(st *volume.Store, v volume.Volume) (kept string, err error) {
+	mode := v.Parameters[ParamOnDelete]
+	var dest string
+	switch mode {
+	case "", "delete":
+		return "", nil
+	case "retain":
+		dest = filepath.Join(st.Dir(), "retained", v.ID)
+	case "archive":
+		ns, pvc := v.Parameters["csi.storage.k8s.io/pvc/namespace"], v.Parameters["csi.storage.k8s.io/pvc/name"]
+		name := v.ID + "_" + time.Now().UTC().Format("20060102T150405Z")
+		if ns != "" && pvc != "" {
+			name = ns + "_" + pvc + "_" + name
+		}
+		dest = filepath.Join(st.Dir(), "archive", name)
+	default:
+		return "", fmt.Errorf("unknown %s mode %q", ParamOnDelete, mode)
+	}
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", err
+	}
+	if err := writeFileAtomic(dest+".json", v); err != nil {
+		return "", err
+	}
+	src := st.VolumeDir(v.ID)
+	if err := os.Rename(src, dest); err != nil {
+		return "", err
+	}
+	// The store deletes by moving the volume's directory to its trash: give
+	// it an empty one. A crash before this mkdir leaves a record without a
+	// directory, which the store's Open repairs.
+	if err := os.Mkdir(src, 0o755); err != nil {
+		return "", err
+	}
+	if err := syncDir(parent); err != nil {
+		return "", err
+	}
+	return dest, syncDir(filepath.Dir(src))
+}
+
+// keepOnDelete applies volume id's onDelete parameter before the store
+// deletes it.
+func (a *StorageAPI) keepOnDelete(ctx context.Context, id string) error {
+	v, err := a.Store.Get(id)
+	if err != nil {
+		return nil // already gone: the store's Delete decides
+	}
+	kept, err := keepData(a.Store, v)
+	if err != nil {
+		return fmt.Errorf("keeping data (%s=%s): %w", ParamOnDelete, v.Parameters[ParamOnDelete], err)
+	}
+	if kept != "" {
+		logging.FromContext(ctx).Info("volume data kept", "localID", id, "mode", v.Parameters[ParamOnDelete], "dir", kept)
+	}
+	return nil
+}

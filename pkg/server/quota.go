@@ -1,0 +1,153 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-logr/logr"
+
+	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/volume"
+	"github.com/hangar-csi/hangar/pkg/volume/localfs"
+)
+
+// volumes exports volume directories with their capacity and identity
+// policy (csi.AllowExporter) and is the StorageAPI's live view of usage
+// (csi.Quota).
+type volumes struct {
+	fs         *localfs.FS
+	store      *volume.Store
+	usageDir   string // DATA/usage/<id>.json: usage saved at shutdown
+	overcommit float64
+	log        logr.Logger
+	onRemove   func(id string) // drops a removed volume's metrics
+}
+
+var (
+	_ csi.AllowExporter = (*volumes)(nil)
+	_ csi.Quota         = (*volumes)(nil)
+)
+
+func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log logr.Logger) (*volumes, error) {
+	if overcommit == 0 {
+		overcommit = 1
+	}
+	if overcommit < 1 || math.IsNaN(overcommit) || math.IsInf(overcommit, 0) {
+		return nil, fmt.Errorf("overcommit ratio %v: want a number >= 1", overcommit)
+	}
+	dir := filepath.Join(store.Dir(), "usage")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("usage directory: %w", err)
+	}
+	return &volumes{fs: fs, store: store, usageDir: dir, overcommit: overcommit, log: log}, nil
+}
+
+func (x *volumes) usageFile(id string) string { return filepath.Join(x.usageDir, id+".json") }
+
+// exportConfig is the localfs policy of volume v.
+func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
+	p, err := csi.ParseVolumeParams(v.Parameters)
+	if err != nil {
+		return localfs.ExportConfig{}, err
+	}
+	return localfs.ExportConfig{
+		MaxBytes:   uint64(max(v.CapacityBytes, 0)),
+		MaxInodes:  p.InodeLimit(v.CapacityBytes),
+		RootSquash: p.RootSquash,
+		AnonUID:    p.AnonUID,
+		AnonGID:    p.AnonGID,
+	}, nil
+}
+
+// AddExport exports the volume and applies its policy, scanning its usage.
+func (x *volumes) AddExport(path, dir, id string) error {
+	v, err := x.store.Get(id)
+	if err != nil {
+		return fmt.Errorf("exporting %s: %w", id, err)
+	}
+	cfg, err := exportConfig(v)
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", id, err)
+	}
+	cfg.UsageFile = x.usageFile(id)
+	if err := x.fs.AddExport(path, dir, id); err != nil {
+		return err
+	}
+	if err := x.fs.Configure(path, cfg); err != nil {
+		x.fs.RemoveExport(path)
+		return err
+	}
+	if u, err := x.fs.Usage(path); err == nil {
+		x.log.V(1).Info("volume exported", "volumeID", id, "usedBytes", u.Bytes, "maxBytes", u.MaxBytes, "inodes", u.Inodes, "maxInodes", u.MaxInodes, "rootSquash", cfg.RootSquash)
+	}
+	return nil
+}
+
+// RemoveExport stops exporting; the saved usage goes with it (a volume
+// exported again is scanned anyway).
+func (x *volumes) RemoveExport(path string) error {
+	err := x.fs.RemoveExport(path)
+	if id := strings.TrimPrefix(path, "/"); volume.ValidID(id) {
+		if x.onRemove != nil {
+			x.onRemove(id)
+		}
+		if rerr := os.Remove(x.usageFile(id)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			x.log.Error(rerr, "removing saved usage", "volumeID", id)
+		}
+	}
+	return err
+}
+
+func (x *volumes) SetAllowed(path string, allow func(net.Addr) bool) error {
+	return x.fs.SetAllowed(path, allow)
+}
+
+// SetCapacity raises the live export's limits (the inode limit too, when
+// it follows the capacity).
+func (x *volumes) SetCapacity(id string, capacity int64) error {
+	v, err := x.store.Get(id)
+	if err != nil {
+		return err
+	}
+	p, err := csi.ParseVolumeParams(v.Parameters)
+	if err != nil {
+		return err
+	}
+	return x.fs.SetLimits(csi.ExportPath(id), uint64(capacity), p.InodeLimit(capacity))
+}
+
+func (x *volumes) Usage(id string) (csi.VolumeUsage, error) {
+	u, err := x.fs.Usage(csi.ExportPath(id))
+	if err != nil {
+		return csi.VolumeUsage{}, err
+	}
+	return csi.VolumeUsage{Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes}, nil
+}
+
+// Available is what may still be promised: the space volumes can use (free
+// disk plus what volumes already use) times the overcommit ratio, minus
+// every volume's capacity. With ratio 1, the unused part of every promise
+// is backed by free disk.
+func (x *volumes) Available() (int64, error) {
+	free, err := x.store.DiskFree()
+	if err != nil {
+		return 0, err
+	}
+	var used, promised float64
+	for _, v := range x.store.List() {
+		promised += float64(v.CapacityBytes)
+		if u, err := x.fs.Usage(csi.ExportPath(v.ID)); err == nil {
+			used += float64(min(u.Bytes, uint64(max(v.CapacityBytes, 0))))
+		}
+	}
+	avail := (float64(free)+used)*x.overcommit - promised
+	if avail <= 0 {
+		return 0, nil
+	}
+	return int64(min(avail, math.MaxInt64/2)), nil
+}

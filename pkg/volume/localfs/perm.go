@@ -1,0 +1,178 @@
+package localfs
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+// Permission checks. The server runs as root, so the kernel checks nothing
+// on the clients' behalf: every operation checks the caller's credentials
+// against the mode bits here, as a local file system would, with knfsd's
+// exceptions (the owner may read and write their own file whatever its
+// mode, so a file created 0444 can still be written through the fd that
+// created it).
+
+// Permission bits for may.
+const (
+	permR = 4
+	permW = 2
+	permX = 1
+)
+
+// squash is an export's root squash mapping.
+type squash struct{ uid, gid uint32 }
+
+// cred returns c as e's policy maps it: with root squash, uid 0 and gid 0
+// (also among the supplementary groups) become the anonymous ids.
+func (e *export) cred(c vfs.Cred) vfs.Cred {
+	s := e.squash.Load()
+	if s == nil {
+		return c
+	}
+	if c.UID == 0 {
+		c.UID = s.uid
+	}
+	if c.GID == 0 {
+		c.GID = s.gid
+	}
+	for i, g := range c.Groups {
+		if g == 0 {
+			groups := append([]uint32(nil), c.Groups...)
+			for j := i; j < len(groups); j++ {
+				if groups[j] == 0 {
+					groups[j] = s.gid
+				}
+			}
+			c.Groups = groups
+			break
+		}
+	}
+	return c
+}
+
+// may reports whether c has all of the permission bits want on an object
+// with attributes st.
+func may(c *vfs.Cred, st *unix.Stat_t, want uint32) bool {
+	mode := st.Mode
+	if c.UID == 0 {
+		// Root may do anything but execute a file no one may execute.
+		return want&permX == 0 || mode&unix.S_IFMT == unix.S_IFDIR || mode&0o111 != 0
+	}
+	var perm uint32
+	switch {
+	case c.UID == st.Uid:
+		perm = mode >> 6 & 7
+	case inGroup(c, st.Gid):
+		perm = mode >> 3 & 7
+	default:
+		perm = mode & 7
+	}
+	return perm&want == want
+}
+
+// mayDir checks write and search permission on a directory whose entries
+// are about to change.
+func mayDir(c *vfs.Cred, dst *unix.Stat_t) error {
+	if !may(c, dst, permW|permX) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// maySearch checks search permission on a directory.
+func maySearch(c *vfs.Cred, dst *unix.Stat_t) error {
+	if !may(c, dst, permX) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// mayRead checks READ: read permission, or execute (knfsd lets clients read
+// what they may execute, since the client does the exec), or ownership.
+func mayRead(c *vfs.Cred, st *unix.Stat_t) error {
+	if c.UID == st.Uid || may(c, st, permR) || (c.UID != 0 && may(c, st, permX)) {
+		return nil
+	}
+	return unix.EACCES
+}
+
+// mayWrite checks WRITE and truncation: write permission or ownership.
+func mayWrite(c *vfs.Cred, st *unix.Stat_t) error {
+	if c.UID == st.Uid || may(c, st, permW) {
+		return nil
+	}
+	return unix.EACCES
+}
+
+// mayUnlinkSticky applies the sticky bit: in a sticky directory only the
+// owner of the entry, the owner of the directory or root may remove or
+// rename it.
+func mayUnlinkSticky(c *vfs.Cred, dst, victim *unix.Stat_t) error {
+	if dst.Mode&unix.S_ISVTX == 0 || c.UID == 0 || c.UID == dst.Uid || c.UID == victim.Uid {
+		return nil
+	}
+	return unix.EPERM
+}
+
+// checkSetAttr applies the POSIX rules for SETATTR by c on an object with
+// attributes st. It may clear setgid from sa.Mode (a caller outside the
+// file's group cannot set it), as chmod does.
+func checkSetAttr(c *vfs.Cred, sa *vfs.SetAttr, st *unix.Stat_t) error {
+	owner := c.UID == 0 || c.UID == st.Uid
+	if sa.UID != nil && *sa.UID != st.Uid && c.UID != 0 {
+		return unix.EPERM
+	}
+	if sa.UID != nil && *sa.UID == st.Uid && !owner {
+		return unix.EPERM
+	}
+	gid := st.Gid
+	if sa.GID != nil {
+		if c.UID != 0 && (c.UID != st.Uid || (*sa.GID != st.Gid && !inGroup(c, *sa.GID))) {
+			return unix.EPERM
+		}
+		gid = *sa.GID
+	}
+	if sa.Mode != nil {
+		if !owner {
+			return unix.EPERM
+		}
+		if c.UID != 0 && *sa.Mode&unix.S_ISGID != 0 && !inGroup(c, gid) {
+			m := *sa.Mode &^ unix.S_ISGID
+			sa.Mode = &m
+		}
+	}
+	if sa.Size != nil {
+		if err := mayWrite(c, st); err != nil {
+			return err
+		}
+	}
+	if sa.Atime.How == vfs.TimeClient || sa.Mtime.How == vfs.TimeClient {
+		// Setting explicit times is for the owner only.
+		if !owner {
+			return unix.EPERM
+		}
+	} else if sa.Atime.How == vfs.TimeServer || sa.Mtime.How == vfs.TimeServer {
+		// "touch": the owner or anyone who may write.
+		if !owner && !may(c, st, permW) {
+			return unix.EACCES
+		}
+	}
+	return nil
+}
+
+// killPrivs is the mode a write by c leaves on a file with mode: a
+// non-root writer clears setuid, and setgid when group-executable, as the
+// kernel does for writers without CAP_FSETID (which the server has, so it
+// must do it itself). ok is false when nothing changes.
+func killPrivs(c *vfs.Cred, mode uint32) (uint32, bool) {
+	if c.UID == 0 {
+		return 0, false
+	}
+	m := mode & 0o7777
+	nm := m &^ unix.S_ISUID
+	if m&unix.S_ISGID != 0 && m&0o010 != 0 {
+		nm &^= unix.S_ISGID
+	}
+	return nm, nm != m
+}

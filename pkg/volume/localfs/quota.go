@@ -1,0 +1,380 @@
+package localfs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+// Capacity accounting.
+//
+// Every export counts the data blocks (st_blocks*512, each inode once) and
+// inodes below its root. Usage is established by a scan when the export is
+// configured and then kept current: every operation that can change an
+// inode's allocation settles the difference between the inode's st_blocks
+// now and what was last accounted for it (node.blocks, kept under
+// node.qmu), so concurrent writes to one file add up exactly whichever
+// order their settles run in. Operations that allocate check first, against
+// usage plus what operations in flight have reserved, and fail with EDQUOT
+// before touching anything, so a refused WRITE leaves no partial data.
+//
+// Estimates are per file system block. File system metadata (extent tree
+// blocks, directory growth) is not predicted; it is settled afterwards, so
+// usage may end up a block or two over the limit, and the next allocating
+// operation is refused.
+
+// ExportConfig is an export's capacity and identity policy.
+type ExportConfig struct {
+	MaxBytes  uint64 // byte limit (the volume's capacity); 0 = unlimited
+	MaxInodes uint64 // inode limit; 0 = unlimited
+	// RootSquash maps uid 0 and gid 0 (also in supplementary groups) to
+	// AnonUID and AnonGID.
+	RootSquash       bool
+	AnonUID, AnonGID uint32
+	// UsageFile, if set, is where usage is saved on Close, and compared with
+	// the scan at the next Configure (the scan wins; drift is logged).
+	UsageFile string
+}
+
+// Usage is an export's accounted usage and limits.
+type Usage struct {
+	Bytes, Inodes       uint64
+	MaxBytes, MaxInodes uint64 // 0 = unlimited
+}
+
+// quota is an export's usage and limits.
+type quota struct {
+	mu                  sync.Mutex
+	bytes, inodes       int64 // accounted usage
+	resBytes, resInodes int64 // reserved by operations in flight
+	maxBytes, maxInodes int64 // 0 = unlimited
+	blockSize           int64
+	usageFile           string
+}
+
+// reserve books bytes and inodes for an operation about to allocate them,
+// or fails with EDQUOT. allowOver lets an operation that allocates no
+// bytes through even when usage is at the limit.
+func (q *quota) reserve(bytes, inodes int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.maxInodes > 0 && inodes > 0 && q.inodes+q.resInodes+inodes > q.maxInodes {
+		return unix.EDQUOT
+	}
+	if q.maxBytes > 0 {
+		if bytes > 0 && q.bytes+q.resBytes+bytes > q.maxBytes {
+			return unix.EDQUOT
+		}
+		// Metadata overshoot may have left usage past the limit: nothing
+		// that adds objects may run then.
+		if inodes > 0 && q.bytes > q.maxBytes {
+			return unix.EDQUOT
+		}
+	}
+	q.resBytes += bytes
+	q.resInodes += inodes
+	return nil
+}
+
+func (q *quota) unreserve(bytes, inodes int64) {
+	q.mu.Lock()
+	q.resBytes -= bytes
+	q.resInodes -= inodes
+	q.mu.Unlock()
+}
+
+func (q *quota) add(bytes, inodes int64) {
+	if bytes == 0 && inodes == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.bytes += bytes
+	q.inodes += inodes
+	q.mu.Unlock()
+}
+
+// headroom is how many more bytes may be reserved; -1 when unlimited.
+func (q *quota) headroom() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.maxBytes == 0 {
+		return -1
+	}
+	return max(q.maxBytes-q.bytes-q.resBytes, 0)
+}
+
+func (q *quota) usage() Usage {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return Usage{Bytes: uint64(max(q.bytes, 0)), Inodes: uint64(max(q.inodes, 0)), MaxBytes: uint64(q.maxBytes), MaxInodes: uint64(q.maxInodes)}
+}
+
+// settle accounts the change of n's allocation since it was last accounted
+// and leaves n's current attributes in st. A removed inode's blocks were
+// accounted by the removal, so they are not settled.
+func (f *FS) settle(n *node, st *unix.Stat_t) error {
+	n.qmu.Lock()
+	if err := fstat(n.fd, st); err != nil {
+		n.qmu.Unlock()
+		return err
+	}
+	delta := st.Blocks - n.blocks
+	n.blocks = st.Blocks
+	n.qmu.Unlock()
+	if st.Nlink > 0 && delta != 0 {
+		n.exp.q.add(delta*512, 0)
+	}
+	return nil
+}
+
+// settleQuiet is settle for operations that do not need the attributes.
+func (f *FS) settleQuiet(n *node) {
+	var st unix.Stat_t
+	f.settle(n, &st)
+}
+
+// chargeNew accounts a newly created object n: one inode and its blocks.
+func (f *FS) chargeNew(n *node) {
+	n.qmu.Lock()
+	b := n.blocks
+	n.qmu.Unlock()
+	n.exp.q.add(b*512, 1)
+}
+
+// dischargeRemoved accounts the removal of the entry whose attributes,
+// taken just before, were st: when it was the last link, the inode and its
+// blocks are freed.
+func dischargeRemoved(e *export, st *unix.Stat_t) {
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR || st.Nlink <= 1 {
+		e.q.add(-st.Blocks*512, -1)
+	}
+}
+
+// writeEstimate is an upper bound of the bytes a write of n bytes at off
+// can newly allocate in the file with attributes st and data fd. It is 0
+// for overwrites of allocated ranges, so those never fail near the limit.
+func (q *quota) writeEstimate(fd int, st *unix.Stat_t, off, n uint64) int64 {
+	if n == 0 {
+		return 0
+	}
+	bs := uint64(q.blockSize)
+	start := off / bs * bs
+	end := roundUp(off+n, bs)
+	size := uint64(st.Size)
+	eofBlock := roundUp(size, bs)
+	dense := uint64(st.Blocks)*512 >= eofBlock
+	var est uint64
+	if dense {
+		// Everything up to EOF is allocated: only the part past it is new.
+		if end > max(start, eofBlock) {
+			est = end - max(start, eofBlock)
+		}
+	} else {
+		est = end - start
+	}
+	if est == 0 {
+		return 0
+	}
+	if h := q.headroom(); h >= 0 && int64(est) > h && !dense {
+		// Near the limit in a sparse file: count the holes exactly, so an
+		// overwrite of allocated blocks is not refused.
+		est = holeBytes(fd, start, end, eofBlock)
+	}
+	return int64(est)
+}
+
+// holeBytes counts the bytes of [start, end) not backed by data in a file
+// whose data ends by eof.
+func holeBytes(fd int, start, end, eof uint64) uint64 {
+	var holes uint64
+	pos := start
+	lim := min(end, eof)
+	for pos < lim {
+		d, err := unix.Seek(fd, int64(pos), unix.SEEK_DATA)
+		if err != nil || uint64(d) >= lim {
+			// ENXIO: no data after pos.
+			holes += lim - pos
+			break
+		}
+		holes += uint64(d) - pos
+		h, err := unix.Seek(fd, d, unix.SEEK_HOLE)
+		if err != nil {
+			break
+		}
+		pos = uint64(h)
+	}
+	if end > max(start, eof) {
+		holes += end - max(start, eof)
+	}
+	return holes
+}
+
+func roundUp(v, to uint64) uint64 { return (v + to - 1) / to * to }
+
+// newObjectBytes estimates what creating an object of type typ allocates.
+func (q *quota) newObjectBytes(typ uint32, symlinkTarget string) int64 {
+	switch typ {
+	case unix.S_IFDIR:
+		return q.blockSize
+	case unix.S_IFLNK:
+		if len(symlinkTarget) >= 60 { // longer targets leave the inode
+			return q.blockSize
+		}
+	}
+	return 0
+}
+
+func (f *FS) exportAt(path string) *export {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.byPath[path]
+}
+
+// Configure sets the policy of the export at path and establishes its usage
+// by scanning it. Call it right after AddExport, before clients use the
+// export; use SetLimits to change limits later.
+func (f *FS) Configure(path string, c ExportConfig) error {
+	e := f.exportAt(path)
+	if e == nil {
+		return vfs.ErrNoExport
+	}
+	if c.RootSquash {
+		e.squash.Store(&squash{uid: c.AnonUID, gid: c.AnonGID})
+	} else {
+		e.squash.Store(nil)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(e.rootFd, &sfs); err != nil {
+		return fmt.Errorf("localfs: statfs export %s: %w", path, err)
+	}
+	e.q.mu.Lock()
+	defer e.q.mu.Unlock()
+	e.q.blockSize = max(int64(sfs.Bsize), 512)
+	e.q.maxBytes, e.q.maxInodes = int64(c.MaxBytes), int64(c.MaxInodes)
+	e.q.usageFile = c.UsageFile
+	// Hold q.mu through the scan: operations on this export wait in
+	// reserve, so the scan sees a still tree.
+	bytes, inodes, err := scanUsage(e.dirPath, e.dev)
+	if err != nil {
+		return fmt.Errorf("localfs: scanning usage of %s: %w", path, err)
+	}
+	if saved, err := loadUsage(c.UsageFile); err == nil && (saved.Bytes != uint64(bytes) || saved.Inodes != uint64(inodes)) {
+		f.log.Info("volume usage differs from the saved usage; using the scan", "export", path,
+			"savedBytes", saved.Bytes, "scannedBytes", bytes, "savedInodes", saved.Inodes, "scannedInodes", inodes)
+	}
+	e.q.bytes, e.q.inodes = bytes, inodes
+	return nil
+}
+
+// SetLimits changes the limits of a live export; it takes effect for the
+// next operation (how ControllerExpandVolume grows a mounted volume).
+func (f *FS) SetLimits(path string, maxBytes, maxInodes uint64) error {
+	e := f.exportAt(path)
+	if e == nil {
+		return vfs.ErrNoExport
+	}
+	e.q.mu.Lock()
+	e.q.maxBytes, e.q.maxInodes = int64(maxBytes), int64(maxInodes)
+	e.q.mu.Unlock()
+	return nil
+}
+
+// Usage reports the usage and limits of the export at path.
+func (f *FS) Usage(path string) (Usage, error) {
+	e := f.exportAt(path)
+	if e == nil {
+		return Usage{}, vfs.ErrNoExport
+	}
+	return e.q.usage(), nil
+}
+
+// VolumeOf names the volume handle h belongs to (by its tag, without
+// checking its MAC: for labelling metrics, not for authorization).
+func (f *FS) VolumeOf(h vfs.Handle) (string, bool) {
+	if len(h) < headerLen || h[0] != handleVersion {
+		return "", false
+	}
+	var t tag
+	copy(t[:], h[1:1+tagLen])
+	e := f.exportByTag(t)
+	if e == nil {
+		return "", false
+	}
+	return e.volumeID, true
+}
+
+// saveUsage writes e's usage to its usage file, if it has one.
+func saveUsage(e *export) error {
+	e.q.mu.Lock()
+	file := e.q.usageFile
+	e.q.mu.Unlock()
+	if file == "" {
+		return nil
+	}
+	b, err := json.Marshal(e.q.usage())
+	if err != nil {
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+func loadUsage(file string) (Usage, error) {
+	var u Usage
+	if file == "" {
+		return u, errors.New("no usage file")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return u, err
+	}
+	return u, json.Unmarshal(b, &u)
+}
+
+// scanUsage counts the blocks and inodes below root on device dev, each
+// inode once. Mount points inside are not part of the volume.
+func scanUsage(root string, dev uint64) (bytes, inodes int64, err error) {
+	linked := map[uint64]bool{}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile
+			}
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			if err == unix.ENOENT {
+				return nil
+			}
+			return err
+		}
+		if st.Dev != dev {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
+			if linked[st.Ino] {
+				return nil
+			}
+			linked[st.Ino] = true
+		}
+		bytes += st.Blocks * 512
+		inodes++
+		return nil
+	})
+	return bytes, inodes, err
+}
