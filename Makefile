@@ -10,7 +10,7 @@ DATA     ?= ./hangar-data
 NFS_LISTEN ?= 127.0.0.1:20490
 CSI_ENDPOINT ?= unix://$(abspath $(DATA))/csi.sock
 
-.PHONY: all build run test lint unit sanity e2e e2e-quick e2e-k8s manifests bench fuzz clean
+.PHONY: all build run test lint unit sanity e2e e2e-quick e2e-k8s k8s-tools manifests bench bench-smoke fuzz clean
 
 all: build
 
@@ -43,9 +43,13 @@ e2e: build
 
 # Kubernetes packaging against a real control plane (also part of e2e-quick,
 # which runs ./test/e2e/...). The first run builds the Kubernetes binaries
-# into .cache/k8s (minutes); later runs reuse them.
+# into ~/.cache/hangar/k8s (minutes); later runs reuse them.
 e2e-k8s:
 	$(GO) test -count=1 -timeout 40m -v ./test/e2e/k8s/
+
+# Only build (or check the cache of) the Kubernetes binaries e2e-k8s uses.
+k8s-tools:
+	./test/e2e/k8s/build.sh
 
 # Regenerate deploy/hangar.yaml from charts/hangar.
 manifests:
