@@ -22,8 +22,9 @@ run: build
 	$(BIN) run --data $(DATA) --nfs-listen $(NFS_LISTEN) --csi-endpoint $(CSI_ENDPOINT)
 
 # Everything CI runs: static checks, unit + protocol + attack tests with fuzz
-# seeds, csi-sanity, and the real-kernel VM suite (quick subset).
-test: lint unit sanity bench-smoke e2e-quick
+# seeds, csi-sanity, the benchmark tooling smoke, every case of the
+# real-kernel VM suite, and the Kubernetes packaging e2e.
+test: lint unit sanity bench-smoke e2e e2e-k8s
 
 lint:
 	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -36,13 +37,12 @@ sanity:
 	$(GO) test -count=1 -v ./test/sanity/...
 
 e2e-quick: build
-	HANGAR_E2E=quick $(GO) test -count=1 -timeout 40m -v ./test/e2e/...
+	HANGAR_E2E=quick HANGAR_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 30m -v ./test/e2e
 
 e2e: build
-	HANGAR_E2E=all $(GO) test -count=1 -timeout 60m -v ./test/e2e/...
+	HANGAR_E2E=all HANGAR_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 60m -v ./test/e2e
 
-# Kubernetes packaging against a real control plane (also part of e2e-quick,
-# which runs ./test/e2e/...). The first run builds the Kubernetes binaries
+# Kubernetes packaging against a real control plane. The first run builds the Kubernetes binaries
 # into ~/.cache/hangar/k8s (minutes); later runs reuse them.
 e2e-k8s:
 	$(GO) test -count=1 -timeout 40m -v ./test/e2e/k8s/
