@@ -233,6 +233,21 @@ func (m *NFS) Read(ctx context.Context, cr vfs.Cred, h vfs.Handle, off uint64, b
 	return n, eof, a, err
 }
 
+// ReadFile forwards vfs.FileReader, so that counting keeps large READs on
+// the zero-copy (sendfile) path; ErrNotSupp sends the caller to Read when
+// the wrapped FS has no files to hand out.
+func (m *NFS) ReadFile(ctx context.Context, cr vfs.Cred, h vfs.Handle, off uint64, count uint32) (int, int, bool, *vfs.Attr, error) {
+	fr, ok := m.fs.(vfs.FileReader)
+	if !ok {
+		return -1, 0, false, nil, vfs.ErrNotSupp
+	}
+	c := m.begin(h, opRead)
+	fd, n, eof, a, err := fr.ReadFile(ctx, cr, h, off, count)
+	c.v.rbytes.Add(float64(n))
+	m.end(c, err)
+	return fd, n, eof, a, err
+}
+
 func (m *NFS) Write(ctx context.Context, cr vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
 	c := m.begin(h, opWrite)
 	n, st, w, err := m.fs.Write(ctx, cr, h, off, data, stable)

@@ -208,3 +208,17 @@ type FS interface {
 	// uncommitted data after a crash.
 	WriteVerifier() Verifier
 }
+
+// FileReader is an optional interface of an FS whose files are kernel
+// files. The protocol layer detects it with a type assertion and uses it for
+// large READs, so the data can go from the page cache to the socket
+// (sendfile) without being copied through a buffer.
+type FileReader interface {
+	// ReadFile checks what Read checks and returns, instead of the data, a
+	// new file descriptor open for reading h (the caller owns it and must
+	// close it), the number of bytes n at off to send (at most count; 0 at
+	// or beyond the end of file), whether they reach the end of file, and
+	// the attributes Read would return. On error fd is -1. ErrNotSupp means
+	// "use Read instead" (a wrapper around an FS without files, say).
+	ReadFile(ctx context.Context, c Cred, h Handle, off uint64, count uint32) (fd int, n int, eof bool, attr *Attr, err error)
+}

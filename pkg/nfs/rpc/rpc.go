@@ -10,6 +10,8 @@ import (
 	"context"
 	"net"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
 )
 
@@ -72,6 +74,30 @@ type Call struct {
 	Cred   Cred
 	Args   []byte
 	Remote net.Addr
+
+	file fileTail // set by AttachFile
+}
+
+// AttachFile appends n bytes of the open file fd, read from offset off, to
+// the results, followed by XDR padding to a multiple of four bytes, and
+// takes ownership of fd: the server closes it once the reply is written or
+// dropped. On a TCP connection the bytes go from the file to the socket
+// with sendfile(2), never through a user-space buffer; otherwise (or for a
+// call in the duplicate request cache) the server reads them into the reply.
+//
+// Nothing may be written to the reply after AttachFile, and it only has an
+// effect when the handler returns Success. If the file turns out to hold
+// fewer than n bytes at off when they are sent, the server closes the
+// connection instead of sending a reply that does not say what the handler
+// wrote (the client retransmits); if that is found before anything is sent,
+// the call gets SYSTEM_ERR.
+func (c *Call) AttachFile(fd int, off int64, n int) {
+	c.file.close()
+	if n <= 0 {
+		unix.Close(fd) // nothing to send
+		return
+	}
+	c.file = fileTail{fd: fd, off: off, n: n, set: true}
 }
 
 // Handler serves one (program, version). It appends the procedure's results

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -249,6 +250,8 @@ type conn struct {
 	wake  chan struct{}
 	wstop chan struct{} // closed when no more replies will be queued
 	wdone chan struct{}
+
+	sf sendState // writer goroutine only (after initSendfile)
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -266,6 +269,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		c.addr = ta.AddrPort()
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.initSendfile()
 	c.rr = recordReader{r: bufio.NewReaderSize(idleReader{c}, 64<<10), max: s.o.MaxRecordSize}
 	return c
 }
@@ -452,6 +456,14 @@ func (c *conn) execute(t *task, h Handler) {
 		c.log.V(1).Info("handler returned an invalid status", "stat", st, "prog", t.call.Prog, "proc", t.call.Proc)
 		st = SystemErr
 	}
+	if t.call.file.set {
+		switch {
+		case st != Success:
+			t.call.file.close()
+		case t.drc || c.sf.raw == nil:
+			st = materialize(t)
+		}
+	}
 	if st != Success {
 		setStat(&t.w, st)
 	}
@@ -477,7 +489,11 @@ func (c *conn) invoke(t *task, h Handler) (st AcceptStat) {
 
 // send finishes t's reply record and queues it for the writer.
 func (c *conn) send(t *task) {
-	finishRecord(t.w.Bytes())
+	if f := &t.call.file; f.set {
+		finishRecordTail(t.w.Bytes(), f.n+f.pad())
+	} else {
+		finishRecord(t.w.Bytes())
+	}
 	c.qmu.Lock()
 	c.queue = append(c.queue, t)
 	c.qmu.Unlock()
@@ -492,6 +508,7 @@ func (c *conn) release(t *task) {
 	if t.rec != nil {
 		putBuf(t.rec)
 	}
+	t.call.file.close()
 	putBuf(t.w.Bytes())
 	t.w.Reset(nil)
 	c.s.bytes.release(t.nbytes)
@@ -516,6 +533,13 @@ func (c *conn) writeLoop() {
 		case <-c.wstop:
 			stopping = true
 		}
+		if c.smallPending() {
+			// Let handlers about to finish queue their replies too: one
+			// writev for several small replies saves syscalls and TCP
+			// segments (and the client's wakeups) when many calls are in
+			// flight. Big replies go at once; they are worth a syscall.
+			runtime.Gosched()
+		}
 		for {
 			c.qmu.Lock()
 			batch, c.queue = c.queue, spare[:0]
@@ -525,20 +549,39 @@ func (c *conn) writeLoop() {
 				break
 			}
 			if !dead {
+				c.nc.SetWriteDeadline(time.Now().Add(c.s.o.IdleTimeout))
 				bufs = bufs[:0]
+				var err error
 				for _, t := range batch {
 					bufs = append(bufs, t.w.Bytes())
+					f := &t.call.file
+					if !f.set {
+						continue
+					}
+					// Headers so far, then the file data straight from
+					// the page cache; its padding leads the next writev.
+					err = c.sendFile(bufs, f)
+					clear(bufs)
+					bufs = bufs[:0]
+					if err != nil {
+						break
+					}
+					if p := f.pad(); p > 0 {
+						bufs = append(bufs, zeros[:p])
+					}
 				}
-				iov = bufs // WriteTo consumes its receiver
-				c.nc.SetWriteDeadline(time.Now().Add(c.s.o.IdleTimeout))
-				if _, err := iov.WriteTo(c.nc); err != nil {
+				if err == nil && len(bufs) > 0 {
+					iov = bufs
+					_, err = iov.WriteTo(c.nc)
+				}
+				clear(bufs)
+				if err != nil {
 					dead = true
 					if c.ctx.Err() == nil {
 						c.log.V(1).Info("write failed; closing connection", "err", err.Error())
 					}
 					c.abort()
 				}
-				clear(bufs)
 			}
 			for _, t := range batch {
 				c.release(t)
@@ -549,6 +592,21 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// smallPending reports whether the next reply to write is small and other
+// calls are still being served, so that waiting a moment could batch them.
+func (c *conn) smallPending() bool {
+	if c.busy.Load() < 2 {
+		return false
+	}
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.queue) == 0 || int(c.busy.Load()) <= len(c.queue) {
+		return false // nothing queued, or every call's reply is queued already
+	}
+	t := c.queue[0]
+	return !t.call.file.set && len(t.w.Bytes()) < 16<<10
 }
 
 // budget is a counting semaphore over bytes.

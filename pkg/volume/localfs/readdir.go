@@ -54,6 +54,7 @@ func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uin
 	defer direntBufs.Put(bp)
 	buf := *bp
 	isRoot := d.ino == d.exp.rootIno
+	var arena plusArena
 	for {
 		if err := ctx.Err(); err != nil {
 			return zero, false, dirAttr, err
@@ -68,28 +69,34 @@ func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uin
 		if m == 0 {
 			return zero, true, dirAttr, nil
 		}
-		for b := buf[:m]; len(b) > 0; {
+		// One string for the whole batch: entry names are substrings of
+		// it rather than an allocation each.
+		names := string(buf[:m])
+		for pos := 0; pos < m; {
+			b := buf[pos:m]
 			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < 19 || reclen > len(b) {
 				return zero, false, dirAttr, unix.EIO
 			}
 			name := b[19:reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
+			i := bytes.IndexByte(name, 0)
+			if i < 0 {
+				return zero, false, dirAttr, unix.EIO
 			}
 			ent := vfs.DirEntry{
 				FileID: binary.NativeEndian.Uint64(b[0:8]),
-				Name:   string(name),
+				Name:   names[pos+19 : pos+19+i],
 				Cookie: binary.NativeEndian.Uint64(b[8:16]),
 			}
-			b = b[reclen:]
+			cname := nameAt(&b[19]) // NUL-terminated
+			pos += reclen
 			if ent.Name == ".." && isRoot {
 				// The root is its own parent; don't reveal what is above.
 				ent.FileID = d.ino
 			}
 			if plus {
-				f.plusAttrs(d, &dst, isRoot, &ent)
+				f.plusAttrs(d, &dst, isRoot, &ent, cname, &arena)
 			}
 			if !emit(ent) {
 				return zero, false, dirAttr, nil
@@ -101,26 +108,30 @@ func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uin
 // plusAttrs fills in the handle and attributes of ent, an entry of d, when
 // they can be had consistently. An entry that vanished or was replaced
 // meanwhile gets neither.
-func (f *FS) plusAttrs(d *node, dst *unix.Stat_t, isRoot bool, ent *vfs.DirEntry) {
+func (f *FS) plusAttrs(d *node, dst *unix.Stat_t, isRoot bool, ent *vfs.DirEntry, cname nameAt, arena *plusArena) {
 	if ent.Name == "." || (ent.Name == ".." && isRoot) {
 		ent.Handle = vfs.Handle(d.key)
-		ent.Attr = attrPtr(d.exp, dst)
+		ent.Attr = arena.attr(d.exp, dst)
 		return
 	}
 	// Handle first, then attributes: if the stat still shows the inode that
 	// getdents listed, the handle taken before it names that inode too
 	// (barring inode number reuse within this window).
-	h, err := f.mint(d.exp, d.fd, ent.Name, 0)
-	if err != nil {
+	var kh kernelHandle
+	if err := nameToHandleAt(d.fd, cname, &kh); err != nil {
 		return
 	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(d.fd, ent.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := fstatatNoFollow(d.fd, cname, &st); err != nil {
 		return
 	}
 	if st.Dev != d.exp.dev || (ent.Name != ".." && st.Ino != ent.FileID) {
 		return
 	}
+	h, err := arena.handle(f.keys, d.exp.tag, kh.typ, kh.fh[:min(kh.bytes, uint32(len(kh.fh)))])
+	if err != nil {
+		return
+	}
 	ent.Handle = h
-	ent.Attr = attrPtr(d.exp, &st)
+	ent.Attr = arena.attr(d.exp, &st)
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -91,7 +92,14 @@ func cmdRun(args []string) error {
 	fs.DurationVar(&cfg.PhaseTimeout, "phase-timeout", 5*time.Minute, "limit per phase; a phase that hits it is reported as failed")
 	fs.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "data pattern seed")
 	cpuprof := fs.String("cpuprofile", "", "write a CPU profile of the load generator here")
+	only := fs.String("phases", "", "comma-separated phases to run (and those they need); default all")
 	fs.Parse(args)
+	if *only != "" {
+		cfg.Only = map[string]bool{}
+		for _, p := range strings.Split(*only, ",") {
+			cfg.Only[strings.TrimSpace(p)] = true
+		}
+	}
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
 		if err != nil {

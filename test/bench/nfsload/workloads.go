@@ -23,6 +23,30 @@ type loadConfig struct {
 	GetattrOps              int
 	PhaseTimeout            time.Duration
 	Seed                    uint64
+	// Only, if not empty, runs just these phases and those they need
+	// (seq_write for the file phases, meta_create for readdirplus and
+	// remove, handles_create for getattr): a profiling knob.
+	Only map[string]bool
+}
+
+// phaseNeeds lists which phases each setup phase serves.
+var phaseNeeds = map[string][]string{
+	"seq_write":      {"seq_read", "rand_write", "rand_read"},
+	"meta_create":    {"readdirplus", "remove"},
+	"handles_create": {"getattr"},
+}
+
+// skipped reports whether Only leaves phase name out.
+func (c *loadConfig) skipped(name string) bool {
+	if len(c.Only) == 0 || c.Only[name] {
+		return false
+	}
+	for _, p := range phaseNeeds[name] {
+		if c.Only[p] {
+			return false
+		}
+	}
+	return true
 }
 
 // result is what one run reports; the report subcommand takes medians.
@@ -104,6 +128,9 @@ func heapAllocs() (objs, bytes uint64) {
 // phase times fn, which returns how many RPCs it made, and records wall time
 // and allocations per RPC.
 func (rn *runner) phase(name string, fn func(ctx context.Context) (rpcs int, err error)) bool {
+	if rn.cfg.skipped(name) {
+		return false
+	}
 	if len(rn.cl.callers) == 0 {
 		rn.res.fail(name, errors.New("not run: no connection"))
 		return false
