@@ -26,13 +26,16 @@ type hostServer struct {
 	nfsPort, apiPort int
 	p                *proc
 	starts           int
+	extra            []string // more `hangar server` flags
 	cc               *grpc.ClientConn
 	ctrl             csi.ControllerClient
 }
 
-func startHostServer(t *testing.T, a artifacts, logDir string) *hostServer {
+// startHostServer starts `hangar server` with a fresh data dir; extra flags
+// are appended to its command line.
+func startHostServer(t *testing.T, a artifacts, logDir string, extra ...string) *hostServer {
 	t.Helper()
-	s := &hostServer{a: a, logDir: logDir, data: t.TempDir(), nfsPort: freePort(t), apiPort: freePort(t)}
+	s := &hostServer{a: a, logDir: logDir, data: t.TempDir(), nfsPort: freePort(t), apiPort: freePort(t), extra: extra}
 	s.start(t)
 	cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", s.apiPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -49,10 +52,11 @@ func (s *hostServer) nfsAddr() string { return fmt.Sprintf("127.0.0.1:%d", s.nfs
 func (s *hostServer) start(t *testing.T) {
 	t.Helper()
 	s.starts++
-	s.p = startProc(t, s.logDir, fmt.Sprintf("hangar-server.%d", s.starts), s.a.hangar, "server",
+	argv := []string{s.a.hangar, "server",
 		"--data", s.data, "--nfs-listen", s.nfsAddr(), "--api-listen", fmt.Sprintf("127.0.0.1:%d", s.apiPort),
 		// Guests reach the host's loopback port at 10.0.2.100 (guestfwd).
-		"--advertise", fmt.Sprintf("%s:%d", guestHost, s.nfsPort))
+		"--advertise", fmt.Sprintf("%s:%d", guestHost, s.nfsPort)}
+	s.p = startProc(t, s.logDir, fmt.Sprintf("hangar-server.%d", s.starts), append(argv, s.extra...)...)
 	for _, addr := range []string{s.nfsAddr(), fmt.Sprintf("127.0.0.1:%d", s.apiPort)} {
 		if err := waitTCP(addr, 30*time.Second, s.p.alive); err != nil {
 			t.Fatalf("hangar server: %v", err)
