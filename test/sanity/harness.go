@@ -148,6 +148,9 @@ func Run(t *testing.T, o Options) {
 	cfg.StagingPath = filepath.Join(dir, "staging")
 	cfg.TestVolumeSize = 64 << 20
 	cfg.TestVolumeExpandSize = 128 << 20
+	// Run the attach-limit spec too: it skips itself only because NFS mounts
+	// have no per-node limit (NodeGetInfo reports none).
+	cfg.TestNodeVolumeAttachLimit = true
 	cfg.IDGen = idGen{}
 	sanity.Test(t, cfg)
 

@@ -13,7 +13,7 @@ SAMPLER=$!
 t=$(now)
 csi-sanity --csi.endpoint "${CSI_ENDPOINT#unix://}" \
 	--csi.mountdir /tmp/sanity/mount --csi.stagingdir /tmp/sanity/stage \
-	--csi.testvolumesize $((64 << 20)) --csi.testvolumeexpandsize $((128 << 20)) \
+	--csi.testvolumesize $((64 << 20)) --csi.testvolumeexpandsize $((128 << 20)) --csi.testnodevolumeattachlimit \
 	--ginkgo.junit-report /tmp/junit.xml --ginkgo.no-color --ginkgo.timeout 15m >/tmp/sanity.log 2>&1
 src=$?
 result csi-sanity "$(since $t) rc=$src"
