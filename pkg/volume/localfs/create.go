@@ -348,6 +348,10 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 	if err != nil {
 		return fail(err)
 	}
+	if err := checkMade(fd, typ); err != nil {
+		unix.Close(fd)
+		return fail(err)
+	}
 	var st unix.Stat_t
 	n, err := f.adopt(d.exp, fd, -1, &st)
 	if err != nil {
@@ -360,6 +364,22 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 		return fail(err)
 	}
 	return f.finishNew(d, n, &dst)
+}
+
+// checkMade checks that fd, opened by name just after mk created it, is
+// still the object this server made (of type typ, owned by us, not yet
+// chowned): another client may have replaced the name in between (REMOVE
+// and LINK, or RENAME), and initNew would then hand that client's object to
+// the caller.
+func checkMade(fd int, typ uint32) error {
+	var st unix.Stat_t
+	if err := fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != typ || st.Uid != uint32(unix.Geteuid()) || (typ != unix.S_IFDIR && st.Nlink != 1) {
+		return unix.EEXIST
+	}
+	return nil
 }
 
 // childKey is the handle of name in d if it can be made; used to drop the
@@ -407,8 +427,11 @@ func (f *FS) unlink(c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc
 		return dirWcc(d, &dst), err
 	}
 	victim := f.childKey(d, name)
+	vn := f.holdVictim(victim)
 	// unlinkat acts on the final component itself and never follows it.
-	if err := unix.Unlinkat(d.fd, name, flags); err != nil {
+	err = unix.Unlinkat(d.fd, name, flags)
+	f.releaseVictim(vn, &vst)
+	if err != nil {
 		return dirWcc(d, &dst), err
 	}
 	if vst.Dev == d.exp.dev {
@@ -480,7 +503,13 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 		return done(unix.EACCES)
 	}
 	victim := f.childKey(toD, toName)
-	if err := unix.Renameat(fromD.fd, fromName, toD.fd, toName); err != nil {
+	var vn *node
+	if hasVictim {
+		vn = f.holdVictim(victim)
+	}
+	err = unix.Renameat(fromD.fd, fromName, toD.fd, toName)
+	f.releaseVictim(vn, &vst)
+	if err != nil {
 		return done(err)
 	}
 	if hasVictim && vst.Dev == toD.exp.dev {

@@ -250,3 +250,75 @@ func TestPermCreateStripsSetgid(t *testing.T) {
 		}
 	})
 }
+
+// TestPermReadDirPlusNeedsSearch: a directory the caller may read but not
+// search (mode r--) lists names, but READDIRPLUS must not hand out the
+// entries' handles and attributes: with a handle the caller could read a
+// file LOOKUP refuses to reach, bypassing the search permission (knfsd
+// likewise omits them when the lookup fails).
+func TestPermReadDirPlusNeedsSearch(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		f := env.fs
+		d, _, _, err := f.Mkdir(ctx, user, env.root, "listonly", vfs.SetAttr{Mode: u32(0o700)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _, _, err := f.Create(ctx, user, d, "inner", vfs.CreateGuarded, vfs.SetAttr{Mode: u32(0o644)}, vfs.Verifier{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.write(t, in, 0, "behind a search-denied directory")
+		if _, err := f.SetAttr(ctx, user, d, vfs.SetAttr{Mode: u32(0o744)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, err = f.Lookup(ctx, other, d, "inner")
+		wantErr(t, "lookup without search permission", err, unix.EACCES)
+		seen := false
+		_, _, _, err = f.ReadDir(ctx, other, d, 0, vfs.Verifier{}, true, func(e vfs.DirEntry) bool {
+			if e.Name == "inner" {
+				seen = true
+				if e.Handle != nil || e.Attr != nil {
+					t.Errorf("READDIRPLUS without search permission gave %q a handle/attributes", e.Name)
+				}
+			}
+			return true
+		})
+		if err != nil || !seen {
+			t.Fatalf("readdirplus with read permission: err %v, listed inner %v", err, seen)
+		}
+	})
+}
+
+// TestPermMakeNodeSwapped: between SYMLINK's symlinkat and its open of the
+// new name, another client can REMOVE the new symlink and LINK someone
+// else's file in its place (a volume root is 0777). The server must not
+// then chown and chmod that file to the caller. The interleaving is
+// replayed inside the creating step with the real client operations.
+func TestPermMakeNodeSwapped(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		f := env.fs
+		secret, _, _, err := f.Create(ctx, user, env.root, "secret", vfs.CreateGuarded, vfs.SetAttr{Mode: u32(0o600)}, vfs.Verifier{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.write(t, secret, 0, "hush")
+		_, _, _, err = f.makeNode(other, env.root, "x", vfs.SetAttr{}, 0o777, unix.S_IFLNK, "t", func(dirfd int) (int, error) {
+			if err := unix.Symlinkat("t", dirfd, "x"); err != nil {
+				return -1, err
+			}
+			if _, err := f.Remove(ctx, other, env.root, "x"); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := f.Link(ctx, other, secret, env.root, "x"); err != nil {
+				t.Fatal(err)
+			}
+			return openChild(dirfd, "x", unix.O_PATH, 0)
+		})
+		if err == nil {
+			t.Error("symlink whose new name was replaced succeeded")
+		}
+		if a := env.getattr(t, secret); a.UID != user.UID || a.Mode != 0o600 {
+			t.Fatalf("another user's file was taken over: uid %d mode %o", a.UID, a.Mode)
+		}
+	})
+}

@@ -149,6 +149,34 @@ func (f *FS) chargeNew(n *node) {
 	n.exp.q.add(b*512, 1)
 }
 
+// holdVictim returns the cached node of h, an entry about to be removed,
+// with its qmu held so no settle runs across the removal; nil if h is not
+// cached. Release it with releaseVictim once the entry is gone.
+func (f *FS) holdVictim(h vfs.Handle) *node {
+	if h == nil {
+		return nil
+	}
+	n := f.cache.get(h)
+	if n != nil {
+		n.qmu.Lock()
+	}
+	return n
+}
+
+// releaseVictim undoes holdVictim. It leaves in st.Blocks what was accounted
+// for the inode rather than what st shows: a WRITE in flight may have grown
+// the file without settling yet, and once the inode is unlinked its settle
+// charges nothing, so discharging st's blocks would drop usage below the
+// truth.
+func (f *FS) releaseVictim(n *node, st *unix.Stat_t) {
+	if n == nil {
+		return
+	}
+	st.Blocks = n.blocks
+	n.qmu.Unlock()
+	f.cache.release(n)
+}
+
 // dischargeRemoved accounts the removal of the entry whose attributes,
 // taken just before, were st: when it was the last link, the inode and its
 // blocks are freed.

@@ -417,3 +417,38 @@ func TestVolumeStat(t *testing.T) {
 		t.Errorf("without inode accounting on disk: %+v", got)
 	}
 }
+
+// TestQuotaRemoveDuringWrite: a REMOVE that lands between a WRITE's pwrite
+// and its settle (during the FILE_SYNC fsync, say) must not discharge
+// blocks that were never charged. Otherwise each such race lowers usage by
+// the write's size and a client can push the volume past its limit. The
+// interleaving is replayed step by step with the pieces Write uses.
+func TestQuotaRemoveDuringWrite(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		f := env.fs
+		env.configure(t, ExportConfig{MaxBytes: 64 << 20})
+		// Enough usage that an undercount cannot hide below zero.
+		env.write(t, env.create(t, env.root, "keep"), 0, string(pattern(512<<10, 2)))
+		h := env.create(t, env.root, "f")
+		n, err := f.resolve(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := f.ioFd(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Write's pwrite has run...
+		if _, err := unix.Pwrite(fd, pattern(256<<10, 1), 0); err != nil {
+			t.Fatal(err)
+		}
+		// ...a REMOVE of the file runs now...
+		if _, err := f.Remove(ctx, user, env.root, "f"); err != nil {
+			t.Fatal(err)
+		}
+		// ...and then Write settles.
+		f.settleQuiet(n)
+		f.cache.release(n)
+		env.checkScan(t)
+	})
+}

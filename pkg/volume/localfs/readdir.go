@@ -38,6 +38,11 @@ func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uin
 	if !may(&c, &dst, permR) {
 		return zero, false, dirAttr, unix.EACCES
 	}
+	if plus && !may(&c, &dst, permX) {
+		// Names only: handles would let the caller reach entries that
+		// LOOKUP refuses without search permission.
+		plus = false
+	}
 	// A private fd per call: the seek position must not be shared with
 	// concurrent listings.
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
