@@ -68,6 +68,23 @@ func checkNewOwner(c *vfs.Cred, sa *vfs.SetAttr) error {
 	return nil
 }
 
+// checkNewEntry checks, before anything is created, that the caller c
+// (squashed in place for d's export) may make name in directory d, whose
+// attributes are dst, with the owner sa asks for.
+func checkNewEntry(d *node, c *vfs.Cred, dst *unix.Stat_t, name string, sa *vfs.SetAttr) error {
+	if d.typ != unix.S_IFDIR {
+		return unix.ENOTDIR
+	}
+	if err := checkNewName(name); err != nil {
+		return err
+	}
+	*c = d.exp.cred(*c)
+	if err := mayDir(c, dst); err != nil {
+		return err
+	}
+	return checkNewOwner(c, sa)
+}
+
 // initNew gives the new object n its owner (sa's, checked by
 // checkNewOwner, or the default) and the other attributes sa asks for.
 func (f *FS) initNew(n *node, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, defMode uint32) error {
@@ -144,20 +161,10 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	fail := func(err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 		return nil, nil, dirWcc(d, &dst), err
 	}
-	if d.typ != unix.S_IFDIR {
-		return fail(unix.ENOTDIR)
-	}
-	if err := checkNewName(name); err != nil {
-		return fail(err)
-	}
 	if how > vfs.CreateExclusive {
 		return fail(unix.EINVAL)
 	}
-	c = d.exp.cred(c)
-	if err := mayDir(&c, &dst); err != nil {
-		return fail(err)
-	}
-	if err := checkNewOwner(&c, &sa); err != nil {
+	if err := checkNewEntry(d, &c, &dst, name, &sa); err != nil {
 		return fail(err)
 	}
 	q := &d.exp.q
@@ -325,17 +332,7 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 	fail := func(err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 		return nil, nil, dirWcc(d, &dst), err
 	}
-	if d.typ != unix.S_IFDIR {
-		return fail(unix.ENOTDIR)
-	}
-	if err := checkNewName(name); err != nil {
-		return fail(err)
-	}
-	c = d.exp.cred(c)
-	if err := mayDir(&c, &dst); err != nil {
-		return fail(err)
-	}
-	if err := checkNewOwner(&c, &sa); err != nil {
+	if err := checkNewEntry(d, &c, &dst, name, &sa); err != nil {
 		return fail(err)
 	}
 	q := &d.exp.q
