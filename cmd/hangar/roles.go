@@ -177,6 +177,20 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 	}
 }
 
+// nodeSetup returns the node's mounter and the node ID it reports: its
+// name with the addresses its NFS client mounts from (NAME@IP,...).
+func nodeSetup(mounterKind, name, addrs string) (mount.Interface, string, error) {
+	m, err := newMounter(mounterKind)
+	if err != nil {
+		return nil, "", err
+	}
+	ips, err := csi.ParseNodeAddresses(addrs)
+	if err != nil {
+		return nil, "", usagef("--node-address: %v", err)
+	}
+	return m, csi.FormatNodeID(name, ips), nil
+}
+
 // newMounter returns the node's mounter. "record" is test-only: it records
 // mounts in memory (this lets tests run on hosts without an NFS client;
 // the NFS probe before each mount still goes over the network).
@@ -198,15 +212,11 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 	probeTimeout := fs.Duration("probe-timeout", 5*time.Second, "how long the NFS server may take to answer the pre-mount probe")
 	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
-		m, err := newMounter(*mounterKind)
+		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
 		}
-		addrs, err := csi.ParseNodeAddresses(*nodeAddr)
-		if err != nil {
-			return usagef("--node-address: %v", err)
-		}
-		*nodeID = csi.FormatNodeID(*nodeID, addrs)
+		*nodeID = id
 		l, err := csi.Listen(*endpoint)
 		if err != nil {
 			return err
@@ -234,15 +244,11 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	access := fs.Bool("access-control", false, "let only nodes a volume is published to mount it (off: hand mounts work)")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
 	return func(ctx context.Context, log logr.Logger, args []string) error {
-		m, err := newMounter(*mounterKind)
+		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
 		}
-		addrs, err := csi.ParseNodeAddresses(*nodeAddr)
-		if err != nil {
-			return usagef("--node-address: %v", err)
-		}
-		*nodeID = csi.FormatNodeID(*nodeID, addrs)
+		*nodeID = id
 		abs, err := filepath.Abs(*data)
 		if err != nil {
 			return err
