@@ -9,8 +9,13 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 DATA     ?= ./hangar-data
 NFS_LISTEN ?= 127.0.0.1:20490
 CSI_ENDPOINT ?= unix://$(abspath $(DATA))/csi.sock
+# Pinned so lint gives the same answer on every machine; `go run` fetches and
+# caches it from the module proxy on first use.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Packages with shared state across goroutines: run under the race detector.
+RACE_PKGS ?= ./pkg/nfs/... ./pkg/volume/... ./pkg/csi/... ./pkg/server/...
 
-.PHONY: all build run test lint unit sanity e2e e2e-quick e2e-k8s k8s-tools manifests bench bench-smoke fuzz clean
+.PHONY: all build run test lint unit race sanity e2e e2e-quick e2e-k8s k8s-tools manifests bench bench-smoke fuzz clean
 
 all: build
 
@@ -22,16 +27,21 @@ run: build
 	$(BIN) run --data $(DATA) --nfs-listen $(NFS_LISTEN) --csi-endpoint $(CSI_ENDPOINT)
 
 # Everything CI runs: static checks, unit + protocol + attack tests with fuzz
-# seeds, csi-sanity, the benchmark tooling smoke, every case of the
+# seeds, the concurrent packages again under -race, csi-sanity, the benchmark tooling smoke, every case of the
 # real-kernel VM suite, and the Kubernetes packaging e2e.
-test: lint unit sanity bench-smoke e2e e2e-k8s
+test: lint unit race sanity bench-smoke e2e e2e-k8s
 
 lint:
 	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	@for m in . test/bench/gonfs; do (cd $$m && $(GO) mod tidy -diff) || { echo "go.mod/go.sum of $$m are not tidy: run go mod tidy there"; exit 1; }; done
 
 unit:
 	$(GO) test -count=1 ./cmd/... ./pkg/... ./test/bench/...
+
+race:
+	$(GO) test -race -count=1 $(RACE_PKGS)
 
 sanity:
 	$(GO) test -count=1 -v ./test/sanity/...

@@ -73,7 +73,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestKillRestart is issue 4's restart promise at the process level: after
+// TestKillRestart is the restart promise at the process level: after
 // SIGKILL and a restart on the same data, handles taken before (including
 // one whose parent was renamed) still work, data written UNSTABLE and
 // COMMITted reads back intact, and the write verifier has changed so

@@ -89,15 +89,11 @@ log "building"
 has go-nfs && (cd "$HERE/gonfs" && go build -o "$BIN/gonfs" .)
 HANGAR_START=()
 if has hangar; then
-  if [[ -n ${HANGAR_BIN:-} ]]; then
-    HANGAR_START=("$HANGAR_BIN" nfs --root)
-  elif (cd "$ROOT" && go build -o "$BIN/hangar" ./cmd/hangar) 2>/dev/null &&
-    grep -q -- root <<<"$("$BIN/hangar" nfs --help 2>&1 || true)"; then
-    HANGAR_START=("$BIN/hangar" nfs --root)
-  else
-    log "cmd/hangar has no 'nfs' subcommand: serving with nfsload serve (same packages)"
-    HANGAR_START=("$BIN/nfsload" serve -root)
+  if [[ -z ${HANGAR_BIN:-} ]]; then
+    HANGAR_BIN=$BIN/hangar
+    (cd "$ROOT" && go build -o "$HANGAR_BIN" ./cmd/hangar)
   fi
+  HANGAR_START=("$HANGAR_BIN" nfs --root)
 fi
 
 # serve NAME PORT CMD... starts a server, waits for its port; sets SPID.

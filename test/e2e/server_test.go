@@ -84,15 +84,6 @@ func (s *hostServer) createVolume(t *testing.T, name string) *csi.Volume {
 	return v
 }
 
-func (s *hostServer) deleteVolume(t *testing.T, id string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := s.ctrl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id}); err != nil {
-		t.Fatalf("DeleteVolume %s: %v", id, err)
-	}
-}
-
 func (s *hostServer) listVolumes(t *testing.T) map[string]bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

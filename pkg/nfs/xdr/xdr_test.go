@@ -195,7 +195,7 @@ func TestGrowFunc(t *testing.T) {
 	}
 	// Every append path goes through the hook, so an owner of pooled
 	// buffers never loses its buffer to append's own reallocation.
-	w = NewWriter(make([]byte, 0, 0))
+	w = NewWriter(make([]byte, 0))
 	w.SetGrow(func(b []byte, n int) []byte {
 		nb := make([]byte, len(b), len(b)+n)
 		copy(nb, b)

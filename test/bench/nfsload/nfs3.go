@@ -30,8 +30,6 @@ const (
 	stableFileSync = 2
 
 	createGuarded = 1
-
-	fattrSize = 84
 )
 
 // nfsError is a non-OK nfsstat3.

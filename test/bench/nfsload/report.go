@@ -14,7 +14,7 @@ import (
 )
 
 // metricDef is one row of the comparison table. Targets are the minimum
-// speedups of Hangar over each baseline (issue 4).
+// speedups of Hangar over each baseline.
 type metricDef struct {
 	key, label, unit string
 	lowerBetter      bool

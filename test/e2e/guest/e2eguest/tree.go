@@ -31,7 +31,7 @@ import (
 // as N pods would, instead of one at a time.
 func treeMain(args []string) error {
 	if len(args) < 1 {
-		return errors.New("usage: tree gen|pack|unpack|compare ...")
+		return errors.New("usage: tree gen|pack|unpack|compare [flags]")
 	}
 	fset := flag.NewFlagSet("tree", flag.ExitOnError)
 	files := fset.Int("files", 10000, "number of regular files for gen")
