@@ -2,6 +2,7 @@ package nfs3
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -324,7 +325,7 @@ func (h *Handler) read(x *call) rpc.AcceptStat {
 // (vfs.ErrNotSupp) and Read must serve the call.
 func (h *Handler) readFile(x *call, fh vfs.Handle, off uint64, count uint32) (rpc.AcceptStat, bool) {
 	fd, n, eof, a, err := h.fr.ReadFile(x.ctx, x.cred, fh, off, count)
-	if err == vfs.ErrNotSupp {
+	if errors.Is(err, vfs.ErrNotSupp) {
 		return 0, false
 	}
 	if err == nil && (n < 0 || n > int(count) || off > 1<<63-1) {
@@ -668,7 +669,7 @@ func (h *Handler) dirList(x *call, dir vfs.Handle, cookie uint64, verf vfs.Verif
 	}
 	if err != nil {
 		w.Truncate(x.start)
-		if err == errTooSmall {
+		if errors.Is(err, errTooSmall) {
 			w.Uint32(StatusTooSmall)
 		} else {
 			w.Uint32(h.status(x, err))
