@@ -479,14 +479,7 @@ func (h *Handler) mknod(x *call) rpc.AcceptStat {
 		return refuse(x, s)
 	}
 	switch t {
-	case vfs.TypeSocket, vfs.TypeFIFO:
-	case vfs.TypeChar, vfs.TypeBlock:
-		// Device nodes are a supported type that this server refuses on
-		// principle (a client could otherwise reach host devices through a
-		// volume), which is what PERM means: "not allowed for this caller",
-		// as for an unprivileged mknod(2). BADTYPE would tell the client
-		// the server cannot represent devices at all.
-		return refuse(x, StatusPerm)
+	case vfs.TypeSocket, vfs.TypeFIFO, vfs.TypeChar, vfs.TypeBlock:
 	default:
 		// RFC 1813: MKNOD of NF3REG, NF3DIR or NF3LNK is BADTYPE.
 		return refuse(x, StatusBadType)

@@ -604,8 +604,11 @@ func (f *MemFS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 
 // Symlink implements vfs.FS.
 func (f *MemFS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	if target == "" {
+	switch {
+	case target == "":
 		return nil, nil, vfs.Wcc{}, syscall.EINVAL
+	case len(target) >= 4096: // Linux's PATH_MAX, as localfs
+		return nil, nil, vfs.Wcc{}, syscall.ENAMETOOLONG
 	}
 	// Symlinks are always 0777, whatever the client asks.
 	m := uint32(0o777)
@@ -616,16 +619,27 @@ func (f *MemFS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, t
 	})
 }
 
-// Mknod implements vfs.FS: FIFOs and sockets only.
+// Mknod implements vfs.FS. Devices are metadata only, with localfs's
+// rules: root callers only, Linux's 12-bit major and 20-bit minor.
 func (f *MemFS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, major, minor uint32) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	if err := f.fault("Mknod"); err != nil {
+		return nil, nil, vfs.Wcc{}, err
+	}
+	var setup func(*node)
 	switch t {
 	case vfs.TypeFIFO, vfs.TypeSocket:
 	case vfs.TypeChar, vfs.TypeBlock:
-		return nil, nil, vfs.Wcc{}, syscall.EPERM
+		switch {
+		case major >= 1<<12 || minor >= 1<<20:
+			return nil, nil, vfs.Wcc{}, syscall.EINVAL
+		case c.UID != 0:
+			return nil, nil, vfs.Wcc{}, syscall.EPERM
+		}
+		setup = func(n *node) { n.attr.RdevMajor, n.attr.RdevMinor = major, minor }
 	default:
 		return nil, nil, vfs.Wcc{}, vfs.ErrBadType
 	}
-	return f.make("Mknod", c, dir, name, t, sa, nil)
+	return f.make("Mknod", c, dir, name, t, sa, setup)
 }
 
 func (f *MemFS) unlink(d *node, name string, wantDir bool) error {

@@ -6,7 +6,7 @@ func TestMemFS(t *testing.T) {
 	TestFS(t, func(t *testing.T) Env {
 		fs := NewMemFS()
 		root := fs.AddExport("/vol")
-		return Env{FS: fs, Root: root, Limit: func(t *testing.T, bytes, inodes uint64) {
+		return Env{FS: fs, Root: root, Devices: true, Limit: func(t *testing.T, bytes, inodes uint64) {
 			b, i, err := fs.Usage("/vol")
 			if err != nil {
 				t.Fatal(err)

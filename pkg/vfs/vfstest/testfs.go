@@ -817,6 +817,20 @@ var symlinkCases = []testCase{
 		_, _, _, err := x.FS.Symlink(ctx, Cred, x.Root, "f", "t", vfs.SetAttr{})
 		x.wantErr("symlink over a file", err, syscall.EEXIST)
 	}},
+	{"target of PATH_MAX-1 bytes", func(x *tester) {
+		target := strings.Repeat("d/", 2047) + "x"
+		l := x.symlink(x.Root, "l", target)
+		got, a, err := x.FS.Readlink(ctx, Cred, l)
+		x.noErr("readlink", err)
+		if got != target || a.Size != 4095 {
+			x.Fatalf("readlink gave %d bytes, size %d", len(got), a.Size)
+		}
+	}},
+	{"target of PATH_MAX bytes is ENAMETOOLONG", func(x *tester) {
+		_, _, _, err := x.FS.Symlink(ctx, Cred, x.Root, "l", strings.Repeat("x", 4096), vfs.SetAttr{})
+		x.wantErr("symlink of 4096 bytes", err, syscall.ENAMETOOLONG)
+		x.gone(x.Root, "l")
+	}},
 	{"empty target is EINVAL", func(x *tester) {
 		_, _, _, err := x.FS.Symlink(ctx, Cred, x.Root, "l", "", vfs.SetAttr{})
 		x.wantErr("symlink to nothing", err, syscall.EINVAL)
@@ -849,6 +863,77 @@ var mknodCases = []testCase{
 		_, _, _, err := x.FS.Mknod(ctx, Cred, x.Root, "f", vfs.TypeFIFO, vfs.SetAttr{}, 0, 0)
 		x.wantErr("mknod over a file", err, syscall.EEXIST)
 	}},
+	{"devices", func(x *tester) {
+		x.devices()
+		for _, d := range []struct {
+			t            vfs.FileType
+			major, minor uint32
+		}{{vfs.TypeChar, 1, 3}, {vfs.TypeBlock, 8, 0}, {vfs.TypeChar, 1<<12 - 1, 1<<20 - 1}} {
+			name := fmt.Sprintf("dev%d-%d-%d", d.t, d.major, d.minor)
+			h, a, w, err := x.FS.Mknod(ctx, rootCred, x.Root, name, d.t, vfs.SetAttr{Mode: ptr(uint32(0o660))}, d.major, d.minor)
+			x.noErr("mknod "+name, err)
+			x.wantWcc("mknod "+name, w)
+			for _, a := range []vfs.Attr{*a, x.attr(h)} {
+				if a.Type != d.t || a.RdevMajor != d.major || a.RdevMinor != d.minor || a.Mode != 0o660 {
+					x.Fatalf("%s: attributes %+v", name, a)
+				}
+			}
+			if _, a := x.lookup(x.Root, name); a.RdevMajor != d.major || a.RdevMinor != d.minor {
+				x.Fatalf("%s: lookup attributes %+v", name, a)
+			}
+		}
+	}},
+	{"devices only for root", func(x *tester) {
+		x.devices()
+		for _, t := range []vfs.FileType{vfs.TypeChar, vfs.TypeBlock} {
+			_, _, _, err := x.FS.Mknod(ctx, Cred, x.Root, "dev", t, vfs.SetAttr{}, 1, 3)
+			x.wantErr("mknod of a device by a non-root caller", err, syscall.EPERM)
+		}
+		x.gone(x.Root, "dev")
+	}},
+	{"device numbers out of range are EINVAL", func(x *tester) {
+		x.devices()
+		for _, mm := range [][2]uint32{{1 << 12, 0}, {0, 1 << 20}, {1<<32 - 1, 1<<32 - 1}} {
+			_, _, _, err := x.FS.Mknod(ctx, rootCred, x.Root, "dev", vfs.TypeBlock, vfs.SetAttr{}, mm[0], mm[1])
+			x.wantErr(fmt.Sprintf("mknod %d:%d", mm[0], mm[1]), err, syscall.EINVAL)
+		}
+		x.gone(x.Root, "dev")
+	}},
+	{"no I/O on a device", func(x *tester) {
+		x.devices()
+		h, _, _, err := x.FS.Mknod(ctx, rootCred, x.Root, "null", vfs.TypeChar, vfs.SetAttr{}, 1, 3)
+		x.noErr("mknod", err)
+		_, _, _, err = x.FS.Read(ctx, rootCred, h, 0, make([]byte, 10))
+		x.wantErr("read a device", err, syscall.EINVAL)
+		_, _, _, err = x.FS.Write(ctx, rootCred, h, 0, []byte("x"), vfs.FileSync)
+		x.wantErr("write a device", err, syscall.EINVAL)
+		_, err = x.FS.Commit(ctx, rootCred, h, 0, 0)
+		x.wantErr("commit a device", err, syscall.EINVAL)
+		_, err = x.FS.SetAttr(ctx, rootCred, h, vfs.SetAttr{Size: ptr(uint64(0))}, nil)
+		x.wantErr("truncate a device", err, syscall.EINVAL)
+		_, _, _, err = x.FS.Create(ctx, rootCred, x.Root, "null", vfs.CreateUnchecked, vfs.SetAttr{Size: ptr(uint64(0))}, vfs.Verifier{})
+		x.wantErr("unchecked create over a device", err, syscall.EEXIST)
+	}},
+	{"devices refused", func(x *tester) {
+		if x.Devices {
+			x.Skip("the FS makes devices (Env.Devices)")
+		}
+		_, _, _, err := x.FS.Mknod(ctx, rootCred, x.Root, "dev", vfs.TypeChar, vfs.SetAttr{}, 1, 3)
+		if !errors.Is(err, syscall.EPERM) && !errors.Is(err, vfs.ErrBadType) && !errors.Is(err, vfs.ErrNotSupp) {
+			x.Fatalf("mknod of a device: %v, want EPERM, ErrBadType or ErrNotSupp", err)
+		}
+	}},
+}
+
+// rootCred is a root caller, for what only root may do.
+var rootCred = vfs.Cred{}
+
+// devices skips a case about device nodes if the FS does not make them.
+func (x *tester) devices() {
+	x.Helper()
+	if !x.Devices {
+		x.Skip("the FS makes no devices (Env.Devices is false)")
+	}
 }
 
 var removeCases = []testCase{
@@ -1403,7 +1488,11 @@ var quotaCases = []testCase{
 		x.wantErr("symlink past the inode limit", err, syscall.EDQUOT)
 		_, _, _, err = x.FS.Mknod(ctx, Cred, x.Root, "p", vfs.TypeFIFO, vfs.SetAttr{}, 0, 0)
 		x.wantErr("mknod past the inode limit", err, syscall.EDQUOT)
-		for _, name := range []string{"g", "d", "l", "p"} {
+		if x.Devices {
+			_, _, _, err = x.FS.Mknod(ctx, rootCred, x.Root, "c", vfs.TypeChar, vfs.SetAttr{}, 1, 3)
+			x.wantErr("mknod of a device past the inode limit", err, syscall.EDQUOT)
+		}
+		for _, name := range []string{"g", "d", "l", "p", "c"} {
 			x.gone(x.Root, name)
 		}
 	}},

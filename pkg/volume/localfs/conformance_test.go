@@ -13,7 +13,7 @@ func TestConformance(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			vfstest.TestFS(t, func(t *testing.T) vfstest.Env {
 				env := newEnvIn(t, b.dir(t), Options{})
-				return vfstest.Env{FS: env.fs, Root: env.root, Limit: func(t *testing.T, bytes, inodes uint64) {
+				return vfstest.Env{FS: env.fs, Root: env.root, Devices: true, Limit: func(t *testing.T, bytes, inodes uint64) {
 					u := env.usage(t)
 					if err := env.fs.SetLimits("/vol", u.Bytes+bytes, u.Inodes+inodes); err != nil {
 						t.Fatal(err)
