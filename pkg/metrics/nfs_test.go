@@ -7,8 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/hangar-csi/hangar/pkg/nfs/nfs3/memfs"
 	"github.com/hangar-csi/hangar/pkg/vfs"
+	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
 
 func oneVolume(id string) VolumeOf {
@@ -18,7 +18,7 @@ func oneVolume(id string) VolumeOf {
 func TestNFSCounts(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	mem := memfs.New()
+	mem := vfstest.NewMemFS()
 	mem.AddExport("/")
 	m := NewNFS(mem, oneVolume("v1"), reg)
 	root, err := m.Mount(ctx, "/", nil)
@@ -85,7 +85,7 @@ func BenchmarkNFSGetAttr(b *testing.B) {
 			name = "metrics"
 		}
 		b.Run(name, func(b *testing.B) {
-			mem := memfs.New()
+			mem := vfstest.NewMemFS()
 			mem.AddExport("/")
 			var fs vfs.FS = mem
 			if wrapped {

@@ -3,6 +3,7 @@ package nfs_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,27 +13,27 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
-	"github.com/hangar-csi/hangar/pkg/nfs/nfs3/memfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
+	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
 
 // fileFS is memfs with vfs.FileReader: ReadFile hands out a memfd holding
 // the range at its own offset, and closes nothing it gave away.
 type fileFS struct {
-	*memfs.FS
+	*vfstest.MemFS
 	calls   atomic.Int32
-	decline bool // answer ErrNotSupp, as a wrapper of an FS without files does
+	decline error // answered if set: ErrNotSupp, as a wrapper of an FS without files does
 }
 
 func (f *fileFS) ReadFile(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (int, int, bool, *vfs.Attr, error) {
 	f.calls.Add(1)
-	if f.decline {
-		return -1, 0, false, nil, vfs.ErrNotSupp
+	if f.decline != nil {
+		return -1, 0, false, nil, f.decline
 	}
 	buf := make([]byte, count)
-	n, eof, a, err := f.FS.Read(ctx, c, h, off, buf)
+	n, eof, a, err := f.MemFS.Read(ctx, c, h, off, buf)
 	if err != nil {
 		return -1, 0, false, a, err
 	}
@@ -52,13 +53,15 @@ func (f *fileFS) ReadFile(ctx context.Context, c vfs.Cred, h vfs.Handle, off uin
 // desynchronises the client's next reply), at the start, middle and end
 // of files of odd sizes and beyond their end.
 func TestReadFromFile(t *testing.T) {
-	t.Run("sendfile", func(t *testing.T) { testReadFromFile(t, false) })
-	// A declining FileReader leaves READ to Read.
-	t.Run("declined", func(t *testing.T) { testReadFromFile(t, true) })
+	t.Run("sendfile", func(t *testing.T) { testReadFromFile(t, nil) })
+	// A declining FileReader leaves READ to Read, also when the decline
+	// comes wrapped.
+	t.Run("declined", func(t *testing.T) { testReadFromFile(t, vfs.ErrNotSupp) })
+	t.Run("declined wrapped", func(t *testing.T) { testReadFromFile(t, fmt.Errorf("no files here: %w", vfs.ErrNotSupp)) })
 }
 
-func testReadFromFile(t *testing.T, decline bool) {
-	fs := &fileFS{FS: memfs.New(), decline: decline}
+func testReadFromFile(t *testing.T, decline error) {
+	fs := &fileFS{MemFS: vfstest.NewMemFS(), decline: decline}
 	fs.AddExport("/")
 	srv := nfs.NewServer(fs, rpc.Options{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -189,8 +189,12 @@ type FS interface {
 	Create(ctx context.Context, c Cred, dir Handle, name string, how CreateHow, sa SetAttr, verf Verifier) (h Handle, attr *Attr, dirWcc Wcc, err error)
 	Mkdir(ctx context.Context, c Cred, dir Handle, name string, sa SetAttr) (h Handle, attr *Attr, dirWcc Wcc, err error)
 	Symlink(ctx context.Context, c Cred, dir Handle, name, target string, sa SetAttr) (h Handle, attr *Attr, dirWcc Wcc, err error)
-	// Mknod makes a FIFO or socket; devices are refused with ErrBadType or
-	// EPERM.
+	// Mknod makes a FIFO, socket, or block or character device (major,
+	// minor). Other types are ErrBadType. Devices are for callers the FS
+	// trusts as much as a local CAP_MKNOD (EPERM otherwise, or when the FS
+	// may not make them); numbers the FS cannot represent are EINVAL. An FS
+	// never opens a device or FIFO for I/O: READ, WRITE, COMMIT and size
+	// changes of one fail with EINVAL.
 	Mknod(ctx context.Context, c Cred, dir Handle, name string, t FileType, sa SetAttr, major, minor uint32) (h Handle, attr *Attr, dirWcc Wcc, err error)
 	Remove(ctx context.Context, c Cred, dir Handle, name string) (dirWcc Wcc, err error)
 	Rmdir(ctx context.Context, c Cred, dir Handle, name string) (dirWcc Wcc, err error)

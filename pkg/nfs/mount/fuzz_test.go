@@ -7,14 +7,14 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/hangar-csi/hangar/pkg/nfs/nfs3/memfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
+	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
 
 // FuzzServe feeds arbitrary arguments to every MOUNT procedure.
 func FuzzServe(f *testing.F) {
-	fs := memfs.New()
+	fs := vfstest.NewMemFS()
 	fs.AddExport("/a")
 	h := NewHandler(fs, logr.Discard())
 	f.Add(uint8(ProcMnt), path("/a"))

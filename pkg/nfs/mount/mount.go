@@ -141,17 +141,16 @@ func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.Acc
 func (h *Handler) mnt(ctx context.Context, c *rpc.Call, path string, w *xdr.Writer) {
 	fh, err := h.fs.Mount(ctx, path, c.Remote)
 	if err != nil {
-		var errno syscall.Errno
 		switch {
 		case errors.Is(err, vfs.ErrNoExport):
 			w.Uint32(StatusNoEnt)
 		case errors.Is(err, vfs.ErrNotAllowed):
 			w.Uint32(StatusAcces)
-		case errors.As(err, &errno) && errno == syscall.ENOTDIR:
+		case errors.Is(err, syscall.ENOTDIR):
 			w.Uint32(StatusNotDir)
-		case errors.As(err, &errno) && errno == syscall.ENOENT:
+		case errors.Is(err, syscall.ENOENT):
 			w.Uint32(StatusNoEnt)
-		case errors.As(err, &errno) && errno == syscall.EACCES:
+		case errors.Is(err, syscall.EACCES):
 			w.Uint32(StatusAcces)
 		default:
 			h.log.Error(err, "mount failed", "path", path, "client", hostOf(c.Remote))

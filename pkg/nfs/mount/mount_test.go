@@ -9,13 +9,13 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/hangar-csi/hangar/pkg/nfs/nfs3/memfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
 	"github.com/hangar-csi/hangar/pkg/vfs"
+	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
 
-type deniedFS struct{ *memfs.FS }
+type deniedFS struct{ *vfstest.MemFS }
 
 func (deniedFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
 	return nil, vfs.ErrNotAllowed
@@ -53,7 +53,7 @@ func dump(t *testing.T, h *Handler) []string {
 }
 
 func TestMount(t *testing.T) {
-	fs := memfs.New()
+	fs := vfstest.NewMemFS()
 	root := fs.AddExport("/a")
 	fs.AddExport("/b")
 	h := NewHandler(fs, logr.Discard())
@@ -126,7 +126,7 @@ func TestMount(t *testing.T) {
 }
 
 func TestMountListBounded(t *testing.T) {
-	fs := memfs.New()
+	fs := vfstest.NewMemFS()
 	fs.AddExport("/a")
 	h := NewHandler(fs, logr.Discard())
 	for i := range MaxMounts + 10 {

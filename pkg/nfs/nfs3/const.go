@@ -170,7 +170,7 @@ func StatusName(s uint32) string {
 // Limits this server enforces and advertises.
 const (
 	MaxName    = 255     // filename3 bytes
-	MaxPath    = 1024    // nfspath3 bytes
+	MaxPath    = 4095    // nfspath3 (symlink target) bytes: none in RFC 1813; Linux's PATH_MAX-1
 	MaxRead    = 1 << 20 // rtmax
 	MaxWrite   = 1 << 20 // wtmax
 	MaxReadDir = 1 << 20 // cap on a READDIR(PLUS) reply, whatever the client asks

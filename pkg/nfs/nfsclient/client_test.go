@@ -9,15 +9,15 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfs3"
-	"github.com/hangar-csi/hangar/pkg/nfs/nfs3/memfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
+	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
 
 func start(t *testing.T) (*nfsclient.Client, vfs.Handle) {
 	t.Helper()
-	fs := memfs.New()
+	fs := vfstest.NewMemFS()
 	fs.AddExport("/m")
 	srv := nfs.NewServer(fs, rpc.Options{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -3,6 +3,7 @@ package localfs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -405,19 +406,60 @@ func TestAttackRemovedIsStale(t *testing.T) {
 	})
 }
 
+// TestAttackDevices: device nodes are stored, for root callers only, but
+// never become a door into the server's devices: every data operation on
+// one fails before anything opens it.
 func TestAttackDevices(t *testing.T) {
 	env := newEnv(t)
-	for _, ty := range []vfs.FileType{vfs.TypeChar, vfs.TypeBlock} {
-		// /dev/mem, /dev/sda.
-		_, _, wcc, err := env.fs.Mknod(ctx, root, env.root, "dev", ty, vfs.SetAttr{}, 1, 1)
-		wantErr(t, "mknod device", err, unix.EPERM)
+	var st unix.Stat_t
+	if err := unix.Stat(env.dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range []struct {
+		ty           vfs.FileType
+		major, minor uint32
+	}{
+		{vfs.TypeChar, 1, 1}, // /dev/mem
+		{vfs.TypeBlock, unix.Major(st.Dev), unix.Minor(st.Dev)}, // the disk under the volume
+	} {
+		name := fmt.Sprint("dev", i)
+		_, _, wcc, err := env.fs.Mknod(ctx, user, env.root, name, d.ty, vfs.SetAttr{}, d.major, d.minor)
+		wantErr(t, "mknod device as a user", err, unix.EPERM)
 		if wcc.After == nil {
 			t.Fatal("no wcc data")
 		}
+		if _, err := os.Lstat(filepath.Join(env.dir, name)); !os.IsNotExist(err) {
+			t.Fatal("device node created for a user")
+		}
+		h, _, _, err := env.fs.Mknod(ctx, root, env.root, name, d.ty, vfs.SetAttr{}, d.major, d.minor)
+		if err != nil {
+			t.Fatalf("mknod device as root: %v", err)
+		}
+		_, _, _, err = env.fs.Read(ctx, root, h, 0, make([]byte, 4096))
+		wantErr(t, "read device", err, unix.EINVAL)
+		fd, _, _, _, err := env.fs.ReadFile(ctx, root, h, 0, 1<<20)
+		wantErr(t, "readfile device", err, unix.EINVAL)
+		if fd != -1 {
+			t.Fatalf("readfile of a device handed out fd %d", fd)
+		}
+		_, _, _, err = env.fs.Write(ctx, root, h, 0, []byte("x"), vfs.FileSync)
+		wantErr(t, "write device", err, unix.EINVAL)
+		_, err = env.fs.Commit(ctx, root, h, 0, 0)
+		wantErr(t, "commit device", err, unix.EINVAL)
+		_, err = env.fs.SetAttr(ctx, root, h, vfs.SetAttr{Size: u64(0)}, nil)
+		wantErr(t, "truncate device", err, unix.EINVAL)
+		n := env.fs.cache.get(h)
+		if n == nil {
+			t.Fatal("device node not cached")
+		}
+		if io := n.io.Load(); io != -1 {
+			t.Errorf("device node opened for I/O (fd %d)", io)
+		}
+		env.fs.cache.release(n)
 	}
-	if _, err := os.Lstat(filepath.Join(env.dir, "dev")); !os.IsNotExist(err) {
-		t.Fatal("device node created")
-	}
+	env.configure(t, ExportConfig{RootSquash: true, AnonUID: 65534, AnonGID: 65534})
+	_, _, _, err := env.fs.Mknod(ctx, root, env.root, "squashed", vfs.TypeChar, vfs.SetAttr{}, 1, 1)
+	wantErr(t, "mknod device as a squashed root", err, unix.EPERM)
 }
 
 // TestAttackMountPoint: lookup does not cross into a file system mounted

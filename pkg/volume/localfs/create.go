@@ -287,22 +287,35 @@ func (f *FS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, targ
 	})
 }
 
-// Mknod makes a FIFO or a socket. Device nodes are refused: they would give
-// clients access to the server's devices.
+// Mknod makes a FIFO, a socket or a device node. Device nodes are stored as
+// knfsd stores them: only for root callers (knfsd drops CAP_MKNOD for the
+// others), and only as entries: nothing here ever opens a node that is not
+// a regular file or directory for I/O (see ioFd), so a client cannot reach
+// the server's devices through one.
 func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, major, minor uint32) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	var mode uint32
+	var dev uint64
 	switch t {
 	case vfs.TypeFIFO:
 		mode = unix.S_IFIFO
 	case vfs.TypeSocket:
 		mode = unix.S_IFSOCK
 	case vfs.TypeChar, vfs.TypeBlock:
-		return f.refuse(dir, unix.EPERM)
+		mode = unix.S_IFCHR
+		if t == vfs.TypeBlock {
+			mode = unix.S_IFBLK
+		}
+		// mknodat takes a 32-bit dev_t: a 12-bit major and a 20-bit minor.
+		// Wider numbers would be truncated into another device.
+		if major >= 1<<12 || minor >= 1<<20 {
+			return f.refuse(dir, unix.EINVAL)
+		}
+		dev = unix.Mkdev(major, minor)
 	default:
 		return f.refuse(dir, vfs.ErrBadType)
 	}
 	return f.makeNode(c, dir, name, sa, 0o644, mode, "", func(dirfd int) (int, error) {
-		if err := unix.Mknodat(dirfd, name, mode|0o600, 0); err != nil {
+		if err := unix.Mknodat(dirfd, name, mode|0o600, int(dev)); err != nil {
 			return -1, err
 		}
 		return openChild(dirfd, name, unix.O_PATH, 0)
@@ -334,6 +347,9 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 	}
 	if err := checkNewEntry(d, &c, &dst, name, &sa); err != nil {
 		return fail(err)
+	}
+	if (typ == unix.S_IFCHR || typ == unix.S_IFBLK) && c.UID != 0 {
+		return fail(unix.EPERM)
 	}
 	q := &d.exp.q
 	est := q.newObjectBytes(typ, target)

@@ -78,12 +78,14 @@ var (
 	tmpfs = &scratchFS{mount: func(d string) error {
 		return unix.Mount("tmpfs", d, "tmpfs", 0, "size=256m")
 	}}
-	// A journaled ext4 (the test host's own disk may have no journal).
+	// A journaled ext4 (the test host's own disk may have no journal), with
+	// 4 KiB blocks like real volumes' (mkfs picks 1 KiB for an image this
+	// small, which limits symlink targets to 1023 bytes).
 	ext4Journal = &scratchFS{mount: func(d string) error {
 		img := d + ".img"
 		for _, cmd := range [][]string{
 			{"truncate", "-s", "256M", img},
-			{"mkfs.ext4", "-q", "-F", "-O", "has_journal", img},
+			{"mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "has_journal", img},
 			{"mount", "-o", "loop", img, d},
 		} {
 			if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {

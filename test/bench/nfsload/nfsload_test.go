@@ -12,9 +12,9 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
-	"github.com/hangar-csi/hangar/pkg/nfs/nfs3/memfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
+	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
 
 func TestPatternDetectsCorruption(t *testing.T) {
@@ -79,7 +79,7 @@ func smallConfig(addr string) loadConfig {
 }
 
 func TestWorkloadsAgainstHangarProtocolLayer(t *testing.T) {
-	m := memfs.New()
+	m := vfstest.NewMemFS()
 	m.AddExport("/")
 	res := &result{Server: "memfs", Run: 1}
 	if err := runLoad(smallConfig(serveMem(t, m)), res); err != nil {
@@ -102,7 +102,7 @@ func TestWorkloadsAgainstHangarProtocolLayer(t *testing.T) {
 }
 
 func TestCorruptReadFailsVerification(t *testing.T) {
-	m := memfs.New()
+	m := vfstest.NewMemFS()
 	m.AddExport("/")
 	res := &result{Server: "corrupt", Run: 1}
 	err := runLoad(smallConfig(serveMem(t, corruptFS{m})), res)

@@ -1,8 +1,4 @@
-// Package memfs is an in-memory vfs.FS for protocol tests and benchmarks of
-// the NFS layer. It follows the vfs contract closely enough to exercise the
-// protocol code (exclusive create verifiers, stable readdir cookies, wcc
-// data, per-export fsids) but checks no permissions and persists nothing.
-package memfs
+package vfstest
 
 import (
 	"context"
@@ -19,8 +15,11 @@ import (
 
 const handleSize = 16 // fsid, fileid
 
-// FS is an in-memory vfs.FS. The zero value is not usable; call New.
-type FS struct {
+// MemFS is an in-memory vfs.FS for protocol tests and benchmarks of the NFS
+// layer. It follows the vfs contract (TestFS checks it does) but checks no
+// permissions and persists nothing. The zero value is not usable; call
+// NewMemFS.
+type MemFS struct {
 	// Fault, if set, is consulted at the start of every operation with its
 	// name ("GetAttr", "Read", ...); a non-nil result is returned as the
 	// operation's error. Tests use it to drive error paths.
@@ -31,12 +30,16 @@ type FS struct {
 
 	mu      sync.Mutex
 	exports map[string]*node
+	limits  map[uint64]limits // by fsid
 	nodes   map[uint64]*node
 	nextID  uint64
 	nextFS  uint64
 	verf    vfs.Verifier
 	now     func() time.Time
 }
+
+// limits bound an export's usage; 0 is unlimited.
+type limits struct{ maxBytes, maxInodes uint64 }
 
 type node struct {
 	id, fsid uint64
@@ -59,10 +62,11 @@ type dirent struct {
 	cookie uint64
 }
 
-// New returns an empty FS with no exports.
-func New() *FS {
-	return &FS{
+// NewMemFS returns an empty MemFS with no exports.
+func NewMemFS() *MemFS {
+	return &MemFS{
 		exports:     map[string]*node{},
+		limits:      map[uint64]limits{},
 		nodes:       map[uint64]*node{},
 		nextID:      1,
 		nextFS:      1,
@@ -73,7 +77,7 @@ func New() *FS {
 }
 
 // AddExport creates an empty root directory exported at path.
-func (f *FS) AddExport(path string) vfs.Handle {
+func (f *MemFS) AddExport(path string) vfs.Handle {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fsid := f.nextFS
@@ -85,13 +89,64 @@ func (f *FS) AddExport(path string) vfs.Handle {
 }
 
 // SetWriteVerifier changes the verifier, as a server restart would.
-func (f *FS) SetWriteVerifier(v vfs.Verifier) {
+func (f *MemFS) SetWriteVerifier(v vfs.Verifier) {
 	f.mu.Lock()
 	f.verf = v
 	f.mu.Unlock()
 }
 
-func (f *FS) newNode(fsid uint64, t vfs.FileType, mode uint32) *node {
+// SetLimits bounds the usage of the export at path, as a volume's capacity
+// does; 0 is unlimited. Operations that would allocate past a limit fail
+// with EDQUOT.
+func (f *MemFS) SetLimits(path string, maxBytes, maxInodes uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	root, ok := f.exports[path]
+	if !ok {
+		return vfs.ErrNoExport
+	}
+	f.limits[root.fsid] = limits{maxBytes, maxInodes}
+	return nil
+}
+
+// Usage reports the bytes and inodes the export at path uses.
+func (f *MemFS) Usage(path string) (bytes, inodes uint64, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	root, ok := f.exports[path]
+	if !ok {
+		return 0, 0, vfs.ErrNoExport
+	}
+	bytes, inodes = f.usage(root.fsid)
+	return bytes, inodes, nil
+}
+
+func (f *MemFS) usage(fsid uint64) (bytes, inodes uint64) {
+	for _, n := range f.nodes {
+		if n.fsid == fsid {
+			bytes += n.attr.Used
+			inodes++
+		}
+	}
+	return bytes, inodes
+}
+
+// reserve fails with EDQUOT unless the export fsid may grow by bytes and
+// inodes.
+func (f *MemFS) reserve(fsid, bytes, inodes uint64) error {
+	l := f.limits[fsid]
+	if l.maxBytes == 0 && l.maxInodes == 0 {
+		return nil
+	}
+	b, i := f.usage(fsid)
+	if (l.maxInodes > 0 && inodes > 0 && i+inodes > l.maxInodes) ||
+		(l.maxBytes > 0 && bytes > 0 && b+bytes > l.maxBytes) {
+		return syscall.EDQUOT
+	}
+	return nil
+}
+
+func (f *MemFS) newNode(fsid uint64, t vfs.FileType, mode uint32) *node {
 	id := f.nextID
 	f.nextID++
 	now := f.now()
@@ -115,7 +170,7 @@ func handleOf(n *node) vfs.Handle {
 	return h
 }
 
-func (f *FS) get(h vfs.Handle) (*node, error) {
+func (f *MemFS) get(h vfs.Handle) (*node, error) {
 	if len(h) != handleSize {
 		return nil, vfs.ErrBadHandle
 	}
@@ -126,7 +181,7 @@ func (f *FS) get(h vfs.Handle) (*node, error) {
 	return n, nil
 }
 
-func (f *FS) getDir(h vfs.Handle) (*node, error) {
+func (f *MemFS) getDir(h vfs.Handle) (*node, error) {
 	n, err := f.get(h)
 	if err != nil {
 		return nil, err
@@ -137,7 +192,7 @@ func (f *FS) getDir(h vfs.Handle) (*node, error) {
 	return n, nil
 }
 
-func (f *FS) fault(op string) error {
+func (f *MemFS) fault(op string) error {
 	if f.Fault != nil {
 		return f.Fault(op)
 	}
@@ -153,13 +208,13 @@ func (n *node) pre() *vfs.WccAttr {
 	return &vfs.WccAttr{Size: n.attr.Size, Mtime: n.attr.Mtime, Ctime: n.attr.Ctime}
 }
 
-func (f *FS) touch(n *node) {
+func (f *MemFS) touch(n *node) {
 	now := f.now()
 	n.attr.Mtime, n.attr.Ctime = now, now
 }
 
 // Exports implements vfs.FS.
-func (f *FS) Exports() []vfs.Export {
+func (f *MemFS) Exports() []vfs.Export {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []vfs.Export
@@ -171,7 +226,7 @@ func (f *FS) Exports() []vfs.Export {
 }
 
 // Mount implements vfs.FS.
-func (f *FS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
+func (f *MemFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
 	if err := f.fault("Mount"); err != nil {
 		return nil, err
 	}
@@ -185,7 +240,7 @@ func (f *FS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle,
 }
 
 // GetAttr implements vfs.FS.
-func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
+func (f *MemFS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
 	if err := f.fault("GetAttr"); err != nil {
 		return vfs.Attr{}, err
 	}
@@ -199,7 +254,7 @@ func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
 }
 
 // SetAttr implements vfs.FS.
-func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAttr, guard *time.Time) (vfs.Wcc, error) {
+func (f *MemFS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAttr, guard *time.Time) (vfs.Wcc, error) {
 	if err := f.fault("SetAttr"); err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -222,7 +277,11 @@ func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAt
 	return wcc, nil
 }
 
-func (f *FS) apply(n *node, sa vfs.SetAttr) error {
+func (f *MemFS) apply(n *node, sa vfs.SetAttr) error {
+	if sa.Mode != nil && n.attr.Type == vfs.TypeSymlink && *sa.Mode&07777 != n.attr.Mode {
+		// As localfs: Linux has no symlink permissions.
+		return vfs.ErrNotSupp
+	}
 	if sa.Size != nil {
 		if n.dir != nil {
 			return syscall.EISDIR
@@ -232,6 +291,10 @@ func (f *FS) apply(n *node, sa vfs.SetAttr) error {
 		}
 		if *sa.Size > f.MaxFileSize {
 			return syscall.EFBIG
+		}
+		if l := f.limits[n.fsid]; l.maxBytes > 0 && *sa.Size > l.maxBytes {
+			// A file larger than the whole volume could never be filled.
+			return syscall.EDQUOT
 		}
 		sz := int(*sa.Size)
 		if sz <= len(n.data) {
@@ -270,7 +333,7 @@ func (f *FS) apply(n *node, sa vfs.SetAttr) error {
 }
 
 // Lookup implements vfs.FS.
-func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Handle, vfs.Attr, *vfs.Attr, error) {
+func (f *MemFS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Handle, vfs.Attr, *vfs.Attr, error) {
 	if err := f.fault("Lookup"); err != nil {
 		return nil, vfs.Attr{}, nil, err
 	}
@@ -296,8 +359,9 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	return handleOf(n), n.attr, d.attrCopy(), nil
 }
 
-// Access implements vfs.FS: everything is granted.
-func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) (uint32, vfs.Attr, error) {
+// Access implements vfs.FS by the mode bits, as localfs does, although
+// MemFS enforces no permissions.
+func (f *MemFS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) (uint32, vfs.Attr, error) {
 	if err := f.fault("Access"); err != nil {
 		return 0, vfs.Attr{}, err
 	}
@@ -307,11 +371,49 @@ func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) 
 	if err != nil {
 		return 0, vfs.Attr{}, err
 	}
-	return want, n.attr, nil
+	return accessBits(&c, &n.attr) & want, n.attr, nil
+}
+
+// accessBits grants by the rwx bits of the class c falls in. LOOKUP and
+// DELETE are for directories only, EXECUTE for the rest (as knfsd).
+func accessBits(c *vfs.Cred, a *vfs.Attr) uint32 {
+	isDir := a.Type == vfs.TypeDirectory
+	var perm uint32
+	switch {
+	case c.UID == 0:
+		perm = 7
+		if !isDir && a.Mode&0o111 == 0 {
+			perm = 6
+		}
+	case c.UID == a.UID:
+		perm = a.Mode >> 6 & 7
+	case c.GID == a.GID || slices.Contains(c.Groups, a.GID):
+		perm = a.Mode >> 3 & 7
+	default:
+		perm = a.Mode & 7
+	}
+	var g uint32
+	if perm&4 != 0 {
+		g |= vfs.AccessRead
+	}
+	if perm&2 != 0 {
+		g |= vfs.AccessModify | vfs.AccessExtend
+		if isDir {
+			g |= vfs.AccessDelete
+		}
+	}
+	if perm&1 != 0 {
+		if isDir {
+			g |= vfs.AccessLookup
+		} else {
+			g |= vfs.AccessExecute
+		}
+	}
+	return g
 }
 
 // Readlink implements vfs.FS.
-func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *vfs.Attr, error) {
+func (f *MemFS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *vfs.Attr, error) {
 	if err := f.fault("Readlink"); err != nil {
 		return "", nil, err
 	}
@@ -328,7 +430,7 @@ func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *v
 }
 
 // Read implements vfs.FS.
-func (f *FS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf []byte) (int, bool, *vfs.Attr, error) {
+func (f *MemFS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf []byte) (int, bool, *vfs.Attr, error) {
 	if err := f.fault("Read"); err != nil {
 		return 0, false, nil, err
 	}
@@ -352,7 +454,7 @@ func (f *FS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf
 }
 
 // Write implements vfs.FS. Everything is "stable" at once.
-func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
+func (f *MemFS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
 	if err := f.fault("Write"); err != nil {
 		return 0, 0, vfs.Wcc{}, err
 	}
@@ -374,6 +476,12 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 		wcc.After = n.attrCopy()
 		return 0, 0, wcc, syscall.EFBIG
 	}
+	if end := off + uint64(len(data)); end > uint64(len(n.data)) {
+		if err := f.reserve(n.fsid, end-uint64(len(n.data)), 0); err != nil {
+			wcc.After = n.attrCopy()
+			return 0, 0, wcc, err
+		}
+	}
 	end := int(off) + len(data)
 	if end > len(n.data) {
 		n.data = append(n.data, make([]byte, end-len(n.data))...)
@@ -385,10 +493,18 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 	return len(data), vfs.FileSync, wcc, nil
 }
 
-// create makes a new object named name in d.
-func (f *FS) create(d *node, name string, t vfs.FileType, sa vfs.SetAttr) (*node, error) {
+// create makes a new object named name in d, owned by c unless sa says
+// otherwise.
+func (f *MemFS) create(c vfs.Cred, d *node, name string, t vfs.FileType, sa vfs.SetAttr) (*node, error) {
 	if _, ok := d.dir.entries[name]; ok {
 		return nil, syscall.EEXIST
+	}
+	var bytes uint64
+	if t == vfs.TypeDirectory {
+		bytes = 4096
+	}
+	if err := f.reserve(d.fsid, bytes, 1); err != nil {
+		return nil, err
 	}
 	mode := uint32(0o644)
 	if t == vfs.TypeDirectory {
@@ -398,6 +514,7 @@ func (f *FS) create(d *node, name string, t vfs.FileType, sa vfs.SetAttr) (*node
 		mode = *sa.Mode
 	}
 	n := f.newNode(d.fsid, t, mode)
+	n.attr.UID, n.attr.GID = c.UID, c.GID
 	if t == vfs.TypeDirectory {
 		n.dir.parent = d
 		d.attr.Nlink++
@@ -410,13 +527,13 @@ func (f *FS) create(d *node, name string, t vfs.FileType, sa vfs.SetAttr) (*node
 	return n, nil
 }
 
-func (f *FS) link(d *node, name string, n *node) {
+func (f *MemFS) link(d *node, name string, n *node) {
 	d.dir.seq++
 	d.dir.entries[name] = &dirent{name: name, n: n, cookie: d.dir.seq}
 	f.touch(d)
 }
 
-func (f *FS) dirOp(op string, dir vfs.Handle) (*node, vfs.Wcc, error) {
+func (f *MemFS) dirOp(op string, dir vfs.Handle) (*node, vfs.Wcc, error) {
 	if err := f.fault(op); err != nil {
 		return nil, vfs.Wcc{}, err
 	}
@@ -428,7 +545,7 @@ func (f *FS) dirOp(op string, dir vfs.Handle) (*node, vfs.Wcc, error) {
 }
 
 // Create implements vfs.FS.
-func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+func (f *MemFS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, wcc, err := f.dirOp("Create", dir)
@@ -451,7 +568,7 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		}
 		return nil, nil, vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, syscall.EEXIST
 	}
-	n, err := f.create(d, name, vfs.TypeRegular, sa)
+	n, err := f.create(c, d, name, vfs.TypeRegular, sa)
 	if err != nil {
 		return nil, nil, vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, err
 	}
@@ -462,14 +579,14 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	return handleOf(n), n.attrCopy(), vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, nil
 }
 
-func (f *FS) make(op string, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, setup func(*node)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+func (f *MemFS) make(op string, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, setup func(*node)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, wcc, err := f.dirOp(op, dir)
 	if err != nil {
 		return nil, nil, wcc, err
 	}
-	n, err := f.create(d, name, t, sa)
+	n, err := f.create(c, d, name, t, sa)
 	wcc.After = d.attrCopy()
 	if err != nil {
 		return nil, nil, wcc, err
@@ -481,35 +598,51 @@ func (f *FS) make(op string, dir vfs.Handle, name string, t vfs.FileType, sa vfs
 }
 
 // Mkdir implements vfs.FS.
-func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.make("Mkdir", dir, name, vfs.TypeDirectory, sa, nil)
+func (f *MemFS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	return f.make("Mkdir", c, dir, name, vfs.TypeDirectory, sa, nil)
 }
 
 // Symlink implements vfs.FS.
-func (f *FS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	if sa.Mode == nil {
-		m := uint32(0o777)
-		sa.Mode = &m
+func (f *MemFS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	switch {
+	case target == "":
+		return nil, nil, vfs.Wcc{}, syscall.EINVAL
+	case len(target) >= 4096: // Linux's PATH_MAX, as localfs
+		return nil, nil, vfs.Wcc{}, syscall.ENAMETOOLONG
 	}
-	return f.make("Symlink", dir, name, vfs.TypeSymlink, sa, func(n *node) {
+	// Symlinks are always 0777, whatever the client asks.
+	m := uint32(0o777)
+	sa.Mode = &m
+	return f.make("Symlink", c, dir, name, vfs.TypeSymlink, sa, func(n *node) {
 		n.target = target
 		n.attr.Size = uint64(len(target))
 	})
 }
 
-// Mknod implements vfs.FS: FIFOs and sockets only.
-func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, major, minor uint32) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+// Mknod implements vfs.FS. Devices are metadata only, with localfs's
+// rules: root callers only, Linux's 12-bit major and 20-bit minor.
+func (f *MemFS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, major, minor uint32) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	if err := f.fault("Mknod"); err != nil {
+		return nil, nil, vfs.Wcc{}, err
+	}
+	var setup func(*node)
 	switch t {
 	case vfs.TypeFIFO, vfs.TypeSocket:
 	case vfs.TypeChar, vfs.TypeBlock:
-		return nil, nil, vfs.Wcc{}, syscall.EPERM
+		switch {
+		case major >= 1<<12 || minor >= 1<<20:
+			return nil, nil, vfs.Wcc{}, syscall.EINVAL
+		case c.UID != 0:
+			return nil, nil, vfs.Wcc{}, syscall.EPERM
+		}
+		setup = func(n *node) { n.attr.RdevMajor, n.attr.RdevMinor = major, minor }
 	default:
 		return nil, nil, vfs.Wcc{}, vfs.ErrBadType
 	}
-	return f.make("Mknod", dir, name, t, sa, nil)
+	return f.make("Mknod", c, dir, name, t, sa, setup)
 }
 
-func (f *FS) unlink(d *node, name string, wantDir bool) error {
+func (f *MemFS) unlink(d *node, name string, wantDir bool) error {
 	e := d.dir.entries[name]
 	if e == nil {
 		return syscall.ENOENT
@@ -531,7 +664,7 @@ func (f *FS) unlink(d *node, name string, wantDir bool) error {
 	return nil
 }
 
-func (f *FS) drop(n *node) {
+func (f *MemFS) drop(n *node) {
 	if n.dir != nil {
 		delete(f.nodes, n.id)
 		return
@@ -543,7 +676,7 @@ func (f *FS) drop(n *node) {
 	}
 }
 
-func (f *FS) removeOp(op string, dir vfs.Handle, name string, wantDir bool) (vfs.Wcc, error) {
+func (f *MemFS) removeOp(op string, dir vfs.Handle, name string, wantDir bool) (vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, wcc, err := f.dirOp(op, dir)
@@ -556,17 +689,17 @@ func (f *FS) removeOp(op string, dir vfs.Handle, name string, wantDir bool) (vfs
 }
 
 // Remove implements vfs.FS.
-func (f *FS) Remove(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
+func (f *MemFS) Remove(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
 	return f.removeOp("Remove", dir, name, false)
 }
 
 // Rmdir implements vfs.FS.
-func (f *FS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
+func (f *MemFS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
 	return f.removeOp("Rmdir", dir, name, true)
 }
 
 // Rename implements vfs.FS.
-func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromName string, toDir vfs.Handle, toName string) (vfs.Wcc, vfs.Wcc, error) {
+func (f *MemFS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromName string, toDir vfs.Handle, toName string) (vfs.Wcc, vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fd, fw, err := f.dirOp("Rename", fromDir)
@@ -627,7 +760,7 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 }
 
 // Link implements vfs.FS.
-func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle, name string) (*vfs.Attr, vfs.Wcc, error) {
+func (f *MemFS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle, name string) (*vfs.Attr, vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, wcc, err := f.dirOp("Link", dir)
@@ -666,7 +799,7 @@ func dirVerf(d *node) vfs.Verifier {
 
 // ReadDir implements vfs.FS. Cookies are per-directory insertion sequence
 // numbers, so they stay valid while the directory changes.
-func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, emit func(vfs.DirEntry) bool) (vfs.Verifier, bool, *vfs.Attr, error) {
+func (f *MemFS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, emit func(vfs.DirEntry) bool) (vfs.Verifier, bool, *vfs.Attr, error) {
 	if err := f.fault("ReadDir"); err != nil {
 		return vfs.Verifier{}, false, nil, err
 	}
@@ -719,7 +852,7 @@ func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uin
 }
 
 // FSStat implements vfs.FS.
-func (f *FS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, error) {
+func (f *MemFS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, error) {
 	if err := f.fault("FSStat"); err != nil {
 		return vfs.FSStat{}, nil, err
 	}
@@ -729,25 +862,25 @@ func (f *FS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, e
 	if err != nil {
 		return vfs.FSStat{}, nil, err
 	}
-	var used uint64
-	var files uint64
-	for _, m := range f.nodes {
-		if m.fsid == n.fsid {
-			used += m.attr.Used
-			files++
-		}
+	used, files := f.usage(n.fsid)
+	total, totalFiles := uint64(1<<30), uint64(1<<20)
+	if l := f.limits[n.fsid]; l.maxBytes > 0 {
+		total = l.maxBytes
 	}
-	const total, totalFiles = 1 << 30, 1 << 20
-	free := uint64(total) - min(used, total)
+	if l := f.limits[n.fsid]; l.maxInodes > 0 {
+		totalFiles = l.maxInodes
+	}
+	free := total - min(used, total)
+	freeFiles := totalFiles - min(files, totalFiles)
 	st := vfs.FSStat{
 		TotalBytes: total, FreeBytes: free, AvailBytes: free,
-		TotalFiles: totalFiles, FreeFiles: totalFiles - files, AvailFiles: totalFiles - files,
+		TotalFiles: totalFiles, FreeFiles: freeFiles, AvailFiles: freeFiles,
 	}
 	return st, n.attrCopy(), nil
 }
 
 // Commit implements vfs.FS.
-func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (vfs.Wcc, error) {
+func (f *MemFS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (vfs.Wcc, error) {
 	if err := f.fault("Commit"); err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -757,14 +890,21 @@ func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, c
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
-	return vfs.Wcc{Before: n.pre(), After: n.attrCopy()}, nil
+	wcc := vfs.Wcc{Before: n.pre(), After: n.attrCopy()}
+	switch n.attr.Type {
+	case vfs.TypeRegular:
+		return wcc, nil
+	case vfs.TypeDirectory:
+		return wcc, syscall.EISDIR
+	}
+	return wcc, syscall.EINVAL
 }
 
 // WriteVerifier implements vfs.FS.
-func (f *FS) WriteVerifier() vfs.Verifier {
+func (f *MemFS) WriteVerifier() vfs.Verifier {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.verf
 }
 
-var _ vfs.FS = (*FS)(nil)
+var _ vfs.FS = (*MemFS)(nil)
