@@ -17,7 +17,7 @@ import (
 func NewServer(fs vfs.FS, o rpc.Options) *rpc.Server {
 	s := rpc.NewServer(o)
 	s.Register(nfs3.Program, nfs3.Version, nfs3.NewHandler(fs, o.Log.WithName("nfs3")), nfs3.Idempotent)
-	s.Register(nfs4.Program, nfs4.Version, nfs4.NewHandler(fs, o.Log.WithName("nfs4"), nfs4.Options{}), nfs4.Idempotent)
+	s.Register(nfs4.Program, nfs4.Version, nfs4.NewHandler(fs, o.Log.WithName("nfs4"), nfs4.Options{MaxRequest: o.MaxRecordSize}), nfs4.Idempotent)
 	s.Register(mount.Program, mount.Version, mount.NewHandler(fs, o.Log.WithName("mount")), mount.Idempotent)
 	return s
 }
