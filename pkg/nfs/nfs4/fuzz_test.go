@@ -29,7 +29,13 @@ func seedOps(fh []byte) []op {
 		readOp(anonStateid, 0, 100), writeOp(anonStateid, 0, []byte("data")),
 		mkop(OpCommit, func(w *xdr.Writer) { w.Uint64(0); w.Uint32(0) }),
 		mkdirOp("d"), symlinkOp("l", "target"),
-		mkop(OpCreate, func(w *xdr.Writer) { w.Uint32(NF4Chr); w.Uint32(1); w.Uint32(3); w.String("c"); fattr(bitmap{}, nil)(w) }),
+		mkop(OpCreate, func(w *xdr.Writer) {
+			w.Uint32(NF4Chr)
+			w.Uint32(1)
+			w.Uint32(3)
+			w.String("c")
+			fattr(bitmap{}, nil)(w)
+		}),
 		remove("f"), rename("a", "b"), link("n"),
 		mkop(OpSecInfo, func(w *xdr.Writer) { w.String("vol") }),
 		mkop(OpSecInfoNoName, func(w *xdr.Writer) { w.Uint32(0) }),
