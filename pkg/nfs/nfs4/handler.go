@@ -245,8 +245,10 @@ func (h *Handler) op(x *compound, i, op uint32) uint32 {
 		return fail(w, ErrSequencePos)
 	}
 	st := h.dispatch(x, op)
-	if st == ErrBadXDR || st == ErrServerFault {
-		h.log.V(1).Info("operation failed", "op", OpName(op), "status", st)
+	if st != OK {
+		if l := h.log.V(2); l.Enabled() {
+			l.Info("operation failed", "op", OpName(op), "status", st, "index", i)
+		}
 	}
 	return st
 }
