@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -30,4 +32,35 @@ func TestNFSv41RoundTrip(t *testing.T) {
 		Timeout: 5 * time.Minute,
 	})
 	g.mustPass(t, srv)
+}
+
+// TestNFSv41Server mounts volumes of `hangar server` over NFSv4.1 by their
+// export paths and through the pseudo root, which lists them and crosses
+// into them.
+func TestNFSv41Server(t *testing.T) {
+	requireMode(t, true)
+	timeCase(t)
+	a := env(t)
+	dir := logDir(t, a)
+	s := startHostServer(t, a, dir, "-v", "2")
+	va, vb := s.createVolume(t, "v4-a"), s.createVolume(t, "v4-b")
+	g := startVM(t, a, dir, vmConfig{
+		Name:   "nfs4srv",
+		Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-server.sh"),
+		Env: map[string]string{
+			"NFS_ADDR": va.GetVolumeContext()["nfsAddress"],
+			"EXPORT_A": va.GetVolumeContext()["export"],
+			"EXPORT_B": vb.GetVolumeContext()["export"],
+		},
+		Ports:   []int{s.nfsPort},
+		Timeout: 5 * time.Minute,
+	})
+	g.mustPass(t, s.p)
+	if t.Failed() {
+		return
+	}
+	// The note written through the pseudo root is on the host's disk.
+	if got, want := hostFileSHA(t, s.data, "note"), sha256.Sum256([]byte("via-root\n")); got != hex.EncodeToString(want[:]) {
+		t.Fatalf("note on the host: sha %s", got)
+	}
 }
