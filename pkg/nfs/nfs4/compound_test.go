@@ -93,7 +93,8 @@ func TestIllegalAndUnsupportedOps(t *testing.T) {
 		{1, OpSetClientID, OpSetClientID, ErrNotSupp}, // 4.0 only
 		{1, OpRenew, OpRenew, ErrNotSupp},
 		{1, OpOpenConfirm, OpOpenConfirm, ErrNotSupp},
-		{1, OpLock, OpLock, ErrNotSupp},
+		{1, OpOpenAttr, OpOpenAttr, ErrNotSupp},
+		{1, OpReleaseLockOwner, OpReleaseLockOwner, ErrNotSupp},
 		{1, OpDelegReturn, OpDelegReturn, ErrNotSupp},
 		{1, OpLayoutGet, OpLayoutGet, ErrNotSupp},
 	} {

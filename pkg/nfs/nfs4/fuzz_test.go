@@ -45,7 +45,8 @@ func seedOps(fh []byte) []op {
 		mkop(OpDestroyClientID, func(w *xdr.Writer) { w.Uint64(7) }),
 		exchangeIDOp("fuzz", [8]byte{1}, 0),
 		createSessionOp(7, 1, 4),
-		mkop(OpLock, func(w *xdr.Writer) { w.Uint32(1) }),
+		lockNew(writeLT, 0, 100, currentStateid, "lo"), lockExist(readLT, 0, 1<<64-1, currentStateid),
+		lockt(writeLT, 10, 10, "other"), locku(0, 50, currentStateid),
 	}
 }
 

@@ -330,6 +330,12 @@ func (h *Handler) dispatch(x *compound, op uint32) uint32 {
 		return h.rename(x)
 	case OpLink:
 		return h.link(x)
+	case OpLock:
+		return h.lock(x)
+	case OpLockT:
+		return h.lockt(x)
+	case OpLockU:
+		return h.locku(x)
 	}
 	// Everything else, including the NFSv4.0-only operations that RFC 8881
 	// section 18 says a 4.1 server answers with NOTSUPP. Its arguments

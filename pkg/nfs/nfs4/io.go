@@ -249,7 +249,7 @@ func (h *Handler) open(x *compound) uint32 {
 	w.Uint32(OK)
 	encodeStateid(w, sid)
 	encodeChangeInfo(w, &dirWcc)
-	w.Uint32(openResultLockTypePOSIX)
+	w.Uint32(openResultLockTypePOSIX) // byte-range locks have POSIX semantics
 	encodeBitmap(w, attrset)
 	w.Uint32(0) // OPEN_DELEGATE_NONE
 	x.cur = fh
