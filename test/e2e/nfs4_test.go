@@ -64,3 +64,31 @@ func TestNFSv41Server(t *testing.T) {
 		t.Fatalf("note on the host: sha %s", got)
 	}
 }
+
+// TestNFSv41Locks runs two guests on one volume over NFSv4.1: a POSIX lock
+// held on one refuses the other's, shows as held there, and the other's
+// blocking lock is granted once the holder releases it.
+func TestNFSv41Locks(t *testing.T) {
+	requireMode(t, true)
+	timeCase(t)
+	a := env(t)
+	dir := logDir(t, a)
+	s := startHostServer(t, a, dir, "-v", "2")
+	ctl := startControl(t)
+	v := s.createVolume(t, "v4-lock")
+	var guests []*vm
+	for _, role := range []string{"a", "b"} {
+		guests = append(guests, startVM(t, a, dir, vmConfig{
+			Name:   "lock-" + role,
+			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-lock.sh"),
+			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
+				"EXPORT": v.GetVolumeContext()["export"]},
+			Ports:   []int{s.nfsPort},
+			Ctl:     ctl,
+			Timeout: 5 * time.Minute,
+		}))
+	}
+	for _, g := range guests {
+		g.mustPass(t, s.p)
+	}
+}

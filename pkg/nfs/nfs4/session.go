@@ -172,6 +172,8 @@ func (t *clientTable) createSession(clientID uint64, seq uint32, fore, back chan
 	binary.BigEndian.PutUint32(s.id[8:], t.boot)
 	binary.BigEndian.PutUint32(s.id[12:], t.nextSess)
 	if !c.confirmed {
+		// Confirming a restarted client's new record ends the old one
+		// and its state (RFC 8881 section 18.35.5, case 5).
 		if old := t.confirmed[c.owner]; old != nil {
 			t.removeClientLocked(old)
 			replaced = old

@@ -57,6 +57,9 @@ func (h *Handler) exchangeID(x *compound) uint32 {
 	if st != OK {
 		return fail(x.w, st)
 	}
+	if l := h.log.V(1); l.Enabled() {
+		l.Info("EXCHANGE_ID", "owner", string(owner), "verifier", verf, "clientID", c.id, "remote", x.rc.Remote)
+	}
 	h.clients.mu.Lock()
 	seq, confirmed := c.csSeq+1, c.confirmed
 	h.clients.mu.Unlock()
