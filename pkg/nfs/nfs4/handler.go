@@ -80,6 +80,7 @@ type Handler struct {
 	o       Options
 	clients *clientTable
 	states  States
+	now     func() time.Time // the clock leases run on; tests replace it
 }
 
 // NewHandler returns a Handler serving fs.
@@ -94,7 +95,22 @@ func NewHandler(fs vfs.FS, log logr.Logger, o Options) *Handler {
 		o:       o,
 		clients: newClientTable(&o, boot),
 		states:  newStateTable(boot, o.MaxStates),
+		now:     time.Now,
 	}
+}
+
+// reapExpired ends the clients whose lease ran out, with their sessions
+// and state, and reports whether there were any. It runs when state
+// conflicts (and on EXCHANGE_ID): an expired client keeps its opens and
+// locks until they stand in someone's way, so a client that was only
+// partitioned for a while and nobody waited for loses nothing.
+func (h *Handler) reapExpired() bool {
+	ids := h.clients.expire(h.now())
+	for _, id := range ids {
+		h.states.DropClient(id)
+		h.log.V(1).Info("client lease expired; its state is released", "clientID", id)
+	}
+	return len(ids) > 0
 }
 
 // Idempotent reports that no procedure goes through the rpc server's

@@ -34,7 +34,11 @@ func (h *Handler) checkStateid(x *compound, sid stateid, want uint32) uint32 {
 		}
 		sid = x.curSID
 	}
-	return h.states.Check(x.clientID(), sid, string(vh), want)
+	st = h.states.Check(x.clientID(), sid, string(vh), want)
+	if st == ErrLocked && h.reapExpired() {
+		st = h.states.Check(x.clientID(), sid, string(vh), want)
+	}
+	return st
 }
 
 // resolve replaces the current-stateid special value by the current
@@ -234,6 +238,9 @@ func (h *Handler) open(x *compound) uint32 {
 		}
 	}
 	sid, st := h.states.Open(x.clientID(), owner, string(vh), acc, deny)
+	if st == ErrShareDenied && h.reapExpired() {
+		sid, st = h.states.Open(x.clientID(), owner, string(vh), acc, deny)
+	}
 	if st != OK {
 		return fail(x.w, st)
 	}

@@ -107,6 +107,9 @@ func (h *Handler) lock(x *compound) uint32 {
 	}
 	req.File = string(vh)
 	sid, denied, st := h.states.Lock(x.clientID(), &req)
+	if st == ErrDenied && h.reapExpired() {
+		sid, denied, st = h.states.Lock(x.clientID(), &req)
+	}
 	x.w.Uint32(st)
 	switch st {
 	case OK:
@@ -137,6 +140,9 @@ func (h *Handler) lockt(x *compound) uint32 {
 		return fail(x.w, st)
 	}
 	denied, st := h.states.LockTest(x.clientID(), owner, string(vh), lr)
+	if st == ErrDenied && h.reapExpired() {
+		denied, st = h.states.LockTest(x.clientID(), owner, string(vh), lr)
+	}
 	x.w.Uint32(st)
 	if st == ErrDenied {
 		encodeDenied(x.w, denied)

@@ -129,6 +129,22 @@ func (t *clientTable) exchangeID(owner []byte, verf [8]byte, update bool, now ti
 	return c, OK
 }
 
+// expire removes the clients whose lease has run out and returns their
+// ids, for the caller to drop their state.
+func (t *clientTable) expire(now time.Time) []uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []uint64
+	deadline := now.Add(-t.o.LeaseTime).UnixNano()
+	for _, c := range t.byID {
+		if c.renewed.Load() < deadline {
+			t.removeClientLocked(c)
+			ids = append(ids, c.id)
+		}
+	}
+	return ids
+}
+
 // evictLocked drops unconfirmed records older than a lease, which a
 // client abandoned between EXCHANGE_ID and CREATE_SESSION.
 func (t *clientTable) evictLocked(now time.Time) {

@@ -1,7 +1,6 @@
 package nfs4
 
 import (
-	"time"
 
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
@@ -53,7 +52,8 @@ func (h *Handler) exchangeID(x *compound) uint32 {
 	if flags&^uint32(exchgidValidClientFlags) != 0 || len(owner) == 0 {
 		return fail(x.w, ErrInval)
 	}
-	c, st := h.clients.exchangeID(owner, verf, flags&exchgidUpdConfirmedRecA != 0, time.Now())
+	h.reapExpired() // bounds the records of clients that went away
+	c, st := h.clients.exchangeID(owner, verf, flags&exchgidUpdConfirmedRecA != 0, h.now())
 	if st != OK {
 		return fail(x.w, st)
 	}
@@ -214,7 +214,7 @@ func (h *Handler) sequence(x *compound) uint32 {
 	if len(x.rc.Args) > int(s.fore.maxReq) {
 		return fail(x.w, ErrReqTooBig)
 	}
-	res, reply, st := h.clients.sequence(s, slotID, seq, x.rc.Args, time.Now())
+	res, reply, st := h.clients.sequence(s, slotID, seq, x.rc.Args, h.now())
 	if st != OK {
 		return fail(x.w, st)
 	}
