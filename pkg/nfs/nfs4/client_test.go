@@ -434,6 +434,4 @@ func (c *tclient) getattr(fh []byte, req bitmap) gotAttrs {
 
 func timeNow() time.Time { return time.Now() }
 
-type logrLogger = logr.Logger
-
 func discard() logr.Logger { return logr.Discard() }

@@ -160,7 +160,9 @@ func TestExchangeIDAndCreateSession(t *testing.T) {
 	p := c.raw(exchangeIDOp("owner-1", [8]byte{1}, 0))
 	r := p.ok(OpExchangeID)
 	id := r.Uint64()
-	seq := r.Uint32()
+	if seq := r.Uint32(); seq != 1 {
+		t.Fatalf("first CREATE_SESSION sequence id %d, want 1", seq)
+	}
 	flags := r.Uint32()
 	if flags&exchgidConfirmedR != 0 || flags&exchgidUseNonPNFS == 0 {
 		t.Fatalf("new client flags %#x", flags)
@@ -171,7 +173,7 @@ func TestExchangeIDAndCreateSession(t *testing.T) {
 	// Same owner and verifier before confirmation: a new record.
 	p = c.raw(exchangeIDOp("owner-1", [8]byte{1}, 0))
 	id2 := p.ok(OpExchangeID).Uint64()
-	seq = p.r.Uint32()
+	seq := p.r.Uint32()
 	if id2 == id {
 		t.Fatal("unconfirmed record reused")
 	}

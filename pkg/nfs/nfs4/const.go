@@ -292,8 +292,6 @@ const (
 	ShareDenyRead    = 1
 	ShareDenyWrite   = 2
 	ShareDenyBoth    = 3
-
-	shareWantMask = 0xff00 // OPEN4_SHARE_ACCESS_WANT_*: delegation wishes
 )
 
 // OPEN result flags.

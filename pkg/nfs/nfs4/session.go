@@ -17,7 +17,6 @@ import (
 // channelAttrs is a channel_attrs4.
 type channelAttrs struct {
 	headerPad, maxReq, maxResp, maxRespCached, maxOps, maxReqs uint32
-	rdmaIRD                                                    []uint32
 }
 
 // slot is one entry of a session's slot table with its reply cache.

@@ -1,7 +1,6 @@
 package nfs4
 
 import (
-
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
 )

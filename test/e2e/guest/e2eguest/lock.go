@@ -18,7 +18,7 @@ import (
 //	lock hold FILE SIGNAL UNTIL   take a write lock, ctl signal SIGNAL, ctl wait UNTIL, unlock
 func lockMain(args []string) error {
 	if len(args) < 2 {
-		return errors.New("usage: lock try|test|wait|hold FILE ...")
+		return errors.New("usage: lock try|test|wait|hold FILE [SIGNAL UNTIL]")
 	}
 	f, err := os.OpenFile(args[1], os.O_RDWR, 0)
 	if err != nil {
