@@ -319,6 +319,23 @@ func TestReplyCacheExactlyOnce(t *testing.T) {
 	if !bytes.Equal(first, again) {
 		t.Fatal("retransmission answered differently")
 	}
+	// A retransmission may change SEQUENCE's own hints (highest slot,
+	// cachethis): still a replay.
+	var seqArgs []byte
+	{
+		w := xdrWriter()
+		seq.args(w)
+		seqArgs = w.Bytes()
+	}
+	hinted := mkop(OpSequence, func(w *xdr.Writer) {
+		b := append([]byte(nil), seqArgs...)
+		b[len(b)-8+3] = 5 // highest slotid
+		b[len(b)-1] = 0   // cachethis
+		w.Fixed(b)
+	})
+	if again := c.call(build("t", 1, []op{hinted, putfh(root), mkdirOp("d"), getfh()})); !bytes.Equal(first, again) {
+		t.Fatal("retransmission with other SEQUENCE hints answered differently")
+	}
 	// The same seqid with other arguments is a false retry.
 	other := build("t", 1, []op{seq, putfh(root), mkdirOp("e")})
 	if p := parse(t, c.call(other)); p.status != ErrSeqFalseRetry {
@@ -464,3 +481,5 @@ func TestReclaimCompleteAndSecinfo(t *testing.T) {
 		t.Fatalf("SECINFO of a missing name: %d", p.status)
 	}
 }
+
+func xdrWriter() *xdr.Writer { return xdr.NewWriter(nil) }

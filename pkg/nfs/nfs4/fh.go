@@ -195,7 +195,7 @@ func (h *Handler) notDir(x *compound, fh []byte, err error) uint32 {
 }
 
 func (h *Handler) putRootFH(x *compound) uint32 {
-	x.hasCur = false
+	x.hasCurSID = false
 	if h.rootExport() {
 		root, err := h.fs.Mount(x.ctx, "/", x.rc.Remote)
 		if err != nil {
@@ -217,7 +217,7 @@ func (h *Handler) putFH(x *compound) uint32 {
 		return fail(x.w, ErrBadHandle)
 	}
 	x.cur.set(fh)
-	x.hasCur = false
+	x.hasCurSID = false
 	return fail(x.w, OK)
 }
 
@@ -235,7 +235,7 @@ func (h *Handler) saveFH(x *compound) uint32 {
 		return fail(x.w, ErrNoFileHandle)
 	}
 	x.saved = x.cur
-	x.savedSID, x.hasSaved = x.curSID, x.hasCur
+	x.savedSID, x.hasSavedSID = x.curSID, x.hasCurSID
 	return fail(x.w, OK)
 }
 
@@ -244,7 +244,7 @@ func (h *Handler) restoreFH(x *compound) uint32 {
 		return fail(x.w, ErrRestoreFH)
 	}
 	x.cur = x.saved
-	x.curSID, x.hasCur = x.savedSID, x.hasSaved
+	x.curSID, x.hasCurSID = x.savedSID, x.hasSavedSID
 	return fail(x.w, OK)
 }
 
@@ -258,7 +258,7 @@ func (h *Handler) lookup(x *compound) uint32 {
 		return fail(x.w, st)
 	}
 	x.cur = out
-	x.hasCur = false
+	x.hasCurSID = false
 	return fail(x.w, OK)
 }
 
@@ -273,7 +273,7 @@ func (h *Handler) lookupp(x *compound) uint32 {
 			return fail(x.w, ErrNoEnt)
 		}
 		x.cur.setPseudo(path.Dir(p))
-		x.hasCur = false
+		x.hasCurSID = false
 		return fail(x.w, OK)
 	}
 	vh := vol(cur)
@@ -283,7 +283,7 @@ func (h *Handler) lookupp(x *compound) uint32 {
 	}
 	if !bytes.Equal(up, vh) {
 		x.cur.setVol(up)
-		x.hasCur = false
+		x.hasCurSID = false
 		return fail(x.w, OK)
 	}
 	// The root of a volume: its parent is the pseudo directory holding it.
@@ -295,7 +295,7 @@ func (h *Handler) lookupp(x *compound) uint32 {
 		if e == "/" || !x.cur.setPseudo(path.Dir(e)) {
 			return fail(x.w, ErrNoEnt)
 		}
-		x.hasCur = false
+		x.hasCurSID = false
 		return fail(x.w, OK)
 	}
 	return fail(x.w, ErrNoEnt)

@@ -140,9 +140,9 @@ type compound struct {
 	start int // w.Len() before the COMPOUND4res
 	nops  uint32
 
-	cur, saved       fhBuf
-	curSID, savedSID stateid
-	hasCur, hasSaved bool // whether curSID / savedSID are set
+	cur, saved             fhBuf
+	curSID, savedSID       stateid
+	hasCurSID, hasSavedSID bool // whether curSID / savedSID are set
 
 	sess   *session
 	slotID uint32

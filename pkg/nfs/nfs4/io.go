@@ -29,7 +29,7 @@ func (h *Handler) checkStateid(x *compound, sid stateid, want uint32) uint32 {
 		return st
 	}
 	if sid == currentStateid {
-		if !x.hasCur {
+		if !x.hasCurSID {
 			return ErrBadStateID
 		}
 		sid = x.curSID
@@ -47,7 +47,7 @@ func (x *compound) resolve(sid stateid) (stateid, uint32) {
 	if sid != currentStateid {
 		return sid, OK
 	}
-	if !x.hasCur {
+	if !x.hasCurSID {
 		return sid, ErrBadStateID
 	}
 	return x.curSID, OK
@@ -260,7 +260,7 @@ func (h *Handler) open(x *compound) uint32 {
 	encodeBitmap(w, attrset)
 	w.Uint32(0) // OPEN_DELEGATE_NONE
 	x.cur = fh
-	x.curSID, x.hasCur = sid, true
+	x.curSID, x.hasCurSID = sid, true
 	return OK
 }
 
@@ -334,7 +334,7 @@ func (h *Handler) openDowngrade(x *compound) uint32 {
 	}
 	x.w.Uint32(OK)
 	encodeStateid(x.w, nsid)
-	x.curSID, x.hasCur = nsid, true
+	x.curSID, x.hasCurSID = nsid, true
 	return OK
 }
 
@@ -508,7 +508,7 @@ func (h *Handler) create(x *compound) uint32 {
 	encodeChangeInfo(w, &wcc)
 	encodeBitmap(w, sa.set)
 	x.cur.setVol(nh)
-	x.hasCur = false
+	x.hasCurSID = false
 	return OK
 }
 

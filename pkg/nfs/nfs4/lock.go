@@ -114,7 +114,7 @@ func (h *Handler) lock(x *compound) uint32 {
 	switch st {
 	case OK:
 		encodeStateid(x.w, sid)
-		x.curSID, x.hasCur = sid, true
+		x.curSID, x.hasCurSID = sid, true
 	case ErrDenied:
 		encodeDenied(x.w, denied)
 	}
@@ -177,6 +177,6 @@ func (h *Handler) locku(x *compound) uint32 {
 	}
 	x.w.Uint32(OK)
 	encodeStateid(x.w, nsid)
-	x.curSID, x.hasCur = nsid, true
+	x.curSID, x.hasCurSID = nsid, true
 	return OK
 }

@@ -213,7 +213,9 @@ func (h *Handler) sequence(x *compound) uint32 {
 	if len(x.rc.Args) > int(s.fore.maxReq) {
 		return fail(x.w, ErrReqTooBig)
 	}
-	res, reply, st := h.clients.sequence(s, slotID, seq, x.rc.Args, h.now())
+	// A retransmission is recognised by the ops after SEQUENCE: those
+	// must be the same, SEQUENCE's own hints may differ.
+	res, reply, st := h.clients.sequence(s, slotID, seq, x.r.Remaining(), h.now())
 	if st != OK {
 		return fail(x.w, st)
 	}
