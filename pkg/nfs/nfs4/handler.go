@@ -76,6 +76,7 @@ func (o *Options) setDefaults() {
 // concurrent use.
 type Handler struct {
 	fs      vfs.FS
+	fr      vfs.FileReader // fs, if it hands out files for READ
 	log     logr.Logger
 	o       Options
 	clients *clientTable
@@ -89,8 +90,10 @@ func NewHandler(fs vfs.FS, log logr.Logger, o Options) *Handler {
 	var b [4]byte
 	rand.Read(b[:])
 	boot := binary.BigEndian.Uint32(b[:]) | 1 // never 0: stateids of all zeros are special
+	fr, _ := fs.(vfs.FileReader)
 	return &Handler{
 		fs:      fs,
+		fr:      fr,
 		log:     log,
 		o:       o,
 		clients: newClientTable(&o, boot),
@@ -144,10 +147,12 @@ type compound struct {
 	curSID, savedSID       stateid
 	hasCurSID, hasSavedSID bool // whether curSID / savedSID are set
 
-	sess   *session
-	slotID uint32
-	inSlot bool // a new request on sess's slot slotID: finish it
-	replay []byte
+	i        uint32 // index of the op being served
+	sess     *session
+	slotID   uint32
+	inSlot   bool // a new request on sess's slot slotID: finish it
+	replay   []byte
+	attached bool // READ data follows the reply from a file: not cacheable
 }
 
 // Serve implements rpc.Handler.
@@ -198,7 +203,11 @@ func (h *Handler) compound(x *compound) rpc.AcceptStat {
 	}
 	defer func() {
 		if x.inSlot {
-			h.clients.finish(x.sess, x.slotID, w.Bytes()[x.start:])
+			reply := w.Bytes()[x.start:]
+			if x.attached {
+				reply = nil
+			}
+			h.clients.finish(x.sess, x.slotID, reply)
 		}
 	}()
 	status := uint32(OK)
@@ -213,6 +222,7 @@ func (h *Handler) compound(x *compound) rpc.AcceptStat {
 			op = OpIllegal
 		}
 		n++
+		x.i = i
 		status = h.op(x, i, op)
 		if x.replay != nil {
 			// SEQUENCE found this request in the reply cache.

@@ -325,15 +325,16 @@ func (t *clientTable) sequence(s *session, slotID, seq uint32, args []byte, now 
 }
 
 // finish records the reply to the request executing on slotID and frees
-// the slot. Replies beyond the per-reply cap or the server's budget are
-// not kept: a retransmission of them gets RETRY_UNCACHED_REP.
+// the slot. Replies beyond the per-reply cap or the server's budget, or
+// nil (a reply that cannot be kept), are not kept: a retransmission of
+// them gets RETRY_UNCACHED_REP.
 func (t *clientTable) finish(s *session, slotID uint32, reply []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sl := &s.slots[slotID]
 	sl.busy = false
 	n := int64(len(reply))
-	if n > maxCachedReply {
+	if reply == nil || n > maxCachedReply {
 		sl.reply = nil
 		return
 	}

@@ -117,6 +117,23 @@ func TestWireRoundTrip(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes that differ", len(got))
 	}
+	// A READ followed by another op is copied into the reply instead of
+	// sent from the file: the same bytes.
+	p = c.must(putfh(fh), readOp(anonStateid, 100000, 200000), getattr(bits(AttrSize)))
+	p.ok(OpPutFH)
+	r := p.ok(OpRead)
+	r.Bool()
+	if b := r.Opaque(1 << 20); !bytes.Equal(b, data[100000:300000]) {
+		t.Fatal("copied READ differs")
+	}
+	// A READ sent from the file is not kept in the reply cache.
+	req := build("t", 1, []op{c.seqOp(), putfh(fh), readOp(anonStateid, 0, 1<<17)})
+	if p := parse(t, c.call(req)); p.status != OK {
+		t.Fatal(p.status)
+	}
+	if p := parse(t, c.call(req)); p.status != ErrRetryUncachedRep {
+		t.Fatalf("retransmitted file READ: %d", p.status)
+	}
 	// The same file over NFSv3 on the same port.
 	v3, err := nfsclient.Dial(context.Background(), s.addr)
 	if err != nil {
