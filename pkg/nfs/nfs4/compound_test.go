@@ -2,6 +2,7 @@ package nfs4
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
@@ -483,3 +484,24 @@ func TestReclaimCompleteAndSecinfo(t *testing.T) {
 }
 
 func xdrWriter() *xdr.Writer { return xdr.NewWriter(nil) }
+
+// Session ids are capabilities: consecutive ones must not be predictable
+// from each other.
+func TestSessionIDsUnpredictable(t *testing.T) {
+	e := newEnv(t, Options{})
+	c := e.client()
+	c.connect("ids")
+	first := c.sess
+	p := c.raw(createSessionOp(c.clientID, 2, 8))
+	var second [sessionIDLen]byte
+	copy(second[:], p.ok(OpCreateSession).Fixed(sessionIDLen))
+	a, b := binary.BigEndian.Uint64(first[8:]), binary.BigEndian.Uint64(second[8:])
+	if b-a < 1<<16 || a-b < 1<<16 {
+		t.Fatalf("session ids %x and %x are close", first, second)
+	}
+	other := e.client()
+	other.connect("ids-2")
+	if x, y := uint32(c.clientID), uint32(other.clientID); y-x < 1<<8 || x-y < 1<<8 {
+		t.Fatalf("client ids %x and %x are close", c.clientID, other.clientID)
+	}
+}

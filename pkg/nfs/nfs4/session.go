@@ -2,6 +2,7 @@ package nfs4
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"hash/fnv"
 	"sync"
@@ -62,8 +63,6 @@ type clientTable struct {
 	boot uint32 // server instance: in client ids, session ids and stateids
 
 	mu        sync.Mutex
-	nextID    uint32
-	nextSess  uint32
 	byID      map[uint64]*client
 	confirmed map[string]*client // by owner
 	pending   map[string]*client // unconfirmed, by owner
@@ -114,9 +113,8 @@ func (t *clientTable) exchangeID(owner []byte, verf [8]byte, update bool, now ti
 			return nil, ErrDelay
 		}
 	}
-	t.nextID++
 	c := &client{
-		id:       uint64(t.boot)<<32 | uint64(t.nextID),
+		id:       t.newClientIDLocked(),
 		owner:    string(owner),
 		verf:     verf,
 		created:  now,
@@ -142,6 +140,24 @@ func (t *clientTable) expire(now time.Time) []uint64 {
 		}
 	}
 	return ids
+}
+
+// newClientIDLocked returns an unused client id: the server instance and
+// a random number, so that one client cannot guess another's id (and
+// destroy it, or create sessions on it).
+func (t *clientTable) newClientIDLocked() uint64 {
+	for {
+		id := uint64(t.boot)<<32 | uint64(randUint32())
+		if t.byID[id] == nil && uint32(id) != 0 {
+			return id
+		}
+	}
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
 }
 
 // evictLocked drops unconfirmed records older than a lease, which a
@@ -182,10 +198,16 @@ func (t *clientTable) createSession(clientID uint64, seq uint32, fore, back chan
 		return nil, nil, ErrNoSpc
 	}
 	s := &session{client: c, fore: fore, back: back, flags: flags, slots: make([]slot, fore.maxReqs)}
-	t.nextSess++
+	// The client id and 8 random bytes: a session id is a capability
+	// (whoever presents it acts as that client), so it must not be
+	// guessable.
 	binary.BigEndian.PutUint64(s.id[:], c.id)
-	binary.BigEndian.PutUint32(s.id[8:], t.boot)
-	binary.BigEndian.PutUint32(s.id[12:], t.nextSess)
+	for {
+		rand.Read(s.id[8:])
+		if t.sessions[s.id] == nil {
+			break
+		}
+	}
 	if !c.confirmed {
 		// Confirming a restarted client's new record ends the old one
 		// and its state (RFC 8881 section 18.35.5, case 5).
