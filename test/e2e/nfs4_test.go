@@ -9,29 +9,34 @@ import (
 	"time"
 )
 
-// TestNFSv41RoundTrip mounts `hangar nfs` with the kernel's NFSv4.1 client
-// (vers=4.1 on the one port, no MOUNT protocol), round-trips files,
-// directories, links and modes, and logs which operations the kernel sent.
+// TestNFSv41RoundTrip mounts `hangar nfs` with the kernel's NFSv4 client
+// (vers=4.1, and 4.2, on the one port, no MOUNT protocol), round-trips
+// files, directories, links and modes, and logs which operations the
+// kernel sent.
 func TestNFSv41RoundTrip(t *testing.T) {
 	requireMode(t, true)
 	timeCase(t)
 	a := env(t)
-	dir := logDir(t, a)
-	export := t.TempDir()
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	srv := startProc(t, dir, "hangar-nfs", a.hangar, "nfs", "--root", export, "--listen", addr, "-v", "2")
-	if err := waitTCP(addr, 20*time.Second, srv.alive); err != nil {
-		t.Fatal(err)
+	for _, vers := range []string{"4.1", "4.2"} {
+		t.Run(vers, func(t *testing.T) {
+			dir := logDir(t, a)
+			export := t.TempDir()
+			port := freePort(t)
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			srv := startProc(t, dir, "hangar-nfs", a.hangar, "nfs", "--root", export, "--listen", addr, "-v", "2")
+			if err := waitTCP(addr, 20*time.Second, srv.alive); err != nil {
+				t.Fatal(err)
+			}
+			g := startVM(t, a, dir, vmConfig{
+				Name:    "nfs4",
+				Script:  filepath.Join(a.repo, "test/e2e/guest/nfs4.sh"),
+				Env:     map[string]string{"NFS_ADDR": fmt.Sprintf("%s:%d", guestHost, port), "VERS": vers},
+				Ports:   []int{port},
+				Timeout: 5 * time.Minute,
+			})
+			g.mustPass(t, srv)
+		})
 	}
-	g := startVM(t, a, dir, vmConfig{
-		Name:    "nfs4",
-		Script:  filepath.Join(a.repo, "test/e2e/guest/nfs4.sh"),
-		Env:     map[string]string{"NFS_ADDR": fmt.Sprintf("%s:%d", guestHost, port)},
-		Ports:   []int{port},
-		Timeout: 5 * time.Minute,
-	})
-	g.mustPass(t, srv)
 }
 
 // TestNFSv41Server mounts volumes of `hangar server` over NFSv4.1 by their

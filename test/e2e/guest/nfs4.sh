@@ -1,22 +1,22 @@
 #!/bin/sh
-# NFSv4.1 round trip: mount with vers=4.1 on the one port, write, remount
+# NFSv4 round trip: mount with vers=$VERS (4.1 or 4.2) on the one port, write, remount
 # cold, read back; directories, symlinks, hard links, renames, modes and
 # removal; then print which operations the kernel sent.
-# env: NFS_ADDR (host:port as seen by the guest)
+# env: NFS_ADDR (host:port as seen by the guest) VERS
 . /e2e/lib.sh
 M=/mnt/nfs
 mkdir -p $M
 v4mount() {
-	mount -t nfs -o "vers=4.1,proto=tcp,port=${NFS_ADDR##*:},retry=0" "${NFS_ADDR%:*}:/" $M
+	mount -t nfs -o "vers=$VERS,proto=tcp,port=${NFS_ADDR##*:},retry=0" "${NFS_ADDR%:*}:/" $M
 }
 # opstats LABEL: the operations this mount sent, with their counts.
 opstats() {
 	awk '/per-op statistics/ { p = 1; next } p && NF > 1 && $2 > 0 { printf "%s%s ", $1, $2 } END { print "" }' /proc/self/mountstats |
 		sed "s/^/E2E-RESULT ops-$1 /"
 }
-v4mount || fail "mount vers=4.1"
+v4mount || fail "mount vers=$VERS"
 grep " $M " /proc/mounts
-awk -v d=$M '$2 == d && $3 == "nfs4" { f = 1 } END { exit !f }' /proc/mounts || fail "not an nfs4 mount"
+awk -v d=$M -v v="vers=$VERS" '$2 == d && $3 == "nfs4" && index($4, v) { f = 1 } END { exit !f }' /proc/mounts || fail "not an nfs4 $VERS mount"
 dd if=/dev/urandom of=/tmp/src bs=64k count=48 2>/dev/null
 want=$(sha /tmp/src)
 t=$(now)
