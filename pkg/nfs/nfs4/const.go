@@ -170,12 +170,12 @@ const (
 	ErrShareDenied       = 10015
 	ErrWrongSec          = 10016
 	ErrClidInUse         = 10017
-	ErrResource          = 10018
+	ErrResource          = 10018 // NFSv4.0 only: never sent
 	ErrMoved             = 10019
 	ErrNoFileHandle      = 10020
 	ErrMinorVersMismatch = 10021
 	ErrStaleClientID     = 10022
-	ErrStaleStateID      = 10023
+	ErrStaleStateID      = 10023 // NFSv4.0 only: never sent
 	ErrOldStateID        = 10024
 	ErrBadStateID        = 10025
 	ErrBadSeqID          = 10026

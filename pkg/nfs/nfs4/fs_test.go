@@ -297,7 +297,7 @@ func TestSetattr(t *testing.T) {
 		{"short value", anonStateid, bits(AttrSize), u32(0), ErrBadXDR},
 		{"size via anonymous stateid", anonStateid, bits(AttrSize), u64(3), OK},
 		{"size via read-only open", sid, bits(AttrSize), u64(3), ErrOpenMode},
-		{"size via bad stateid", stateid{seq: 1, other: [12]byte{1, 2, 3}}, bits(AttrSize), u64(3), ErrStaleStateID},
+		{"size via bad stateid", stateid{seq: 1, other: [12]byte{1, 2, 3}}, bits(AttrSize), u64(3), ErrBadStateID},
 		{"bad nanoseconds", anonStateid, bits(AttrTimeAccessSet), func(w *xdr.Writer) { w.Uint32(1); w.Uint64(0); w.Uint32(1e9) }, ErrInval},
 		{"server time", anonStateid, bits(AttrTimeAccessSet, AttrTimeModifySet), func(w *xdr.Writer) { w.Uint32(0); w.Uint32(0) }, OK},
 	} {

@@ -32,7 +32,8 @@ type Options struct {
 	MaxClients      int   // client records, default 4096
 	MaxSessions     int   // sessions in the server, default 4096
 	MaxSlots        int   // slots per session (ca_maxrequests), default 64
-	MaxStates       int   // open stateids in the server, default 1<<20
+	MaxStates       int   // open and lock stateids in the server, default 1<<20
+	MaxClientStates int   // of one client, default 1<<16
 	ReplyCacheBytes int64 // bytes of cached replies across sessions, default 64 MiB
 	// ServerOwner identifies this server to clients (server_owner4 and
 	// server scope); default the host name.
@@ -57,6 +58,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxStates <= 0 {
 		o.MaxStates = 1 << 20
+	}
+	if o.MaxClientStates <= 0 {
+		o.MaxClientStates = 1 << 16
 	}
 	if o.ReplyCacheBytes <= 0 {
 		o.ReplyCacheBytes = 64 << 20
@@ -97,7 +101,7 @@ func NewHandler(fs vfs.FS, log logr.Logger, o Options) *Handler {
 		log:     log,
 		o:       o,
 		clients: newClientTable(&o, boot),
-		states:  newStateTable(boot, o.MaxStates),
+		states:  newStateTable(boot, o.MaxStates, o.MaxClientStates),
 		now:     time.Now,
 	}
 }

@@ -156,7 +156,7 @@ func TestByteRangeLocks(t *testing.T) {
 		{"past the largest offset", lockNew(writeLT, math.MaxUint64, 2, openB, "x"), ErrInval},
 		{"lock type 5", lockNew(5, 0, 1, openB, "x"), ErrInval},
 		{"write lock under a read-only open", lockNew(writeLT, 500, 1, openR, "x"), ErrOpenMode},
-		{"unknown open", lockNew(writeLT, 500, 1, stateid{seq: 1, other: [12]byte{9}}, "x"), ErrStaleStateID},
+		{"unknown open", lockNew(writeLT, 500, 1, stateid{seq: 1, other: [12]byte{9}}, "x"), ErrBadStateID},
 		{"A's open from B", lockNew(writeLT, 500, 1, openA, "x"), ErrBadStateID},
 		{"LOCKU of an open stateid", locku(0, 1, openB), ErrBadStateID},
 	} {

@@ -102,25 +102,34 @@ type lockState struct {
 // maxRanges bounds the ranges of one lock owner on one file.
 const maxRanges = 4096
 
+// errStateLimit answers a request for state past a limit. RESOURCE is not
+// an NFSv4.1 status and DELAY would have the client retry for ever; NOSPC
+// reaches the application as ENOSPC, a clear "no room".
+const errStateLimit = ErrNoSpc
+
 // stateTable is the in-memory States.
 type stateTable struct {
-	boot uint32
-	max  int
+	boot      uint32
+	max       int // stateids in the table
+	maxClient int // stateids of one client, so one cannot starve the rest
 
 	mu     sync.Mutex
 	next   uint64
 	byID   map[[otherLen]byte]*openState
 	locks  map[[otherLen]byte]*lockState
 	byFile map[string][]*openState
+	count  map[uint64]int // stateids per client
 }
 
-func newStateTable(boot uint32, max int) *stateTable {
+func newStateTable(boot uint32, max, maxClient int) *stateTable {
 	return &stateTable{
-		boot:   boot,
-		max:    max,
-		byID:   make(map[[otherLen]byte]*openState),
-		locks:  make(map[[otherLen]byte]*lockState),
-		byFile: make(map[string][]*openState),
+		boot:      boot,
+		max:       max,
+		maxClient: maxClient,
+		count:     make(map[uint64]int),
+		byID:      make(map[[otherLen]byte]*openState),
+		locks:     make(map[[otherLen]byte]*lockState),
+		byFile:    make(map[string][]*openState),
 	}
 }
 
@@ -143,13 +152,28 @@ func (t *stateTable) Open(clientID uint64, owner []byte, file string, access, de
 		mine.seq++
 		return stateid{seq: mine.seq, other: mine.other}, OK
 	}
-	if len(t.byID)+len(t.locks) >= t.max {
-		return stateid{}, ErrResource
+	if !t.reserveLocked(clientID) {
+		return stateid{}, errStateLimit
 	}
 	o := &openState{seq: 1, client: clientID, owner: string(owner), file: file, access: access, deny: deny, other: t.newOther()}
 	t.byID[o.other] = o
 	t.byFile[file] = append(t.byFile[file], o)
 	return stateid{seq: 1, other: o.other}, OK
+}
+
+// reserveLocked counts a new stateid of clientID, if the limits allow.
+func (t *stateTable) reserveLocked(clientID uint64) bool {
+	if len(t.byID)+len(t.locks) >= t.max || t.count[clientID] >= t.maxClient {
+		return false
+	}
+	t.count[clientID]++
+	return true
+}
+
+func (t *stateTable) releaseLocked(clientID uint64) {
+	if t.count[clientID]--; t.count[clientID] <= 0 {
+		delete(t.count, clientID)
+	}
 }
 
 func (t *stateTable) newOther() [otherLen]byte {
@@ -171,13 +195,11 @@ func checkSeq(got, cur uint32) uint32 {
 	return ErrBadStateID
 }
 
-// notFound is the status of a stateid that names nothing of clientID's.
-func (t *stateTable) notFound(sid stateid) uint32 {
-	if binary.BigEndian.Uint32(sid.other[:]) != t.boot {
-		return ErrStaleStateID
-	}
-	return ErrBadStateID
-}
+// notFound is the status of a stateid that names nothing of clientID's,
+// whether from this server instance or an earlier one: NFSv4.1 replaced
+// STALE_STATEID by BAD_STATEID (RFC 8881), and the Linux
+// client treats the old status as a reason to recover the whole client.
+func (t *stateTable) notFound(sid stateid) uint32 { return ErrBadStateID }
 
 // findAnyLocked resolves sid to an open or a lock stateid.
 func (t *stateTable) findAnyLocked(clientID uint64, sid stateid) (*openState, *lockState, uint32) {
@@ -243,9 +265,11 @@ func (t *stateTable) Close(clientID uint64, sid stateid, file string) uint32 {
 func (t *stateTable) removeLocked(o *openState) {
 	for _, l := range o.locks {
 		delete(t.locks, l.other)
+		t.releaseLocked(l.client)
 	}
 	o.locks = nil
 	delete(t.byID, o.other)
+	t.releaseLocked(o.client)
 	list := t.byFile[o.file]
 	for i, p := range list {
 		if p == o {
@@ -314,6 +338,7 @@ func (t *stateTable) Free(clientID uint64, sid stateid) uint32 {
 
 func (t *stateTable) dropLockLocked(l *lockState) {
 	delete(t.locks, l.other)
+	t.releaseLocked(l.client)
 	o := l.open
 	for i, p := range o.locks {
 		if p == l {
@@ -365,8 +390,8 @@ func (t *stateTable) Lock(clientID uint64, req *LockRequest) (stateid, *LockDeni
 			if d := t.conflictLocked(clientID, string(req.Owner), req.File, req.Range); d != nil {
 				return stateid{}, d, ErrDenied
 			}
-			if len(t.byID)+len(t.locks) >= t.max {
-				return stateid{}, nil, ErrResource
+			if !t.reserveLocked(clientID) {
+				return stateid{}, nil, errStateLimit
 			}
 			l = &lockState{other: t.newOther(), client: clientID, owner: string(req.Owner), open: o}
 			t.locks[l.other] = l
@@ -393,7 +418,7 @@ func (t *stateTable) Lock(clientID uint64, req *LockRequest) (stateid, *LockDeni
 	}
 	ranges := setRange(l.ranges, req.Range)
 	if len(ranges) > maxRanges {
-		return stateid{}, nil, ErrResource
+		return stateid{}, nil, errStateLimit
 	}
 	l.ranges = ranges
 	l.seq++
@@ -435,7 +460,7 @@ func (t *stateTable) Unlock(clientID uint64, sid stateid, file string, r LockRan
 	ranges := setRange(l.ranges, r)
 	if len(ranges) > maxRanges {
 		// Unlocking the middle of a range splits it.
-		return stateid{}, ErrResource
+		return stateid{}, errStateLimit
 	}
 	l.ranges = ranges
 	l.seq++

@@ -427,3 +427,45 @@ func TestCreateRemoveRenameLink(t *testing.T) {
 		t.Errorf("REMOVE in the pseudo root: %d", p.status)
 	}
 }
+
+// One client cannot take every stateid: past its own limit it gets
+// RESOURCE while another client still opens files, and closing frees room.
+func TestStateLimits(t *testing.T) {
+	e := newEnv(t, Options{MaxClientStates: 3, MaxStates: 5})
+	a, b := e.client(), e.client()
+	a.connect("a")
+	b.connect("b")
+	dir := a.volRoot()
+	var sids []stateid
+	var fhs [][]byte
+	for i := range 3 {
+		sid, fh, st := a.open(dir, openArgs{access: ShareAccessRead, owner: "o", create: true, how: createUnchecked, name: string(rune('a' + i))})
+		if st != OK {
+			t.Fatal(st)
+		}
+		sids, fhs = append(sids, sid), append(fhs, fh)
+	}
+	if _, _, st := a.open(dir, openArgs{access: ShareAccessRead, owner: "o", create: true, how: createUnchecked, name: "x"}); st != ErrNoSpc {
+		t.Fatalf("open past the client's limit: %d", st)
+	}
+	if st, _, _ := a.lockResult(fhs[0], lockNew(readLT, 0, 1, sids[0], "l")); st != ErrNoSpc {
+		t.Fatalf("lock past the client's limit: %d", st)
+	}
+	// Upgrading an open takes no new stateid.
+	if _, _, st := a.open(dir, openArgs{access: ShareAccessRead, owner: "o", name: "a"}); st != OK {
+		t.Fatalf("upgrade at the limit: %d", st)
+	}
+	for i := range 2 {
+		if _, _, st := b.open(dir, openArgs{access: ShareAccessRead, owner: "o", name: string(rune('a' + i))}); st != OK {
+			t.Fatalf("other client: %d", st)
+		}
+	}
+	// The server is full now (5).
+	if _, _, st := b.open(dir, openArgs{access: ShareAccessRead, owner: "o", name: "c"}); st != ErrNoSpc {
+		t.Fatalf("open past the server's limit: %d", st)
+	}
+	a.must(putfh(fhs[2]), closeOp(sids[2]))
+	if _, _, st := b.open(dir, openArgs{access: ShareAccessRead, owner: "o", name: "c"}); st != OK {
+		t.Fatalf("open after a CLOSE made room: %d", st)
+	}
+}
