@@ -91,3 +91,33 @@ func TestLeaseRenewedBySequence(t *testing.T) {
 		t.Fatalf("READ after the deny holder's lease: %d", p.status)
 	}
 }
+
+// The client table is bounded: past MaxClients live clients, EXCHANGE_ID
+// says DELAY; clients whose lease ran out make room.
+func TestClientLimit(t *testing.T) {
+	e := newEnv(t, Options{MaxClients: 2, LeaseTime: 10 * time.Second})
+	clk := &clock{t: time.Unix(1e9, 0)}
+	e.h.now = clk.now
+	a, b, c := e.client(), e.client(), e.client()
+	a.connect("a")
+	b.connect("b")
+	if p := c.raw(exchangeIDOp("c", [8]byte{1}, 0)); p.status != ErrDelay {
+		t.Fatalf("EXCHANGE_ID past the limit: %d", p.status)
+	}
+	// The same client again is no new record.
+	if p := a.raw(exchangeIDOp("a", [8]byte{1}, 0)); p.status != OK {
+		t.Fatalf("EXCHANGE_ID of a known client at the limit: %d", p.status)
+	}
+	clk.advance(5 * time.Second)
+	a.must()
+	clk.advance(6 * time.Second) // b expired, a renewed 6s ago
+	if p := c.raw(exchangeIDOp("c", [8]byte{1}, 0)); p.status != OK {
+		t.Fatalf("EXCHANGE_ID once a client expired: %d", p.status)
+	}
+	if p := a.do(); p.status != OK {
+		t.Fatalf("the live client lost its session: %d", p.status)
+	}
+	if p := b.raw(b.seqOp()); p.status != ErrBadSession {
+		t.Fatalf("the expired client kept its session: %d", p.status)
+	}
+}

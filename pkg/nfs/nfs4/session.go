@@ -108,10 +108,8 @@ func (t *clientTable) exchangeID(owner []byte, verf [8]byte, update bool, now ti
 		delete(t.pending, old.owner)
 	}
 	if len(t.byID) >= t.o.MaxClients {
-		t.evictLocked(now)
-		if len(t.byID) >= t.o.MaxClients {
-			return nil, ErrDelay
-		}
+		// Full of live clients (the caller reaped expired ones).
+		return nil, ErrDelay
 	}
 	c := &client{
 		id:       t.newClientIDLocked(),
@@ -158,17 +156,6 @@ func randUint32() uint32 {
 	var b [4]byte
 	rand.Read(b[:])
 	return binary.BigEndian.Uint32(b[:])
-}
-
-// evictLocked drops unconfirmed records older than a lease, which a
-// client abandoned between EXCHANGE_ID and CREATE_SESSION.
-func (t *clientTable) evictLocked(now time.Time) {
-	for _, c := range t.pending {
-		if now.Sub(c.created) > t.o.LeaseTime {
-			delete(t.byID, c.id)
-			delete(t.pending, c.owner)
-		}
-	}
 }
 
 // createSession is CREATE_SESSION (RFC 8881 section 18.36.4). encode
