@@ -170,21 +170,30 @@ func (h *Handler) open(x *compound) uint32 {
 		dir := vol(cur)
 		var st uint32
 		if !create || how == createUnchecked {
-			nh, na, dirAttr, err := h.fs.Lookup(x.ctx, x.cred, dir, string(name))
-			switch {
-			case err == nil:
-				fh.setVol(nh)
-				a = na
-				dirWcc = unchanged(dirAttr)
-				if create && sa.sa.Size != nil {
-					trunc = true
-					attrset = bits(AttrSize)
+			// UNCHECKED opens what is there or creates it. The create is
+			// guarded so that "created", which skips the permission
+			// check, is never true of a file someone else made meanwhile.
+			for try := 0; ; try++ {
+				nh, na, dirAttr, err := h.fs.Lookup(x.ctx, x.cred, dir, string(name))
+				if err == nil {
+					st = OK
+					fh.setVol(nh)
+					a = na
+					dirWcc = unchanged(dirAttr)
+					if create && sa.sa.Size != nil {
+						trunc = true
+						attrset = bits(AttrSize)
+					}
+					break
 				}
-			case !create || !errors.Is(err, syscall.ENOENT):
-				return fail(x.w, h.notDir(x, cur, err))
-			default:
-				st = h.openCreate(x, dir, name, vfs.CreateUnchecked, &sa, verf, &fh, &a, &dirWcc)
-				created, attrset = true, sa.set
+				if !create || !errors.Is(err, syscall.ENOENT) {
+					return fail(x.w, h.notDir(x, cur, err))
+				}
+				st = h.openCreate(x, dir, name, vfs.CreateGuarded, &sa, verf, &fh, &a, &dirWcc)
+				if st != ErrExist || try > 0 {
+					created, attrset = st == OK, sa.set
+					break
+				}
 			}
 		} else {
 			switch how {

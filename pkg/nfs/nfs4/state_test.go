@@ -3,10 +3,12 @@ package nfs4
 import (
 	"bytes"
 	"context"
+	"syscall"
 	"testing"
 
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
 	"github.com/hangar-csi/hangar/pkg/vfs"
+	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
 
 func TestOpenCreateModes(t *testing.T) {
@@ -467,5 +469,41 @@ func TestStateLimits(t *testing.T) {
 	a.must(putfh(fhs[2]), closeOp(sids[2]))
 	if _, _, st := b.open(dir, openArgs{access: ShareAccessRead, owner: "o", name: "c"}); st != OK {
 		t.Fatalf("open after a CLOSE made room: %d", st)
+	}
+}
+
+// racyFS reports a name missing on its first lookup, as when another
+// client creates it between an OPEN's lookup and its create.
+type racyFS struct {
+	*vfstest.MemFS
+	missed bool
+}
+
+func (f *racyFS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Handle, vfs.Attr, *vfs.Attr, error) {
+	if name == "race" && !f.missed {
+		f.missed = true
+		return nil, vfs.Attr{}, nil, syscall.ENOENT
+	}
+	return f.MemFS.Lookup(ctx, c, dir, name)
+}
+
+// An UNCHECKED open that loses a race with another creator still checks
+// permissions on the file it ends up opening.
+func TestOpenUncheckedRace(t *testing.T) {
+	mem := vfstest.NewMemFS()
+	root := mem.AddExport("/vol")
+	ctx := context.Background()
+	mode := uint32(0o777)
+	mem.SetAttr(ctx, vfs.Cred{}, root, vfs.SetAttr{Mode: &mode}, nil)
+	private := uint32(0o600)
+	if _, _, _, err := mem.Create(ctx, vfs.Cred{UID: 2000, GID: 2000}, root, "race", vfs.CreateGuarded, vfs.SetAttr{Mode: &private}, vfs.Verifier{}); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, fs: mem, root: root, h: NewHandler(&racyFS{MemFS: mem}, discard(), Options{})}
+	c := e.client()
+	c.connect("racer")
+	dir := c.volRoot()
+	if _, _, st := c.open(dir, openArgs{access: ShareAccessWrite, owner: "o", create: true, how: createUnchecked, name: "race"}); st != ErrAccess {
+		t.Fatalf("UNCHECKED open of another user's 0600 file after a lost race: %d, want ACCESS", st)
 	}
 }
