@@ -132,17 +132,20 @@ func (h *Handler) rootExport() bool {
 // pseudoLookup resolves name in pseudo directory dir into out: the root of
 // a volume, or another pseudo directory.
 func (h *Handler) pseudoLookup(x *compound, dir, name string, out *fhBuf) uint32 {
-	exports := h.visible(x)
 	c := childPath(dir, name)
-	if _, ok := slices.BinarySearch(exports, c); ok {
-		root, err := h.fs.Mount(x.ctx, c, x.rc.Remote)
-		if err != nil {
-			return h.status(err)
-		}
+	// Mount decides directly (without listing every export) for the usual
+	// case, a volume; one this client may not mount does not exist for it.
+	root, err := h.fs.Mount(x.ctx, c, x.rc.Remote)
+	switch {
+	case err == nil:
 		out.setVol(root)
 		return OK
+	case errors.Is(err, vfs.ErrNotAllowed):
+		return ErrNoEnt
+	case !errors.Is(err, vfs.ErrNoExport):
+		return h.status(err)
 	}
-	if _, ok := children(exports, c); ok && out.setPseudo(c) {
+	if _, ok := children(h.visible(x), c); ok && out.setPseudo(c) {
 		return OK
 	}
 	return ErrNoEnt
