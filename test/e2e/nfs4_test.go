@@ -97,3 +97,31 @@ func TestNFSv41Locks(t *testing.T) {
 		g.mustPass(t, s.p)
 	}
 }
+
+// TestNFSv41LockHolderDies: a guest dies holding a POSIX lock; the other
+// guest's blocking lock is granted once the dead client's lease (90s) has
+// run out, and the wait is logged.
+func TestNFSv41LockHolderDies(t *testing.T) {
+	requireMode(t, false)
+	timeCase(t)
+	a := env(t)
+	dir := logDir(t, a)
+	s := startHostServer(t, a, dir, "-v", "2")
+	ctl := startControl(t)
+	v := s.createVolume(t, "v4-lockdeath")
+	var guests []*vm
+	for _, role := range []string{"a", "b"} {
+		guests = append(guests, startVM(t, a, dir, vmConfig{
+			Name:   "lockdeath-" + role,
+			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-lockdeath.sh"),
+			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
+				"EXPORT": v.GetVolumeContext()["export"]},
+			Ports:   []int{s.nfsPort},
+			Ctl:     ctl,
+			Timeout: 6 * time.Minute,
+		}))
+	}
+	for _, g := range guests {
+		g.mustPass(t, s.p)
+	}
+}
