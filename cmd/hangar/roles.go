@@ -360,7 +360,8 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		go func() { errc <- srv.Serve(l) }()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		log.Info("serving NFS", "root", abs, "listen", l.Addr().String())
-		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\n", strings.Join(csi.MountOptions(port), ","), hostOf(l.Addr().String()))
+		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\nor over NFSv4.1:\n  mount -t nfs -o vers=4.1,proto=tcp,port=%s %s:/ /mnt\n",
+			strings.Join(csi.MountOptions(port), ","), hostOf(l.Addr().String()), port, hostOf(l.Addr().String()))
 		select {
 		case err := <-errc:
 			return err
