@@ -320,10 +320,14 @@ func exchangeIDOp(owner string, verf [8]byte, flags uint32) op {
 	})
 }
 
+// channelSize is what the test client asks for as maximum request and
+// reply: 1 MiB of data and room for the rest, as Linux does.
+const channelSize = 1<<20 + 8192
+
 func channel(w *xdr.Writer, maxReqs uint32) {
 	w.Uint32(0)
-	w.Uint32(1 << 20)
-	w.Uint32(1 << 20)
+	w.Uint32(channelSize)
+	w.Uint32(channelSize)
 	w.Uint32(4096)
 	w.Uint32(8)
 	w.Uint32(maxReqs)

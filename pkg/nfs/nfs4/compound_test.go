@@ -193,7 +193,7 @@ func TestExchangeIDAndCreateSession(t *testing.T) {
 	}
 	fore, _ := decodeChannel(r)
 	back, _ := decodeChannel(r)
-	if fore.maxReqs != 4 || fore.maxOps != 8 || fore.maxResp != 1<<20 || fore.maxReq != 1<<20 {
+	if fore.maxReqs != 4 || fore.maxOps != 8 || fore.maxResp != channelSize || fore.maxReq != channelSize {
 		t.Errorf("fore channel %+v", fore)
 	}
 	if back.maxReqs != 1 || back.maxOps != 8 || back.maxRespCached != 4096 {

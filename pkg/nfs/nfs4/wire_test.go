@@ -16,6 +16,7 @@ import (
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
 )
 
@@ -27,7 +28,7 @@ type wireServer struct {
 	dir  string
 }
 
-func startWire(t *testing.T) *wireServer {
+func startWire(t testing.TB) *wireServer {
 	t.Helper()
 	base := t.TempDir()
 	dir := filepath.Join(base, "vol")
@@ -63,7 +64,7 @@ func startWire(t *testing.T) *wireServer {
 }
 
 // dial returns a v4 client over its own TCP connection.
-func (s *wireServer) dial(t *testing.T) *tclient {
+func (s *wireServer) dial(t testing.TB) *tclient {
 	rc, err := rpc.Dial(context.Background(), s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -203,5 +204,49 @@ func TestWireConcurrentSlots(t *testing.T) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil || len(ents) != 3*4*20 {
 		t.Fatalf("%d entries, %v", len(ents), err)
+	}
+}
+
+// BenchmarkLoopback4 is pkg/nfs's BenchmarkLoopback over NFSv4.1: whole
+// COMPOUNDs (SEQUENCE, PUTFH, op) over 127.0.0.1 into localfs, one at a
+// time. The test client copies replies, which the v3 one does not.
+func BenchmarkLoopback4(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		size int
+	}{{"GETATTR", 0}, {"READ-1MiB", 1 << 20}, {"WRITE-1MiB-unstable", -(1 << 20)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := startWire(b)
+			c := s.dial(b)
+			c.connect("bench")
+			dir := c.volRoot()
+			sid, fh, st := c.open(dir, openArgs{access: ShareAccessBoth, owner: "o", create: true, how: createUnchecked, name: "bench"})
+			if st != OK {
+				b.Fatal(st)
+			}
+			buf := make([]byte, 1<<20)
+			c.must(putfh(fh), writeOp(sid, 0, buf))
+			var o op
+			switch {
+			case bc.size == 0:
+				o = getattr(bits(AttrType, AttrChange, AttrSize, AttrFileID, AttrMode, AttrNumLinks, AttrOwner, AttrOwnerGroup, AttrSpaceUsed, AttrTimeAccess, AttrTimeMetadata, AttrTimeModify))
+			case bc.size > 0:
+				b.SetBytes(int64(bc.size))
+				o = readOp(sid, 0, uint32(bc.size))
+			default:
+				b.SetBytes(int64(-bc.size))
+				o = mkop(OpWrite, func(w *xdr.Writer) {
+					encodeStateid(w, sid)
+					w.Uint64(0)
+					w.Uint32(uint32(vfs.Unstable))
+					w.Opaque(buf)
+				})
+			}
+			for b.Loop() {
+				if p := c.do(putfh(fh), o); p.status != OK {
+					b.Fatal(p.status)
+				}
+			}
+		})
 	}
 }
