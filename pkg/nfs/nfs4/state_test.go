@@ -507,3 +507,31 @@ func TestOpenUncheckedRace(t *testing.T) {
 		t.Fatalf("UNCHECKED open of another user's 0600 file after a lost race: %d, want ACCESS", st)
 	}
 }
+
+// Quota is the filesystem's: WRITE and CREATE past it get DQUOT.
+func TestQuota(t *testing.T) {
+	e := newEnv(t, Options{})
+	if err := e.fs.SetLimits("/vol", 64<<10, 3); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.connect("quota")
+	dir := c.volRoot()
+	sid, fh, st := c.open(dir, openArgs{access: ShareAccessBoth, owner: "o", create: true, how: createUnchecked, name: "f"})
+	if st != OK {
+		t.Fatal(st)
+	}
+	if p := c.do(putfh(fh), writeOp(sid, 0, make([]byte, 32<<10))); p.status != OK {
+		t.Fatalf("WRITE within quota: %d", p.status)
+	}
+	if p := c.do(putfh(fh), writeOp(sid, 32<<10, make([]byte, 64<<10))); p.status != ErrDQuot {
+		t.Fatalf("WRITE past the byte quota: %d", p.status)
+	}
+	c.must(putfh(dir), mkdirOp("d"))
+	if p := c.do(putfh(dir), mkdirOp("e")); p.status != ErrDQuot {
+		t.Fatalf("CREATE past the inode quota: %d", p.status)
+	}
+	if _, _, st := c.open(dir, openArgs{access: ShareAccessBoth, owner: "o", create: true, how: createGuarded, name: "g"}); st != ErrDQuot {
+		t.Fatalf("OPEN create past the inode quota: %d", st)
+	}
+}
