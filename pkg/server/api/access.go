@@ -1,4 +1,4 @@
-package csi
+package api
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package csi
+package csicommon
 
 import (
 	"strconv"
@@ -21,6 +21,21 @@ const (
 	ParamAnonUID = "anonUID"
 	ParamAnonGID = "anonGID"
 )
+
+// ParamOnDelete is the StorageClass parameter choosing what DeleteVolume
+// does with a volume's data:
+//
+//	delete  (default) the data is removed
+//	retain  the directory is kept as DATA/retained/<local-id>/
+//	archive the directory is kept as DATA/archive/<pvc-namespace>_<pvc-name>_<local-id>_<UTC time>/
+//
+// Either way the volume stops existing (its ID, export and promised
+// capacity are gone); the kept directory is the admin's to restore or
+// remove, next to a copy of the volume's record (<dir>.json).
+const ParamOnDelete = "onDelete"
+
+// OnDeleteModes are the values ParamOnDelete takes.
+var OnDeleteModes = []string{"delete", "retain", "archive"}
 
 // DefaultAnonID is the default anonymous uid and gid of root squash.
 const DefaultAnonID = 65534

@@ -1,4 +1,4 @@
-package csi
+package csicommon
 
 import (
 	"strings"
@@ -28,18 +28,6 @@ func TestVolumeIDRoundTrip(t *testing.T) {
 	} {
 		if _, _, err := ParseVolumeID(bad); err == nil {
 			t.Errorf("ParseVolumeID(%q) accepted", bad)
-		}
-	}
-}
-
-func TestParseServers(t *testing.T) {
-	refs, err := ParseServers("a=h1:1, b=[::1]:2")
-	if err != nil || len(refs) != 2 || refs[1] != (ServerRef{"b", "[::1]:2"}) {
-		t.Fatalf("ParseServers = %+v, %v", refs, err)
-	}
-	for _, bad := range []string{"", "a", "a=", "a=h:1,a=h:2", "A=h:1"} {
-		if _, err := ParseServers(bad); err == nil {
-			t.Errorf("ParseServers(%q) accepted", bad)
 		}
 	}
 }
@@ -113,23 +101,6 @@ func TestValidateCreate(t *testing.T) {
 	for _, r := range []*csi.CreateVolumeRequest{noName, badParam, clone} {
 		if _, err := ValidateCreate(r); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%v: %v", r, err)
-		}
-	}
-}
-
-func TestParseEndpoint(t *testing.T) {
-	for ep, want := range map[string]string{
-		"unix:///tmp/x.sock": "unix /tmp/x.sock", "unix:rel.sock": "unix rel.sock",
-		"tcp://127.0.0.1:1": "tcp 127.0.0.1:1", "127.0.0.1:2": "tcp 127.0.0.1:2",
-	} {
-		n, a, err := ParseEndpoint(ep)
-		if err != nil || n+" "+a != want {
-			t.Errorf("ParseEndpoint(%q) = %q %q %v", ep, n, a, err)
-		}
-	}
-	for _, bad := range []string{"http://x", "unix://", ""} {
-		if _, _, err := ParseEndpoint(bad); err == nil {
-			t.Errorf("ParseEndpoint(%q) accepted", bad)
 		}
 	}
 }
