@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 	"github.com/hangar-csi/hangar/pkg/logging"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
@@ -37,7 +38,7 @@ func keepData(st *volume.Store, v volume.Volume) (kept string, err error) {
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(dest+".json", v); err != nil {
+	if err := writeJSON(dest+".json", v); err != nil {
 		return "", err
 	}
 	src := st.VolumeDir(v.ID)
@@ -50,10 +51,10 @@ func keepData(st *volume.Store, v volume.Volume) (kept string, err error) {
 	if err := os.Mkdir(src, 0o755); err != nil {
 		return "", err
 	}
-	if err := syncDir(parent); err != nil {
+	if err := fileutil.SyncDir(parent); err != nil {
 		return "", err
 	}
-	return dest, syncDir(filepath.Dir(src))
+	return dest, fileutil.SyncDir(filepath.Dir(src))
 }
 
 // keepOnDelete applies volume id's onDelete parameter before the store
