@@ -2,6 +2,7 @@ package csicommon
 
 import (
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,6 +37,68 @@ const ParamOnDelete = "onDelete"
 
 // OnDeleteModes are the values ParamOnDelete takes.
 var OnDeleteModes = []string{"delete", "retain", "archive"}
+
+// Kubernetes object names external-provisioner passes (with
+// --extra-create-metadata). onDelete=archive puts the PVC's in a directory
+// name, so they are checked to be what Kubernetes allows (DNS-1123), which
+// keeps "/" and ".." out.
+const (
+	ParamPVName       = "csi.storage.k8s.io/pv/name"
+	ParamPVCName      = "csi.storage.k8s.io/pvc/name"
+	ParamPVCNamespace = "csi.storage.k8s.io/pvc/namespace"
+)
+
+// ValidDNSLabel reports whether s is a DNS-1123 label, as Kubernetes
+// namespace names are: 1 to 63 of [a-z0-9-], starting and ending
+// alphanumeric.
+func ValidDNSLabel(s string) bool { return len(s) <= 63 && dnsPart(s) }
+
+// ValidDNSSubdomain reports whether s is a DNS-1123 subdomain, as most
+// Kubernetes object names (PVs, PVCs) are: at most 253 characters of
+// dot-separated parts like labels.
+func ValidDNSSubdomain(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, part := range strings.Split(s, ".") {
+		if !dnsPart(part) {
+			return false
+		}
+	}
+	return true
+}
+
+// dnsPart: non-empty [a-z0-9-], starting and ending alphanumeric.
+func dnsPart(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (c != '-' || i == 0 || i == len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+func validKubernetesNames(p map[string]string) error {
+	for _, k := range []struct {
+		key   string
+		valid func(string) bool
+		what  string
+	}{
+		{ParamPVCNamespace, ValidDNSLabel, "a Kubernetes namespace name (DNS-1123 label: 1-63 of a-z, 0-9, '-')"},
+		{ParamPVCName, ValidDNSSubdomain, "a Kubernetes object name (DNS-1123 subdomain: a-z, 0-9, '-', '.', at most 253)"},
+		{ParamPVName, ValidDNSSubdomain, "a Kubernetes object name (DNS-1123 subdomain: a-z, 0-9, '-', '.', at most 253)"},
+	} {
+		if v, ok := p[k.key]; ok && !k.valid(v) {
+			return status.Errorf(codes.InvalidArgument, "parameter %q is %q: want %s", k.key, v, k.what)
+		}
+	}
+	return nil
+}
 
 // DefaultAnonID is the default anonymous uid and gid of root squash.
 const DefaultAnonID = 65534

@@ -24,9 +24,9 @@ var acceptedParameters = []string{
 	ParamRootSquash,
 	ParamAnonUID,
 	ParamAnonGID,
-	"csi.storage.k8s.io/pv/name",
-	"csi.storage.k8s.io/pvc/name",
-	"csi.storage.k8s.io/pvc/namespace",
+	ParamPVName,
+	ParamPVCName,
+	ParamPVCNamespace,
 }
 
 // ValidateParameters refuses unknown StorageClass parameters, naming them.
@@ -40,6 +40,9 @@ func ValidateParameters(p map[string]string) error {
 	if len(unknown) == 0 {
 		if m, ok := p[ParamOnDelete]; ok && !slices.Contains(OnDeleteModes, m) {
 			return status.Errorf(codes.InvalidArgument, "parameter %q is %q; want one of %s", ParamOnDelete, m, strings.Join(OnDeleteModes, ", "))
+		}
+		if err := validKubernetesNames(p); err != nil {
+			return err
 		}
 		_, err := ParseVolumeParams(p)
 		return err

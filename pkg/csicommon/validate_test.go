@@ -104,3 +104,22 @@ func TestValidateCreate(t *testing.T) {
 		}
 	}
 }
+
+func TestKubernetesNames(t *testing.T) {
+	for s, want := range map[string]bool{
+		"default": true, "a": true, "kube-system": true, strings.Repeat("a", 63): true,
+		"": false, "-a": false, "a-": false, "A": false, "a.b": false, "..": false, "a/b": false, strings.Repeat("a", 64): false,
+	} {
+		if ValidDNSLabel(s) != want {
+			t.Errorf("ValidDNSLabel(%q) = %v", s, !want)
+		}
+	}
+	for s, want := range map[string]bool{
+		"data-0": true, "www.example.com": true, strings.Repeat("a", 100): true, strings.Repeat("a", 253): true,
+		"": false, ".": false, "..": false, "a..b": false, ".a": false, "a/b": false, "x/../y": false, strings.Repeat("a", 254): false,
+	} {
+		if ValidDNSSubdomain(s) != want {
+			t.Errorf("ValidDNSSubdomain(%q) = %v", s, !want)
+		}
+	}
+}

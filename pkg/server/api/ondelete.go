@@ -25,9 +25,12 @@ func keepData(st *volume.Store, v volume.Volume) (kept string, err error) {
 	case "retain":
 		dest = filepath.Join(st.Dir(), "retained", v.ID)
 	case "archive":
-		ns, pvc := v.Parameters["csi.storage.k8s.io/pvc/namespace"], v.Parameters["csi.storage.k8s.io/pvc/name"]
+		// The PVC's names are checked at CreateVolume, but records written
+		// before that may hold anything: a name that is not a Kubernetes
+		// name is left out, so dest stays one entry of DATA/archive.
+		ns, pvc := v.Parameters[csicommon.ParamPVCNamespace], v.Parameters[csicommon.ParamPVCName]
 		name := v.ID + "_" + time.Now().UTC().Format("20060102T150405Z")
-		if ns != "" && pvc != "" {
+		if csicommon.ValidDNSLabel(ns) && csicommon.ValidDNSSubdomain(pvc) {
 			name = ns + "_" + pvc + "_" + name
 		}
 		dest = filepath.Join(st.Dir(), "archive", name)
