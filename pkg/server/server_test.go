@@ -91,7 +91,7 @@ func TestExportsFollowVolumes(t *testing.T) {
 
 	// Restart on the same port: the surviving volume is exported again
 	// and the root handle obtained before the restart still works.
-	srv, c, stop = start(t, dir, nfsAddr)
+	_, c, stop = start(t, dir, nfsAddr)
 	defer stop()
 	if err := ProbeNFS(ctx, nfsAddr, "/"+keep.VolumeId); err != nil {
 		t.Fatalf("after restart: %v", err)
