@@ -121,6 +121,8 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		RequiredBytes: req.GetCapacityRange().GetRequiredBytes(),
 		LimitBytes:    req.GetCapacityRange().GetLimitBytes(),
 		Parameters:    req.GetParameters(),
+		// The provisioner passes a VolumeAttributesClass's parameters here.
+		MutableParameters: req.GetMutableParameters(),
 	})
 	if errors.Is(err, volume.ErrExists) {
 		return nil, status.Error(codes.AlreadyExists, err.Error())
@@ -192,8 +194,20 @@ func (a *StorageAPI) ControllerGetVolume(ctx context.Context, req *csi.Controlle
 	}
 	return &csi.ControllerGetVolumeResponse{
 		Volume: a.csiVolume(v),
-		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{},
+		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{PublishedNodeIds: a.publishedNodes(v.ID)},
 	}, nil
+}
+
+// publishedNodes lists the nodes volume id is controller-published to.
+func (a *StorageAPI) publishedNodes(id string) []string {
+	if a.Access == nil {
+		return nil
+	}
+	var ids []string
+	for _, at := range a.Access.Nodes(id) {
+		ids = append(ids, at.NodeID)
+	}
+	return ids
 }
 
 func (a *StorageAPI) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
@@ -269,7 +283,10 @@ func (a *StorageAPI) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 			resp.NextToken = resp.Entries[len(resp.Entries)-1].Volume.VolumeId
 			break
 		}
-		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{Volume: a.csiVolume(v)})
+		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{
+			Volume: a.csiVolume(v),
+			Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: a.publishedNodes(v.ID)},
+		})
 	}
 	return resp, nil
 }

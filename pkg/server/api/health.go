@@ -5,8 +5,11 @@ import (
 	"fmt"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
 // Quota is a storage server's live view of its volumes' capacity; pkg/server
@@ -18,6 +21,9 @@ type Quota interface {
 	Usage(id string) (csicommon.VolumeUsage, error)
 	// Available is what new volumes and expansions may still be promised.
 	Available() (int64, error)
+	// ApplyPolicy applies volume id's recorded policy (limits, root
+	// squash) to its live export.
+	ApplyPolicy(id string) error
 }
 
 // ControllerGetVolumeHealth reports whether the volume is exported and how
@@ -27,6 +33,40 @@ func (a *StorageAPI) ControllerGetVolumeHealth(ctx context.Context, req *csi.Con
 	if err != nil {
 		return nil, err
 	}
+	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: a.health(v)}, nil
+}
+
+// ControllerListVolumeHealth pages, in ID order, through the volumes with
+// an adverse condition (CSI: healthy volumes are omitted); starting_token
+// is the last ID of the previous page.
+func (a *StorageAPI) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
+	max := int(req.GetMaxEntries())
+	if max < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	after := req.GetStartingToken()
+	if after != "" && !volume.ValidID(after) {
+		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this server issued; restart listing without a token", after)
+	}
+	resp := &csi.ControllerListVolumeHealthResponse{}
+	for _, v := range a.Store.List() {
+		if v.ID <= after {
+			continue
+		}
+		h := a.health(v)
+		if len(h.HealthStatuses) == 0 {
+			continue
+		}
+		if max > 0 && len(resp.Entries) == max {
+			resp.NextToken = resp.Entries[max-1].VolumeId
+			break
+		}
+		resp.Entries = append(resp.Entries, h)
+	}
+	return resp, nil
+}
+
+func (a *StorageAPI) health(v volume.Volume) *csi.VolumeHealth {
 	h := &csi.VolumeHealth{VolumeId: v.ID}
 	if a.Quota != nil {
 		u, err := a.Quota.Usage(v.ID)
@@ -40,5 +80,5 @@ func (a *StorageAPI) ControllerGetVolumeHealth(ctx context.Context, req *csi.Con
 			h.HealthStatuses = csicommon.UsageHealth(u)
 		}
 	}
-	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: h}, nil
+	return h
 }
