@@ -3,7 +3,6 @@ package driver
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -47,10 +46,4 @@ func nfsTarget(volumeID string, vctx map[string]string) (addr, export string, er
 		export = csicommon.ExportPath(id)
 	}
 	return addr, export, nil
-}
-
-func sameFile(a, b string) bool {
-	fa, err1 := os.Stat(a)
-	fb, err2 := os.Stat(b)
-	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
