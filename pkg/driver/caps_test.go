@@ -156,3 +156,59 @@ func TestControllerModifyAndPublishedNodes(t *testing.T) {
 		t.Fatalf("published nodes after unpublish: %v", g.GetStatus())
 	}
 }
+
+// TestControllerNodeLimit: with a per-node limit, publications to one node
+// are counted across servers; one past the limit is refused, a retry of a
+// counted one is not, and an unpublish frees a place.
+func TestControllerNodeLimit(t *testing.T) {
+	ctx := context.Background()
+	var ids []string
+	var refs []ServerRef
+	for _, name := range []string{"a", "b"} {
+		ts := startServer(t, name, 1<<40)
+		acc, err := api.OpenAccess(t.TempDir(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.api.Access = acc
+		refs = append(refs, ServerRef{name, ts.addr})
+	}
+	ctrl := newTestController(t, refs...)
+	ctrl.MaxVolumesPerNode = 2
+	c := serveController(t, ctrl)
+	for i := range 3 {
+		r, err := c.CreateVolume(ctx, createReq(string(rune('k'+i)), 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.Volume.VolumeId)
+	}
+	if ids[0][:2] == ids[1][:2] && ids[1][:2] == ids[2][:2] {
+		t.Fatalf("all volumes on one server (%v): the count across servers is not tested", ids)
+	}
+	pub := func(id, node string) error {
+		_, err := c.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: node, VolumeCapability: mountCap(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)})
+		return err
+	}
+	const n1, n2 = "n1@10.0.0.1", "n2@10.0.0.2"
+	for _, id := range ids[:2] {
+		if err := pub(id, n1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub(ids[2], n1); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "max-volumes-per-node") {
+		t.Fatalf("third volume on a node limited to 2: %v, want ResourceExhausted", err)
+	}
+	if err := pub(ids[1], n1); err != nil {
+		t.Errorf("retried publication of a counted volume: %v", err)
+	}
+	if err := pub(ids[2], n2); err != nil {
+		t.Errorf("another node: %v", err)
+	}
+	if _, err := c.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: ids[0], NodeId: n1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub(ids[2], n1); err != nil {
+		t.Errorf("publication after a place was freed: %v", err)
+	}
+}

@@ -36,6 +36,12 @@ type Controller struct {
 	// Same-name CreateVolume calls are serialized so two concurrent
 	// retries cannot land on two servers. Striped to keep memory bounded.
 	nameLocks [64]sync.Mutex
+
+	// MaxVolumesPerNode, if positive, is how many volumes may be published
+	// to one node (the node plugin reports the same number to the CO's
+	// scheduler); see checkNodeLimit.
+	MaxVolumesPerNode int64
+	nodeLocks         [64]sync.Mutex
 }
 
 // NewController connects (lazily) to the given storage servers.
@@ -361,6 +367,13 @@ func (c *Controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
+	if c.MaxVolumesPerNode > 0 {
+		unlock, err := c.checkNodeLimit(ctx, req.GetVolumeId(), req.GetNodeId())
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	sreq := &csi.ControllerPublishVolumeRequest{
 		VolumeId:         local,
 		NodeId:           req.GetNodeId(),

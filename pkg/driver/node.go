@@ -35,6 +35,9 @@ type Node struct {
 	// fast with a clear reason instead of a hung mount.
 	Probe        ProbeFunc
 	ProbeTimeout time.Duration
+	// MaxVolumesPerNode is reported in NodeGetInfo (0: no limit); the
+	// controller enforces the same number (see checkNodeLimit).
+	MaxVolumesPerNode int64
 }
 
 // Volumes are staged and published in two steps (STAGE_UNSTAGE_VOLUME):
@@ -346,7 +349,7 @@ func (n *Node) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeSta
 }
 
 func (n *Node) NodeGetInfo(ctx context.Context, req *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
-	return &csi.NodeGetInfoResponse{NodeId: n.NodeID}, nil // MaxVolumesPerNode 0: unlimited
+	return &csi.NodeGetInfoResponse{NodeId: n.NodeID, MaxVolumesPerNode: n.MaxVolumesPerNode}, nil
 }
 
 func (n *Node) NodeGetCapabilities(ctx context.Context, req *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
