@@ -157,10 +157,18 @@ func TestCreateWithMutableParameters(t *testing.T) {
 	if a, _ := nc.GetAttr(ctx, h); a.UID != 4000 {
 		t.Fatalf("mutable rootSquash=true over parameter false: uid %d", a.UID)
 	}
-	for _, p := range []map[string]string{{"XXX_FakeKey": "v"}, {csicommon.ParamOnDelete: "retain"}, {csicommon.ParamMaxInodes: "0"}} {
+	// 2^64-1 inodes would wrap to a negative limit, which means none.
+	huge := map[string]string{csicommon.ParamMaxInodes: "18446744073709551615"}
+	for _, p := range []map[string]string{{"XXX_FakeKey": "v"}, {csicommon.ParamOnDelete: "retain"}, {csicommon.ParamMaxInodes: "0"}, huge} {
 		_, err := c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "vac-bad", VolumeCapabilities: capab, MutableParameters: p})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("create with mutable %v: %v, want InvalidArgument", p, err)
 		}
+	}
+	if _, err := c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "sc-bad", VolumeCapabilities: capab, Parameters: huge}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("create with parameters %v: %v, want InvalidArgument", huge, err)
+	}
+	if _, err := c.ControllerModifyVolume(ctx, &csi.ControllerModifyVolumeRequest{VolumeId: r.Volume.VolumeId, MutableParameters: huge}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("modify to %v: %v, want InvalidArgument", huge, err)
 	}
 }
