@@ -51,7 +51,7 @@ func TestVolumeHealth(t *testing.T) {
 	c := newTestController(t, ServerRef{"a", a.addr})
 	withDown := newTestController(t, ServerRef{"a", a.addr}, ServerRef{"down", dead})
 	withDown.CallTimeout = 5e9
-	v, err := c.CreateVolume(ctx, createReq("v", 1000))
+	v, err := c.CreateVolume(ctx, createReq("v", 1000*mib))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +91,10 @@ func TestVolumeHealth(t *testing.T) {
 		t.Fatalf("health of a missing volume: %v", err)
 	}
 	// Expansion reaches the live export.
-	if _, err := c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: id, CapacityRange: &csi.CapacityRange{RequiredBytes: 5000}}); err != nil {
+	if _, err := c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: id, CapacityRange: &csi.CapacityRange{RequiredBytes: 5000 * mib}}); err != nil {
 		t.Fatal(err)
 	}
-	if q.capacity[local] != 5000 {
+	if q.capacity[local] != 5000*mib {
 		t.Fatalf("export capacity after expansion: %d", q.capacity[local])
 	}
 	caps := csicommon.ControllerCapabilities()
