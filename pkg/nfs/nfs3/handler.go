@@ -2,6 +2,7 @@ package nfs3
 
 import (
 	"context"
+	"encoding/binary"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -346,8 +347,16 @@ func (h *Handler) readFile(x *call, fh vfs.Handle, off uint64, count uint32) (rp
 		unix.Close(fd)
 		return rpc.Success, true
 	}
-	x.rc.AttachFile(fd, int64(off), n)
+	x.rc.AttachFile(fd, int64(off), n, shortRead)
 	return rpc.Success, true
+}
+
+// shortRead fixes a READ reply whose file held only n bytes from the offset
+// when they were read (it was truncated since ReadFile looked): the reply
+// ends count, eof, data length; the read then reached the end of the file.
+func shortRead(reply []byte, n int) {
+	binary.BigEndian.PutUint32(reply[len(reply)-12:], uint32(n))
+	binary.BigEndian.PutUint32(reply[len(reply)-8:], 1)
 }
 
 func (h *Handler) write(x *call) rpc.AcceptStat {

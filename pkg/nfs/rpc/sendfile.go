@@ -2,20 +2,25 @@ package rpc
 
 import (
 	"encoding/binary"
-	"io"
-	"net"
-	"syscall"
+	"fmt"
 
 	"golang.org/x/sys/unix"
 )
 
 // fileTail is file data attached to a reply (Call.AttachFile).
 type fileTail struct {
-	fd  int
-	off int64
-	n   int
-	set bool
+	fd    int
+	off   int64
+	n     int
+	set   bool
+	short ShortFunc
 }
+
+// ShortFunc fixes a reply whose attached file held only n of the bytes the
+// handler promised when they were read: reply is the whole reply record as
+// the handler wrote it, ending with the XDR length of the data (which the
+// server patches itself). Called at most once, with n below the promise.
+type ShortFunc func(reply []byte, n int)
 
 // pad is the XDR padding after the file data.
 func (f *fileTail) pad() int { return (4 - f.n&3) & 3 }
@@ -36,127 +41,91 @@ func finishRecordTail(b []byte, tail int) {
 	binary.BigEndian.PutUint32(b, lastFrag|uint32(len(b)-markLen+tail))
 }
 
-// materialize reads t's attached file into its reply buffer, for paths that
-// cannot send from the file (no socket descriptor, or the reply must be
-// kept in the duplicate request cache). A file shorter than promised makes
-// the call SYSTEM_ERR.
-func materialize(t *task) AcceptStat {
-	f := &t.call.file
-	defer f.close()
-	buf := t.w.Reserve(f.n + f.pad())
-	data := buf[:f.n]
-	for done := 0; done < len(data); {
-		m, err := unix.Pread(f.fd, data[done:], f.off+int64(done))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || m == 0 {
-			return SystemErr
-		}
-		done += m
+// shorten makes reply, whose file tail was promised as f.n bytes, say got
+// bytes instead; it reports false if the handler gave no way to.
+func (f *fileTail) shorten(reply []byte, got int) bool {
+	if f.short == nil || len(reply) < markLen+4 {
+		return false
 	}
-	clear(buf[f.n:])
-	return Success
-}
-
-// sendState is the writer goroutine's sendfile progress. It lives in the
-// conn so that the RawConn callback is a method value made once, not a
-// closure allocated per reply.
-type sendState struct {
-	raw    syscall.RawConn // nil: the connection has no descriptor
-	hdr    [][]byte        // bytes to send before the file's
-	fd     int
-	off    int64
-	remain int
-	err    error
-	step   func(uintptr) bool
-}
-
-// sendStep is the RawConn.Write callback: it sends as much as the socket
-// takes and returns false to wait for it to drain.
-func (s *sendState) sendStep(sock uintptr) bool {
-	for len(s.hdr) > 0 {
-		// MSG_MORE: the headers share segments with the file data that
-		// follows instead of going out as a small packet of their own.
-		m, err := unix.SendmsgBuffers(int(sock), s.hdr, nil, nil, unix.MSG_MORE|unix.MSG_NOSIGNAL)
-		switch {
-		case err == unix.EAGAIN:
-			return false
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			s.err = err
-			return true
-		}
-		for m > 0 && len(s.hdr) > 0 {
-			k := min(m, len(s.hdr[0]))
-			s.hdr[0] = s.hdr[0][k:]
-			m -= k
-			if len(s.hdr[0]) == 0 {
-				s.hdr = s.hdr[1:]
-			}
-		}
-	}
-	for s.remain > 0 {
-		m, err := unix.Sendfile(int(sock), s.fd, &s.off, min(s.remain, 1<<30))
-		switch {
-		case err == unix.EAGAIN:
-			return false
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			s.err = err
-			return true
-		case m == 0:
-			// The file ended early (truncated since the handler looked).
-			s.err = io.ErrUnexpectedEOF
-			return true
-		}
-		s.remain -= m
-	}
+	f.short(reply, got)
+	binary.BigEndian.PutUint32(reply[len(reply)-4:], uint32(got))
+	f.n = got
+	finishRecordTail(reply, f.n+f.pad())
 	return true
 }
 
-// sendFile sends hdr and then f's bytes on the connection (the padding is
-// written by the caller with the next batch). It consumes hdr's elements.
-func (c *conn) sendFile(hdr [][]byte, f *fileTail) error {
-	s := &c.sf
-	s.hdr, s.fd, s.off, s.remain, s.err = hdr, f.fd, f.off, f.n, nil
-	err := s.raw.Write(s.step)
-	s.hdr = nil
-	if err != nil {
-		return err
-	}
-	return s.err
-}
-
-// SendfileConn is implemented by net.Conn wrappers that only observe a
-// connection (a connection counter, say) and let the server write to the
-// connection underneath directly, with sendfile(2), bypassing the wrapper's
-// Write. Wrappers that transform the byte stream, such as TLS, must not
-// implement it: the server would send plaintext around them.
-type SendfileConn interface {
-	net.Conn
-	SendfileConn() net.Conn // the wrapped connection
-}
-
-// initSendfile finds the connection's descriptor for sendfile: a TCP or
-// Unix socket, possibly under SendfileConn wrappers. Any other connection
-// (TLS included) gets attached files copied into the reply.
-func (c *conn) initSendfile() {
-	nc := c.nc
-	for range 8 {
-		switch t := nc.(type) {
-		case *net.TCPConn, *net.UnixConn:
-			if raw, err := t.(syscall.Conn).SyscallConn(); err == nil {
-				c.sf.raw = raw
-				c.sf.step = c.sf.sendStep
-			}
-			return
-		case SendfileConn:
-			nc = t.SendfileConn()
-		default:
-			return
+// preadFull reads up to len(b) bytes at off; fewer only at the end of the
+// file. Linux does not make a read atomic with a truncate: pages being cut
+// off may be read as zeros the file never held. So the size is looked at
+// again after the read, and what lies beyond it now is not returned: the
+// read then took effect after the truncate.
+func preadFull(fd int, b []byte, off int64) (int, error) {
+	done := 0
+	for done < len(b) {
+		m, err := unix.Pread(fd, b[done:], off+int64(done))
+		if err == unix.EINTR {
+			continue
 		}
+		if err != nil {
+			return done, err
+		}
+		if m == 0 {
+			break
+		}
+		done += m
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return done, err
+	}
+	if end := off + int64(done); st.Size < end {
+		done = int(max(st.Size-off, 0))
+	}
+	return done, nil
+}
+
+// materialize reads t's attached file into its reply buffer, for paths that
+// cannot send from the file (no socket descriptor, or the reply must be
+// kept in the duplicate request cache). A file that shrank gives a short
+// reply through the handler's ShortFunc, or SYSTEM_ERR without one.
+func materialize(t *task) AcceptStat {
+	f := &t.call.file
+	defer f.close()
+	hdr := t.w.Len()
+	got, err := preadFull(f.fd, t.w.Reserve(f.n), f.off)
+	if err != nil {
+		return SystemErr
+	}
+	if got < f.n {
+		t.w.Truncate(hdr)
+		if !f.shorten(t.w.Bytes(), got) {
+			return SystemErr
+		}
+		t.w.Reserve(got) // the bytes read are still there; pads anew
+	}
+	return Success
+}
+
+// readTail reads t's attached file into a pooled buffer for the writer,
+// patching t's reply if the file shrank since the handler looked (or making
+// it a bare SYSTEM_ERR if the handler gave no way to). Copying, rather than
+// splicing page references to the socket, is what keeps a truncate racing
+// the read from sending bytes the file never held: Linux zeroes the cut-off
+// part of a page in place, under references still queued for the socket.
+func readTail(t *task) ([]byte, error) {
+	f := &t.call.file
+	buf := getBuf(f.n)[:f.n]
+	got, err := preadFull(f.fd, buf, f.off)
+	if err != nil {
+		putBuf(buf)
+		return nil, fmt.Errorf("reading attached file: %w", err)
+	}
+	if got < f.n && !f.shorten(t.w.Bytes(), got) {
+		putBuf(buf)
+		setStat(&t.w, SystemErr)
+		finishRecord(t.w.Bytes())
+		f.n = 0
+		return nil, nil
+	}
+	return buf[:got], nil
 }
