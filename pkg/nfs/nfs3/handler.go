@@ -287,6 +287,9 @@ func (h *Handler) read(x *call) rpc.AcceptStat {
 			return st
 		}
 	}
+	if err := x.rc.ReserveReply(x.ctx, int(count)); err != nil {
+		return rpc.SystemErr // the connection is closing
+	}
 	w := x.w
 	w.Uint32(StatusOK)
 	attrOff := w.Len()
@@ -623,6 +626,9 @@ func (h *Handler) readdirplus(x *call) rpc.AcceptStat {
 // as the filesystem emits them; the reply counts the status word too, which
 // keeps it within the limit whichever way a client reads the RFC.
 func (h *Handler) dirList(x *call, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, count, dircount int) rpc.AcceptStat {
+	if err := x.rc.ReserveReply(x.ctx, count); err != nil {
+		return rpc.SystemErr // the connection is closing
+	}
 	w := x.w
 	w.Uint32(StatusOK)
 	attrOff := w.Len()

@@ -14,9 +14,13 @@ import (
 
 // bigReply answers proc 1 with as many zero bytes as its argument asks
 // (a READDIRPLUS of a big directory, say) and anything else with nothing.
-var bigReply = HandlerFunc(func(_ context.Context, c *Call, w *xdr.Writer) AcceptStat {
+var bigReply = HandlerFunc(func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
 	if c.Proc == 1 && len(c.Args) >= 4 {
-		w.Reserve(int(binary.BigEndian.Uint32(c.Args)))
+		n := int(binary.BigEndian.Uint32(c.Args))
+		if err := c.ReserveReply(ctx, n); err != nil {
+			return SystemErr
+		}
+		w.Reserve(n)
 	}
 	return Success
 })
@@ -143,6 +147,7 @@ func TestPartialRecordsWithinBudget(t *testing.T) {
 	const budget = 4 << 20
 	_, addr := startServer(t, Options{MaxInFlightBytes: budget}, func(s *Server) { s.Register(testProg, testVers, echo, nil) })
 	runtime.GC()
+	runtime.GC() // twice: pooled buffers survive one
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	const conns = 40
@@ -170,4 +175,79 @@ func TestPartialRecordsWithinBudget(t *testing.T) {
 	good := dialRaw(t, addr)
 	writeAll(t, good, frame(callMsg(9, 2, testProg, testVers, 0, AuthNone, nil, []byte("ping"))))
 	readReply(t, good)
+}
+
+// TestNonReadersReplyMemory: replies a client does not read are bounded by
+// MaxReplyBacklog per connection, not MaxInFlightPerConn big replies each
+// (READDIRPLUS replies of 1 MiB took a server from 30 MB to 1.39 GB).
+func TestNonReadersReplyMemory(t *testing.T) {
+	const backlog = 1 << 20
+	s, addr := startServer(t, Options{MaxReplyBacklog: backlog}, func(s *Server) { s.Register(testProg, testVers, bigReply, nil) })
+	runtime.GC()
+	runtime.GC() // twice: pooled buffers survive one
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const abusers = 4
+	var calls []byte
+	for i := range 64 {
+		calls = append(calls, frame(callMsg(uint32(i), 2, testProg, testVers, 1, AuthNone, nil, words(1<<20)))...)
+	}
+	for range abusers {
+		writeAll(t, dialSmallWindow(t, addr), calls)
+	}
+	waitFor(t, "the abusers to be stuck", func() bool {
+		b := connsBusy(s)
+		if len(b) < abusers {
+			return false
+		}
+		for _, n := range b {
+			if n < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond) // let whatever would pile up pile up
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	grew := after.HeapInuse - min(after.HeapInuse, before.HeapInuse)
+	t.Logf("heap grew by %d KiB", grew>>10)
+	// A backlog and a reply being built per connection, with room for
+	// noise; unbounded, it is 64 MiB per connection.
+	if limit := uint64(abusers*(backlog+2<<20) + 8<<20); grew > limit {
+		t.Fatalf("server heap grew by %d MiB for %d clients not reading 1 MiB replies", grew>>20, abusers)
+	}
+}
+
+// TestStuckReaderClosed: a connection that takes no reply bytes for
+// WriteTimeout is closed, which frees what its replies hold.
+func TestStuckReaderClosed(t *testing.T) {
+	s, addr := startServer(t, Options{WriteTimeout: 200 * time.Millisecond}, func(s *Server) { s.Register(testProg, testVers, bigReply, nil) })
+	var calls []byte
+	for i := range 64 {
+		calls = append(calls, frame(callMsg(uint32(i), 2, testProg, testVers, 1, AuthNone, nil, words(256<<10)))...)
+	}
+	writeAll(t, dialSmallWindow(t, addr), calls)
+	waitFor(t, "the server to close the connection", func() bool { return s.numConns() == 0 })
+}
+
+// TestRecordTimeout: a record trickled in slower than RecordTimeout closes
+// the connection, though bytes keep arriving.
+func TestRecordTimeout(t *testing.T) {
+	_, addr := startServer(t, Options{RecordTimeout: 300 * time.Millisecond}, func(s *Server) { s.Register(testProg, testVers, echo, nil) })
+	c := dialRaw(t, addr)
+	msg := frame(callMsg(1, 2, testProg, testVers, 0, AuthNone, nil, make([]byte, 100)))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, b := range msg {
+			time.Sleep(20 * time.Millisecond)
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+	}()
+	expectClosed(t, c)
+	<-done
 }

@@ -75,7 +75,10 @@ type Call struct {
 	Args   []byte
 	Remote net.Addr
 
-	file fileTail // set by AttachFile
+	file     fileTail // set by AttachFile
+	conn     *conn    // for ReserveReply
+	reserved int64    // reply bytes reserved in conn's backlog
+	slotless bool     // gave up its server-wide slot in ReserveReply
 }
 
 // AttachFile appends n bytes of the open file fd, read from offset off, to

@@ -352,8 +352,8 @@ type conn struct {
 	recArmed bool      // the read deadline is recDue
 	charged  int       // budget bytes charged for the record being read
 
-	unsent  atomic.Int64  // reply bytes queued and not yet written
-	drained chan struct{} // a reply was written (unsent went down)
+	unsent  atomic.Int64 // reply bytes queued and not yet written, or reserved
+	drained signal       // unsent went down
 
 	qmu   sync.Mutex
 	queue []*task
@@ -370,15 +370,14 @@ type conn struct {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{
-		s:       s,
-		nc:      nc,
-		remote:  nc.RemoteAddr(),
-		log:     s.log.WithValues("remote", nc.RemoteAddr()),
-		slots:   make(chan struct{}, s.o.MaxInFlightPerConn),
-		wake:    make(chan struct{}, 1),
-		drained: make(chan struct{}, 1),
-		wstop:   make(chan struct{}),
-		wdone:   make(chan struct{}),
+		s:      s,
+		nc:     nc,
+		remote: nc.RemoteAddr(),
+		log:    s.log.WithValues("remote", nc.RemoteAddr()),
+		slots:  make(chan struct{}, s.o.MaxInFlightPerConn),
+		wake:   make(chan struct{}, 1),
+		wstop:  make(chan struct{}),
+		wdone:  make(chan struct{}),
 	}
 	if ta, ok := c.remote.(*net.TCPAddr); ok {
 		c.addr = ta.AddrPort()
@@ -544,14 +543,84 @@ func (c *conn) readLoop() error {
 // waitBacklog waits until the connection's unwritten replies are below
 // MaxReplyBacklog.
 func (c *conn) waitBacklog() error {
-	for c.unsent.Load() >= int64(c.s.o.MaxReplyBacklog) {
+	for {
+		w := c.drained.wait()
+		if c.unsent.Load() < int64(c.s.o.MaxReplyBacklog) {
+			return nil
+		}
 		select {
-		case <-c.drained:
+		case <-w:
 		case <-c.ctx.Done():
 			return c.ctx.Err()
 		}
 	}
-	return nil
+}
+
+// ReserveReply is for a handler about to write a reply of up to n bytes (a
+// directory listing, say), before it takes any lock: it waits until the
+// connection's backlog of unwritten replies has room for them, and counts
+// them in it until the reply is written. So a client that does not read
+// its replies cannot make the server build more than MaxReplyBacklog of
+// them. A reservation on a connection with no backlog never waits. The
+// call gives up its server-wide slot while it waits. The error is ctx's.
+func (c *Call) ReserveReply(ctx context.Context, n int) error {
+	cn := c.conn
+	if cn == nil || n <= 0 {
+		return nil
+	}
+	limit := int64(cn.s.o.MaxReplyBacklog)
+	for {
+		w := cn.drained.wait()
+		cur := cn.unsent.Load()
+		if cur == 0 || cur+int64(n) <= limit {
+			if !cn.unsent.CompareAndSwap(cur, cur+int64(n)) {
+				continue
+			}
+			c.reserved += int64(n)
+			if c.slotless {
+				if err := acquire(ctx, cn.s.global); err != nil {
+					return err
+				}
+				c.slotless = false
+			}
+			return nil
+		}
+		if !c.slotless {
+			<-cn.s.global
+			c.slotless = true
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// signal wakes every waiter when something changed.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel closed at the next broadcast; get it before
+// checking the condition waited for.
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) broadcast() {
+	s.mu.Lock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+	s.mu.Unlock()
 }
 
 func acquire(ctx context.Context, sem chan struct{}) error {
@@ -586,6 +655,7 @@ func (c *conn) prepare(t *task) Handler {
 		return nil
 	}
 	t.call.Remote = c.remote
+	t.call.conn = c
 	p := (*s.progs.Load())[t.call.Prog]
 	if p == nil {
 		startAccepted(&t.w, t.call.XID)
@@ -669,7 +739,9 @@ func (c *conn) endCall(t *task) {
 	t.rec, t.call.Args = nil, nil
 	c.s.bytes.release(t.nbytes)
 	t.nbytes = 0
-	<-c.s.global
+	if !t.call.slotless {
+		<-c.s.global
+	}
 }
 
 // send finishes t's reply record and queues it for the writer.
@@ -682,7 +754,7 @@ func (c *conn) send(t *task) {
 	} else {
 		finishRecord(t.w.Bytes())
 	}
-	c.unsent.Add(t.unsent)
+	c.unsent.Add(t.unsent - t.call.reserved)
 	c.qmu.Lock()
 	c.queue = append(c.queue, t)
 	c.qmu.Unlock()
@@ -700,10 +772,7 @@ func (c *conn) release(t *task) {
 	t.w.Reset(nil)
 	if t.unsent != 0 {
 		c.unsent.Add(-t.unsent)
-		select {
-		case c.drained <- struct{}{}:
-		default:
-		}
+		c.drained.broadcast()
 	}
 	<-c.slots
 	c.busy.Add(-1)
