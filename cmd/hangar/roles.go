@@ -397,7 +397,7 @@ func addNFSFlags(fs *flag.FlagSet) func() (rpc.Options, error) {
 	idle := fs.Duration("nfs-idle-timeout", 5*time.Minute, "close an NFS connection idle this long")
 	record := fs.Duration("nfs-record-timeout", 30*time.Second, "close an NFS connection whose call takes longer than this to arrive once begun")
 	write := fs.Duration("nfs-write-timeout", 30*time.Second, "close an NFS connection that takes no reply bytes for this long")
-	backlog := fs.Int("nfs-max-reply-backlog", 4<<20, "bytes of replies an NFS client may leave unread before its calls wait")
+	backlog := fs.Int("nfs-max-reply-backlog", 1<<20, "bytes of replies an NFS client may leave unread before its calls wait (file data not counted)")
 	return func() (rpc.Options, error) {
 		for name, v := range map[string]int64{"nfs-max-conns": int64(*maxConns), "nfs-max-conns-per-addr": int64(*perAddr),
 			"nfs-idle-timeout": int64(*idle), "nfs-record-timeout": int64(*record), "nfs-write-timeout": int64(*write), "nfs-max-reply-backlog": int64(*backlog)} {

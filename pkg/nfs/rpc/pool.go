@@ -2,9 +2,11 @@ package rpc
 
 import "sync"
 
-// Buffer size classes. The largest holds a whole 1 MiB WRITE call or READ
-// reply with its headers, so the data path never allocates a megabyte.
-var sizeClasses = [...]int{4 << 10, 64 << 10, 1<<20 + 64<<10}
+// Buffer size classes. The middle one holds a 64 KiB directory listing (the
+// dtpref clients use) with its headers; the largest a whole 1 MiB WRITE
+// call or READ reply with its headers, so the data path never allocates a
+// megabyte.
+var sizeClasses = [...]int{4 << 10, 68 << 10, 1<<20 + 64<<10}
 
 // DefaultMaxRecordSize fits a 1 MiB WRITE plus its RPC and NFS headers.
 const DefaultMaxRecordSize = 1<<20 + 64<<10

@@ -39,10 +39,11 @@ type Options struct {
 	// (default 1024). A call holds its slot only while its handler runs.
 	MaxInFlight   int
 	MaxRecordSize int // default DefaultMaxRecordSize; bigger records close the connection
-	// MaxReplyBacklog bounds the reply bytes a connection has queued but
-	// not written (default 4 MiB): beyond it none of its calls are read
-	// until its client reads, so a client that does not read its replies
-	// is pushed back on, alone.
+	// MaxReplyBacklog bounds the memory a connection's replies hold while
+	// queued, unwritten (default 1 MiB): beyond it none of its calls are
+	// read until its client reads, so a client that does not read its
+	// replies is pushed back on, alone. Attached file data does not count:
+	// it is read only as it is written.
 	MaxReplyBacklog int
 	IdleTimeout     time.Duration // default 5m; idle connections (nothing in flight, no bytes) are closed
 	// RecordTimeout is how long a record may take to arrive once its
@@ -82,7 +83,7 @@ func (o *Options) setDefaults() {
 		o.MaxRecordSize = DefaultMaxRecordSize
 	}
 	if o.MaxReplyBacklog <= 0 {
-		o.MaxReplyBacklog = 4 << 20
+		o.MaxReplyBacklog = 1 << 20
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
@@ -569,6 +570,7 @@ func (c *Call) ReserveReply(ctx context.Context, n int) error {
 		return nil
 	}
 	limit := int64(cn.s.o.MaxReplyBacklog)
+	n = bufCap(n + replyHdrLen) // what the reply's buffer will hold
 	for {
 		w := cn.drained.wait()
 		cur := cn.unsent.Load()
@@ -747,10 +749,11 @@ func (c *conn) endCall(t *task) {
 // send finishes t's reply record and queues it for the writer.
 func (c *conn) send(t *task) {
 	c.endCall(t)
-	t.unsent = int64(len(t.w.Bytes()))
+	// The memory the reply holds until written; attached file data is read
+	// only as it is written.
+	t.unsent = int64(cap(t.w.Bytes()))
 	if f := &t.call.file; f.set {
 		finishRecordTail(t.w.Bytes(), f.n+f.pad())
-		t.unsent += int64(f.n)
 	} else {
 		finishRecord(t.w.Bytes())
 	}
