@@ -23,7 +23,7 @@ import (
 //
 //	go test -run '^$' -bench ServeUnderAbuse -benchtime 2000x ./pkg/nfs/rpc/
 //
-// Kinds: none; nonreader (64 calls for 64 KiB replies, never reading);
+// Kinds: none; nonreader (64 calls for 60 KiB replies, never reading);
 // idle; trickle (a record at 10 bytes a second); partial (1 MiB of a record,
 // then nothing). The server runs with default options.
 func BenchmarkServeUnderAbuse(b *testing.B) {
@@ -89,7 +89,7 @@ func benchAbuse(b *testing.B, kind string) {
 		case "nonreader":
 			var calls []byte
 			for j := range 64 {
-				calls = append(calls, frame(callMsg(uint32(j), 2, testProg, testVers, 1, AuthNone, nil, words(64<<10)))...)
+				calls = append(calls, frame(callMsg(uint32(j), 2, testProg, testVers, 1, AuthNone, nil, words(60<<10)))...)
 			}
 			c.Write(calls)
 		case "trickle":
@@ -173,4 +173,3 @@ func rssKiB() int {
 	}
 	return 0
 }
-
