@@ -601,8 +601,9 @@ func (c *Call) ReserveReply(ctx context.Context, n int) error {
 
 // signal wakes every waiter when something changed.
 type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu      sync.Mutex
+	ch      chan struct{}
+	waiting atomic.Bool // ch is set: broadcast has someone to wake
 }
 
 // wait returns a channel closed at the next broadcast; get it before
@@ -612,15 +613,20 @@ func (s *signal) wait() <-chan struct{} {
 	defer s.mu.Unlock()
 	if s.ch == nil {
 		s.ch = make(chan struct{})
+		s.waiting.Store(true)
 	}
 	return s.ch
 }
 
 func (s *signal) broadcast() {
+	if !s.waiting.Load() {
+		return
+	}
 	s.mu.Lock()
 	if s.ch != nil {
 		close(s.ch)
 		s.ch = nil
+		s.waiting.Store(false)
 	}
 	s.mu.Unlock()
 }
