@@ -68,7 +68,11 @@ func (rr *recordReader) next() ([]byte, error) {
 		}
 		for n > 0 {
 			if cap(buf) == len(buf) {
-				want := bufCap(len(buf) + min(n, firstChunk))
+				want := len(buf) + min(n, firstChunk)
+				if cap(buf) >= firstChunk {
+					want = max(want, min(2*cap(buf), rr.max)) // big records: amortise the copies
+				}
+				want = bufCap(want)
 				if rr.acct != nil {
 					if err := rr.acct.grow(want-cap(buf), buf == nil); err != nil {
 						return fail(err)

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"encoding/binary"
-	"fmt"
 
 	"golang.org/x/sys/unix"
 )
@@ -107,25 +106,24 @@ func materialize(t *task) AcceptStat {
 }
 
 // readTail reads t's attached file into a pooled buffer for the writer,
-// patching t's reply if the file shrank since the handler looked (or making
-// it a bare SYSTEM_ERR if the handler gave no way to). Copying, rather than
-// splicing page references to the socket, is what keeps a truncate racing
-// the read from sending bytes the file never held: Linux zeroes the cut-off
-// part of a page in place, under references still queued for the socket.
-func readTail(t *task) ([]byte, error) {
+// patching t's reply if the file shrank since the handler looked. If the
+// reply cannot say what the file holds (a read error, or a short file and
+// no ShortFunc), it becomes a bare SYSTEM_ERR: nothing has been sent yet,
+// and the connection, which a client's mounts share, stays up. Copying,
+// rather than splicing page references to the socket, is what keeps a
+// truncate racing the read from sending bytes the file never held: Linux
+// zeroes the cut-off part of a page in place, under references still
+// queued for the socket.
+func readTail(t *task) []byte {
 	f := &t.call.file
 	buf := getBuf(f.n)[:f.n]
 	got, err := preadFull(f.fd, buf, f.off)
-	if err != nil {
-		putBuf(buf)
-		return nil, fmt.Errorf("reading attached file: %w", err)
-	}
-	if got < f.n && !f.shorten(t.w.Bytes(), got) {
+	if err != nil || got < f.n && !f.shorten(t.w.Bytes(), got) {
 		putBuf(buf)
 		setStat(&t.w, SystemErr)
 		finishRecord(t.w.Bytes())
 		f.n = 0
-		return nil, nil
+		return nil
 	}
-	return buf[:got], nil
+	return buf[:got]
 }

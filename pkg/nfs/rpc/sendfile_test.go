@@ -193,3 +193,44 @@ func openFds(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// TestAttachFileReadError: a file that cannot be read when the reply is
+// written (here a directory) gives SYSTEM_ERR; the connection, which all
+// of a client's mounts share, stays up.
+func TestAttachFileReadError(t *testing.T) {
+	dir := t.TempDir()
+	_, addr := startServer(t, Options{}, func(s *Server) {
+		s.Register(testProg, testVers, HandlerFunc(func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
+			if c.Proc == 0 {
+				return Success
+			}
+			f, err := os.Open(dir)
+			if err != nil {
+				t.Error(err)
+				return SystemErr
+			}
+			defer f.Close()
+			fd, err := dupFd(f)
+			if err != nil {
+				t.Error(err)
+				return SystemErr
+			}
+			w.Uint32(10)
+			c.AttachFile(fd, 0, 10, func([]byte, int) {})
+			return Success
+		}), func(uint32) bool { return true })
+	})
+	cl, err := Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = cl.Call(context.Background(), testProg, testVers, 1, Cred{}, nil)
+	var ae *AcceptError
+	if !errors.As(err, &ae) || ae.Stat != SystemErr {
+		t.Fatalf("unreadable file: got %v, want SYSTEM_ERR", err)
+	}
+	if _, err := cl.Call(context.Background(), testProg, testVers, 0, Cred{}, nil); err != nil {
+		t.Fatalf("connection unusable after an unreadable file: %v", err)
+	}
+}

@@ -97,7 +97,7 @@ func (o *Options) setDefaults() {
 	if o.MaxInFlightBytes <= 0 {
 		o.MaxInFlightBytes = 64 << 20
 	}
-	o.MaxInFlightBytes = max(o.MaxInFlightBytes, o.MaxRecordSize)
+	o.MaxInFlightBytes = max(o.MaxInFlightBytes, bufCap(o.MaxRecordSize)) // a record always fits
 	if o.Log.GetSink() == nil {
 		o.Log = logr.Discard()
 	}
@@ -851,10 +851,7 @@ func (c *conn) writeBatch(batch []*task) error {
 			continue
 		}
 		// The file first: what it holds may change the reply.
-		var data []byte
-		if data, err = readTail(t); err != nil {
-			break
-		}
+		data := readTail(t)
 		c.out = append(c.out, t.w.Bytes())
 		if data == nil {
 			continue
