@@ -195,17 +195,16 @@ func TestNonReadersReplyMemory(t *testing.T) {
 	for range abusers {
 		writeAll(t, dialSmallWindow(t, addr), calls)
 	}
-	waitFor(t, "the abusers to be stuck", func() bool {
-		b := connsBusy(s)
-		if len(b) < abusers {
-			return false
-		}
-		for _, n := range b {
-			if n < 2 {
-				return false
+	waitFor(t, "the abusers to have replies waiting", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := 0
+		for c := range s.conns {
+			if c.unsent.Load() > 0 {
+				n++
 			}
 		}
-		return true
+		return n == abusers
 	})
 	time.Sleep(300 * time.Millisecond) // let whatever would pile up pile up
 	runtime.GC()
