@@ -10,7 +10,7 @@ DATA     ?= ./hangar-data
 NFS_LISTEN ?= 127.0.0.1:20490
 CSI_ENDPOINT ?= unix://$(abspath $(DATA))/csi.sock
 
-.PHONY: all build run test lint unit sanity e2e e2e-quick e2e-k8s k8s-tools manifests bench bench-smoke fuzz clean
+.PHONY: all build run test lint unit sanity e2e e2e-quick e2e-k8s k8s-tools manifests bench bench-smoke bench-abuse fuzz clean
 
 all: build
 
@@ -62,6 +62,12 @@ bench: build
 # generator reads data it did not write. Not a speed test.
 bench-smoke: build
 	QUICK=1 ALLOCS=0 HANGAR_BIN=$(abspath $(BIN)) ./test/bench/run.sh
+
+# A well-behaved client's NULL latency (p50/p99) and the server's heap and
+# RSS growth while 100 connections of each abusive kind hold on: not reading
+# replies, idle, trickling a record, a partial 1 MiB record. Prints numbers.
+bench-abuse:
+	$(GO) test -run '^$$' -bench ServeUnderAbuse -benchtime 2000x ./pkg/nfs/rpc/
 
 fuzz:
 	@for p in ./pkg/nfs/rpc ./pkg/nfs/nfs3 ./pkg/nfs/mount ./pkg/volume/localfs; do \
