@@ -73,9 +73,14 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 	tlsFlags := addTLSFlags(fs, "management API")
 	overcommit := fs.Float64("overcommit-ratio", 1, "how many times the data disk's space volumes may be promised in total (>= 1; 1: never promise more than the disk holds)")
 	mf := addMetricsFlags(fs)
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if *data == "" {
 			return usagef("--data is required")
+		}
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
 		}
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
@@ -94,7 +99,7 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			return err
 		}
 		srv, err := server.New(server.Options{DataDir: *data, Name: *name, NFSListen: *nfsListen, APIListen: *apiListen, Advertise: *advertise, Log: log, AccessControl: *access, TLS: tlsConf,
-			Overcommit: *overcommit, Metrics: registerer(reg)})
+			Overcommit: *overcommit, Metrics: registerer(reg), NFS: nfsO})
 		if err != nil {
 			return err
 		}
@@ -247,7 +252,12 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	nodeAddr := fs.String("node-address", "127.0.0.1", "IP address(es) this machine's NFS client mounts from (see \"hangar help node\")")
 	access := fs.Bool("access-control", false, "let only nodes a volume is published to mount it (off: hand mounts work)")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
+		}
 		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
@@ -261,7 +271,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			*csiEndpoint = "unix://" + filepath.Join(abs, "csi.sock")
 		}
 		apiSock := "unix://" + filepath.Join(abs, "api.sock")
-		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access})
+		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access, NFS: nfsO})
 		if err != nil {
 			return err
 		}
@@ -331,7 +341,12 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	root := fs.String("root", "", "directory to export as \"/\" (required)")
 	listen := fs.String("listen", "127.0.0.1:2049", "NFS (and MOUNT) listen address")
 	keyFile := fs.String("key-file", "", "file handle key, kept across restarts so clients' handles stay valid (default: .ROOTNAME.hangar-handle.key next to the root)")
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
+		}
 		if *root == "" {
 			return usagef("--root is required")
 		}
@@ -360,7 +375,8 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		if err != nil {
 			return err
 		}
-		srv := nfs.NewServer(lfs, rpc.Options{Log: log.WithName("nfs")})
+		nfsO.Log = log.WithName("nfs")
+		srv := nfs.NewServer(lfs, nfsO)
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(l) }()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
@@ -375,6 +391,27 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			<-errc
 			return nil
 		}
+	}
+}
+
+// addNFSFlags adds the NFS server's connection limits; the function returns
+// them as options.
+func addNFSFlags(fs *flag.FlagSet) func() (rpc.Options, error) {
+	maxConns := fs.Int("nfs-max-conns", 0, "most NFS connections at once (0: 4096, or half the open-file limit if lower); a new one beyond it closes the least recently active idle one")
+	perAddr := fs.Int("nfs-max-conns-per-addr", 64, "most NFS connections from one client IP address (a Linux client uses one per server)")
+	idle := fs.Duration("nfs-idle-timeout", 5*time.Minute, "close an NFS connection idle this long")
+	record := fs.Duration("nfs-record-timeout", 30*time.Second, "close an NFS connection whose call takes longer than this to arrive once begun")
+	write := fs.Duration("nfs-write-timeout", 30*time.Second, "close an NFS connection that takes no reply bytes for this long")
+	backlog := fs.Int("nfs-max-reply-backlog", 1<<20, "bytes of replies an NFS client may leave unread before its calls wait (file data not counted)")
+	return func() (rpc.Options, error) {
+		for name, v := range map[string]int64{"nfs-max-conns": int64(*maxConns), "nfs-max-conns-per-addr": int64(*perAddr),
+			"nfs-idle-timeout": int64(*idle), "nfs-record-timeout": int64(*record), "nfs-write-timeout": int64(*write), "nfs-max-reply-backlog": int64(*backlog)} {
+			if v < 0 || v == 0 && name != "nfs-max-conns" {
+				return rpc.Options{}, usagef("--%s must be positive", name)
+			}
+		}
+		return rpc.Options{MaxConns: *maxConns, MaxConnsPerAddr: *perAddr, IdleTimeout: *idle, RecordTimeout: *record,
+			WriteTimeout: *write, MaxReplyBacklog: *backlog}, nil
 	}
 }
 

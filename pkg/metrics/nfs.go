@@ -233,8 +233,8 @@ func (m *NFS) Read(ctx context.Context, cr vfs.Cred, h vfs.Handle, off uint64, b
 	return n, eof, a, err
 }
 
-// ReadFile forwards vfs.FileReader, so that counting keeps large READs on
-// the zero-copy (sendfile) path; ErrNotSupp sends the caller to Read when
+// ReadFile forwards vfs.FileReader, so that counting keeps READs on the
+// file path (data read only as the reply is written); ErrNotSupp sends the caller to Read when
 // the wrapped FS has no files to hand out.
 func (m *NFS) ReadFile(ctx context.Context, cr vfs.Cred, h vfs.Handle, off uint64, count uint32) (int, int, bool, *vfs.Attr, error) {
 	fr, ok := m.fs.(vfs.FileReader)

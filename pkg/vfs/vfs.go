@@ -215,8 +215,9 @@ type FS interface {
 
 // FileReader is an optional interface of an FS whose files are kernel
 // files. The protocol layer detects it with a type assertion and uses it for
-// large READs, so the data can go from the page cache to the socket
-// (sendfile) without being copied through a buffer.
+// large READs, so the data is read only as the reply is written, into a
+// buffer the connection reuses, not held in replies waiting for a slow
+// client. A file that has shrunk by then gives a short read with eof.
 type FileReader interface {
 	// ReadFile checks what Read checks and returns, instead of the data, a
 	// new file descriptor open for reading h (the caller owns it and must
