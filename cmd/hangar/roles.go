@@ -348,7 +348,7 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		// The export's identity is derived from its path so handles survive
 		// restarts.
 		sum := sha256.Sum256([]byte(abs))
-		if err := lfs.AddExport("/", abs, hex.EncodeToString(sum[:8])); err != nil {
+		if err := lfs.AddExport("/", abs, hex.EncodeToString(sum[:8]), nil); err != nil {
 			return err
 		}
 		l, err := net.Listen("tcp", *listen)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
 )
 
 // Attachment is one node's publication of a volume (a
@@ -34,7 +36,7 @@ var (
 // clients (localfs.FS is one).
 type AllowExporter interface {
 	Exporter
-	SetAllowed(path string, allow func(net.Addr) bool) error
+	SetPolicy(path string, p vfs.Policy) error
 }
 
 // Access is a storage server's export allow-lists: for every volume, the
@@ -217,7 +219,12 @@ func (e accessExporter) AddExport(path, dir, volumeID string) error {
 	if !e.a.enforce {
 		return nil
 	}
-	if err := e.SetAllowed(path, func(addr net.Addr) bool { return e.a.Allowed(volumeID, addr) }); err != nil {
+	if err := e.SetPolicy(path, func(c netip.Addr) vfs.Grant {
+		if e.a.Allowed(volumeID, &net.TCPAddr{IP: c.AsSlice()}) {
+			return vfs.GrantReadWrite
+		}
+		return vfs.GrantNone
+	}); err != nil {
 		e.RemoveExport(path)
 		return fmt.Errorf("restricting export %s: %w", path, err)
 	}

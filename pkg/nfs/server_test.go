@@ -46,10 +46,10 @@ func startB(t testing.TB) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.AddExport("/vol1", dir1, "vol1"); err != nil {
+	if err := fs.AddExport("/vol1", dir1, "vol1", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.AddExport("/vol2", dir2, "vol2"); err != nil {
+	if err := fs.AddExport("/vol2", dir2, "vol2", nil); err != nil {
 		t.Fatal(err)
 	}
 	srv := nfs.NewServer(fs, rpc.Options{})

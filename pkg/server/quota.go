@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
 )
@@ -75,7 +75,7 @@ func (x *volumes) AddExport(path, dir, id string) error {
 		return fmt.Errorf("volume %s: %w", id, err)
 	}
 	cfg.UsageFile = x.usageFile(id)
-	if err := x.fs.AddExport(path, dir, id); err != nil {
+	if err := x.fs.AddExport(path, dir, id, nil); err != nil {
 		return err
 	}
 	if err := x.fs.Configure(path, cfg); err != nil {
@@ -103,8 +103,8 @@ func (x *volumes) RemoveExport(path string) error {
 	return err
 }
 
-func (x *volumes) SetAllowed(path string, allow func(net.Addr) bool) error {
-	return x.fs.SetAllowed(path, allow)
+func (x *volumes) SetPolicy(path string, p vfs.Policy) error {
+	return x.fs.SetPolicy(path, p)
 }
 
 // SetCapacity raises the live export's limits (the inode limit too, when

@@ -127,10 +127,12 @@ func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.Acc
 		h.mu.Unlock()
 		return rpc.Success
 	case ProcExport:
-		for _, e := range h.fs.Exports() {
+		// Only what this client may mount: the list of volumes is not
+		// everyone's business.
+		for _, e := range h.fs.Exports(ctx) {
 			w.Uint32(1)
 			w.String(e.Path)
-			w.Uint32(0) // no groups: everyone (access is checked at MNT)
+			w.Uint32(0) // no groups (the FS applies its policy per call)
 		}
 		w.Uint32(0)
 		return rpc.Success
@@ -139,7 +141,7 @@ func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.Acc
 }
 
 func (h *Handler) mnt(ctx context.Context, c *rpc.Call, path string, w *xdr.Writer) {
-	fh, err := h.fs.Mount(ctx, path, c.Remote)
+	fh, err := h.fs.Mount(ctx, path)
 	if err != nil {
 		switch {
 		case errors.Is(err, vfs.ErrNoExport):

@@ -30,6 +30,12 @@ type Options struct {
 	// MaxInFlightBytes bounds the request bytes held by calls in flight
 	// across the server (default 64 MiB, never below MaxRecordSize).
 	MaxInFlightBytes int
+
+	// ConnContext, if set, derives the context of every call on a new
+	// connection from ctx (as net/http's Server.ConnContext does): values
+	// that belong to the connection, such as the client's address, are
+	// attached once instead of per call.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
 
 func (o *Options) setDefaults() {
@@ -268,7 +274,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if ta, ok := c.remote.(*net.TCPAddr); ok {
 		c.addr = ta.AddrPort()
 	}
-	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	base := s.ctx
+	if s.o.ConnContext != nil {
+		base = s.o.ConnContext(base, nc)
+	}
+	c.ctx, c.cancel = context.WithCancel(base)
 	c.initSendfile()
 	c.rr = recordReader{r: bufio.NewReaderSize(idleReader{c}, 64<<10), max: s.o.MaxRecordSize}
 	return c

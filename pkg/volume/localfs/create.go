@@ -17,10 +17,11 @@ const (
 	defaultDirMode  = 0o755
 )
 
-// dirOp resolves dir for a namespace operation. On success the caller owns
-// a reference to d and st holds d's attributes.
-func (f *FS) dirOp(dir vfs.Handle, st *unix.Stat_t) (*node, error) {
-	d, err := f.resolve(dir)
+// dirOp resolves dir for a namespace operation, all of which change the
+// export. On success the caller owns a reference to d and st holds d's
+// attributes.
+func (f *FS) dirOp(ctx context.Context, dir vfs.Handle, st *unix.Stat_t) (*node, error) {
+	d, err := f.resolve(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func (f *FS) syncNew(n *node) error {
 // Create makes a regular file.
 func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	var dst unix.Stat_t
-	d, err := f.dirOp(dir, &dst)
+	d, err := f.dirOp(ctx, dir, &dst)
 	if err != nil {
 		return nil, nil, vfs.Wcc{}, err
 	}
@@ -263,7 +264,7 @@ func (f *FS) createExisting(c *vfs.Cred, d *node, dst *unix.Stat_t, name string,
 
 // Mkdir makes a directory.
 func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.makeNode(c, dir, name, sa, defaultDirMode, unix.S_IFDIR, "", func(dirfd int) (int, error) {
+	return f.makeNode(ctx, c, dir, name, sa, defaultDirMode, unix.S_IFDIR, "", func(dirfd int) (int, error) {
 		if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
 			return -1, err
 		}
@@ -273,7 +274,7 @@ func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 
 // Symlink makes a symlink with target stored verbatim.
 func (f *FS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.makeNode(c, dir, name, sa, 0o777, unix.S_IFLNK, target, func(dirfd int) (int, error) {
+	return f.makeNode(ctx, c, dir, name, sa, 0o777, unix.S_IFLNK, target, func(dirfd int) (int, error) {
 		switch {
 		case target == "":
 			return -1, unix.EINVAL
@@ -308,13 +309,13 @@ func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 		// mknodat takes a 32-bit dev_t: a 12-bit major and a 20-bit minor.
 		// Wider numbers would be truncated into another device.
 		if major >= 1<<12 || minor >= 1<<20 {
-			return f.refuse(dir, unix.EINVAL)
+			return f.refuse(ctx, dir, unix.EINVAL)
 		}
 		dev = unix.Mkdev(major, minor)
 	default:
-		return f.refuse(dir, vfs.ErrBadType)
+		return f.refuse(ctx, dir, vfs.ErrBadType)
 	}
-	return f.makeNode(c, dir, name, sa, 0o644, mode, "", func(dirfd int) (int, error) {
+	return f.makeNode(ctx, c, dir, name, sa, 0o644, mode, "", func(dirfd int) (int, error) {
 		if err := unix.Mknodat(dirfd, name, mode|0o600, int(dev)); err != nil {
 			return -1, err
 		}
@@ -323,9 +324,9 @@ func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 }
 
 // refuse fails a creating operation on dir with err, with dir's wcc data.
-func (f *FS) refuse(dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+func (f *FS) refuse(ctx context.Context, dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	var dst unix.Stat_t
-	d, rerr := f.dirOp(dir, &dst)
+	d, rerr := f.dirOp(ctx, dir, &dst)
 	if rerr != nil {
 		return nil, nil, vfs.Wcc{}, rerr
 	}
@@ -335,9 +336,9 @@ func (f *FS) refuse(dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, 
 
 // makeNode runs mk, which creates name in the directory fd it is given and
 // returns an O_PATH fd of the new object, and finishes the object.
-func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode, typ uint32, target string, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode, typ uint32, target string, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	var dst unix.Stat_t
-	d, err := f.dirOp(dir, &dst)
+	d, err := f.dirOp(ctx, dir, &dst)
 	if err != nil {
 		return nil, nil, vfs.Wcc{}, err
 	}
@@ -407,17 +408,17 @@ func (f *FS) childKey(d *node, name string) vfs.Handle {
 
 // Remove removes a non-directory.
 func (f *FS) Remove(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
-	return f.unlink(c, dir, name, 0)
+	return f.unlink(ctx, c, dir, name, 0)
 }
 
 // Rmdir removes an empty directory.
 func (f *FS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
-	return f.unlink(c, dir, name, unix.AT_REMOVEDIR)
+	return f.unlink(ctx, c, dir, name, unix.AT_REMOVEDIR)
 }
 
-func (f *FS) unlink(c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
+func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
 	var dst unix.Stat_t
-	d, err := f.dirOp(dir, &dst)
+	d, err := f.dirOp(ctx, dir, &dst)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -460,12 +461,12 @@ func (f *FS) unlink(c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc
 // Rename moves fromName in fromDir to toName in toDir, replacing toName.
 func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromName string, toDir vfs.Handle, toName string) (vfs.Wcc, vfs.Wcc, error) {
 	var fst, tst unix.Stat_t
-	fromD, err := f.dirOp(fromDir, &fst)
+	fromD, err := f.dirOp(ctx, fromDir, &fst)
 	if err != nil {
 		return vfs.Wcc{}, vfs.Wcc{}, err
 	}
 	defer f.cache.release(fromD)
-	toD, err := f.dirOp(toDir, &tst)
+	toD, err := f.dirOp(ctx, toDir, &tst)
 	if err != nil {
 		return dirWcc(fromD, &fst), vfs.Wcc{}, err
 	}
@@ -541,7 +542,7 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 
 // Link makes name in dir a new link to h.
 func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle, name string) (*vfs.Attr, vfs.Wcc, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, vfs.Wcc{}, err
 	}
@@ -551,7 +552,7 @@ func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle,
 		return nil, vfs.Wcc{}, f.stale(n, err)
 	}
 	var dst unix.Stat_t
-	d, err := f.dirOp(dir, &dst)
+	d, err := f.dirOp(ctx, dir, &dst)
 	if err != nil {
 		return attrPtr(n.exp, &st), vfs.Wcc{}, err
 	}

@@ -21,7 +21,7 @@ func (f *FS) stale(n *node, err error) error {
 
 // GetAttr returns h's attributes.
 func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.Attr{}, err
 	}
@@ -35,7 +35,7 @@ func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
 
 // SetAttr changes h's attributes if guard (when set) equals its ctime.
 func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAttr, guard *time.Time) (vfs.Wcc, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -174,7 +174,7 @@ func appendUint(b []byte, v uint64) []byte {
 // Lookup resolves one name in dir. It never follows a symlink: looking up a
 // symlink returns the symlink.
 func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Handle, vfs.Attr, *vfs.Attr, error) {
-	d, err := f.resolve(dir)
+	d, err := f.resolve(ctx, dir, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, vfs.Attr{}, nil, err
 	}
@@ -221,7 +221,7 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 
 // Access reports which of want c may do to h by the POSIX mode bits.
 func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) (uint32, vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return 0, vfs.Attr{}, err
 	}
@@ -231,7 +231,11 @@ func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) 
 		return 0, vfs.Attr{}, f.stale(n, err)
 	}
 	c = n.exp.cred(c)
-	return accessBits(&c, &st) & want, toAttr(n.exp, &st), nil
+	granted := accessBits(&c, &st) & want
+	if n.exp.grant(ctx) == vfs.GrantReadOnly {
+		granted &^= vfs.AccessModify | vfs.AccessExtend | vfs.AccessDelete
+	}
+	return granted, toAttr(n.exp, &st), nil
 }
 
 // accessBits is the set of NFS access bits c has on an object with st. Bits
@@ -289,7 +293,7 @@ func inGroup(c *vfs.Cred, gid uint32) bool {
 
 // Readlink returns a symlink's target verbatim.
 func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return "", nil, err
 	}
@@ -312,7 +316,7 @@ func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *v
 
 // Read reads into buf from off.
 func (f *FS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf []byte) (int, bool, *vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return 0, false, nil, err
 	}
@@ -371,7 +375,7 @@ func checkData(n *node) error {
 
 // Write writes data at off and makes it as durable as stable asks.
 func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return 0, 0, vfs.Wcc{}, err
 	}
@@ -459,7 +463,7 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 
 // Commit makes h's data durable.
 func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (vfs.Wcc, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -483,7 +487,7 @@ func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, c
 
 // FSStat reports the space and inodes of h's file system.
 func (f *FS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.FSStat{}, nil, err
 	}

@@ -18,7 +18,7 @@ var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &
 // valid while the directory changes, so the verifier is always zero.
 func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, emit func(vfs.DirEntry) bool) (vfs.Verifier, bool, *vfs.Attr, error) {
 	var zero vfs.Verifier
-	d, err := f.resolve(dir)
+	d, err := f.resolve(ctx, dir, vfs.GrantReadOnly)
 	if err != nil {
 		return zero, false, nil, err
 	}
