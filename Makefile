@@ -13,7 +13,7 @@ CSI_ENDPOINT ?= unix://$(abspath $(DATA))/csi.sock
 # caches it from the module proxy on first use.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages with shared state across goroutines: run under the race detector.
-RACE_PKGS ?= ./pkg/nfs/... ./pkg/volume/... ./pkg/csi/... ./pkg/server/...
+RACE_PKGS ?= ./pkg/nfs/... ./pkg/volume/... ./pkg/driver/... ./pkg/server/... ./pkg/fileutil/...
 
 .PHONY: all build run test lint unit race sanity e2e e2e-quick e2e-k8s k8s-tools manifests bench bench-smoke fuzz clean
 

@@ -17,7 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc/status"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
 )
 
@@ -49,7 +49,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	csi.Version = versionString()
+	csicommon.Version = versionString()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c := findCommand(args[1]); c != nil {
@@ -166,7 +166,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "hangar %s — CSI driver %s: NFS volumes from Hangar's own NFSv3 server on local disk\n\nusage: hangar COMMAND [flags]\n\ncommands:\n", versionString(), csi.DriverName)
+	fmt.Fprintf(w, "hangar %s — CSI driver %s: NFS volumes from Hangar's own NFSv3 server on local disk\n\nusage: hangar COMMAND [flags]\n\ncommands:\n", versionString(), csicommon.DriverName)
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
@@ -191,7 +191,7 @@ func versionString() string {
 
 func versionCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
 	return func(ctx context.Context, log logr.Logger, args []string) error {
-		fmt.Printf("hangar %s (%s)\n", versionString(), csi.DriverName)
+		fmt.Printf("hangar %s (%s)\n", versionString(), csicommon.DriverName)
 		return nil
 	}
 }

@@ -13,14 +13,16 @@ import (
 	"strings"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	mount "k8s.io/mount-utils"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/driver"
+	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/server"
@@ -84,7 +86,7 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			if tlsConf, err = server.ServerTLS(*tlsFlags.ca, *tlsFlags.cert, *tlsFlags.key); err != nil {
 				return usagef("--tls-*: %v", err)
 			}
-		} else if network, addr, _ := csi.ParseEndpoint(*apiListen); network == "tcp" && !loopback(addr) {
+		} else if network, addr, _ := endpoint.Parse(*apiListen); network == "tcp" && !loopback(addr) {
 			log.Info("WARNING: management API without TLS on a non-loopback address: anyone who reaches it can create, delete and publish volumes; set --tls-ca, --tls-cert and --tls-key")
 		}
 		reg, err := mf.start(ctx, log)
@@ -115,7 +117,7 @@ func serveServer(ctx context.Context, log logr.Logger, srv *server.Server) error
 }
 
 func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
-	endpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
+	csiEndpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
 	servers := fs.String("servers", "", "storage servers as name=host:port[,name=host:port...] (their --name and --api-listen)")
 	serversDNS := fs.String("servers-dns", "", "discover storage servers instead: host:port, every address host resolves to is a server's API (a headless Service in Kubernetes)")
 	interval := fs.Duration("discovery-interval", 30*time.Second, "how often --servers-dns is resolved again")
@@ -134,11 +136,13 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 			}
 			dialOpts = append(dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 		}
-		newCtrl := func(refs []csi.ServerRef) (*csi.Controller, error) { return csi.NewController(refs, log, dialOpts...) }
+		newCtrl := func(refs []driver.ServerRef) (*driver.Controller, error) {
+			return driver.NewController(refs, log, dialOpts...)
+		}
 		sw := &switchableController{}
 		var disc *discovery
 		if *servers != "" {
-			refs, err := csi.ParseServers(*servers)
+			refs, err := driver.ParseServers(*servers)
 			if err != nil {
 				return usagef("--servers: %v", err)
 			}
@@ -161,7 +165,7 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 			go disc.run(ctx, sw, *interval, newCtrl)
 		}
 		defer func() { sw.cur.Load().Close() }()
-		l, err := csi.Listen(*endpoint)
+		l, err := endpoint.Listen(*csiEndpoint)
 		if err != nil {
 			return err
 		}
@@ -169,10 +173,10 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 		if err != nil {
 			return err
 		}
-		g := csi.NewGRPCServer(log, grpcMetrics(reg, "controller")...)
-		csipb.RegisterIdentityServer(g, &csi.Identity{})
+		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "controller")...)
+		csi.RegisterIdentityServer(g, &driver.Identity{})
 		sw.register(g)
-		log.Info("controller serving", "endpoint", *endpoint, "servers", *servers, "serversDNS", *serversDNS, "tls", tlsFlags.set())
+		log.Info("controller serving", "endpoint", *csiEndpoint, "servers", *servers, "serversDNS", *serversDNS, "tls", tlsFlags.set())
 		return serveUntilDone(ctx, g, l)
 	}
 }
@@ -184,11 +188,11 @@ func nodeSetup(mounterKind, name, addrs string) (mount.Interface, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	ips, err := csi.ParseNodeAddresses(addrs)
+	ips, err := csicommon.ParseNodeAddresses(addrs)
 	if err != nil {
 		return nil, "", usagef("--node-address: %v", err)
 	}
-	return m, csi.FormatNodeID(name, ips), nil
+	return m, csicommon.FormatNodeID(name, ips), nil
 }
 
 // newMounter returns the node's mounter. "record" is test-only: it records
@@ -205,7 +209,7 @@ func newMounter(kind string) (mount.Interface, error) {
 }
 
 func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
-	endpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
+	csiEndpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
 	nodeID := fs.String("node-id", hostname(), "node name (the Kubernetes node name)")
 	nodeAddr := fs.String("node-address", "", "IP address(es), comma-separated, this node's NFS client mounts from; reported in the node ID (NAME@IP) so ControllerPublishVolume can allow them")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
@@ -217,7 +221,7 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 			return err
 		}
 		*nodeID = id
-		l, err := csi.Listen(*endpoint)
+		l, err := endpoint.Listen(*csiEndpoint)
 		if err != nil {
 			return err
 		}
@@ -225,17 +229,17 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 		if err != nil {
 			return err
 		}
-		g := csi.NewGRPCServer(log, grpcMetrics(reg, "node")...)
-		csipb.RegisterIdentityServer(g, &csi.Identity{})
-		csipb.RegisterNodeServer(g, &csi.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout})
-		log.Info("node plugin serving", "endpoint", *endpoint, "nodeID", *nodeID, "mounter", *mounterKind)
+		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "node")...)
+		csi.RegisterIdentityServer(g, &driver.Identity{})
+		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout})
+		log.Info("node plugin serving", "endpoint", *csiEndpoint, "nodeID", *nodeID, "mounter", *mounterKind)
 		return serveUntilDone(ctx, g, l)
 	}
 }
 
 func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
 	data := fs.String("data", "./hangar-data", "data directory holding the volumes")
-	endpoint := fs.String("csi-endpoint", "", "CSI endpoint to serve (default unix://DATA/csi.sock)")
+	csiEndpoint := fs.String("csi-endpoint", "", "CSI endpoint to serve (default unix://DATA/csi.sock)")
 	nfsListen := fs.String("nfs-listen", "127.0.0.1:2049", "NFS (and MOUNT) listen address")
 	advertise := fs.String("advertise", "", "host:port that clients mount (default: the NFS listen address)")
 	name := fs.String("name", "local", "server name: the prefix of volume IDs")
@@ -253,8 +257,8 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		if err != nil {
 			return err
 		}
-		if *endpoint == "" {
-			*endpoint = "unix://" + filepath.Join(abs, "csi.sock")
+		if *csiEndpoint == "" {
+			*csiEndpoint = "unix://" + filepath.Join(abs, "csi.sock")
 		}
 		apiSock := "unix://" + filepath.Join(abs, "api.sock")
 		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access})
@@ -268,7 +272,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			log.V(1).Info("storage server stopped")
 		}()
 
-		ctrl, err := csi.NewController([]csi.ServerRef{{Name: *name, Addr: apiSock}}, log.WithName("controller"))
+		ctrl, err := driver.NewController([]driver.ServerRef{{Name: *name, Addr: apiSock}}, log.WithName("controller"))
 		if err != nil {
 			return err
 		}
@@ -276,14 +280,14 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			ctrl.Close()
 			log.V(1).Info("controller stopped")
 		}()
-		l, err := csi.Listen(*endpoint)
+		l, err := endpoint.Listen(*csiEndpoint)
 		if err != nil {
 			return err
 		}
-		g := csi.NewGRPCServer(log.WithName("csi"))
-		csipb.RegisterIdentityServer(g, &csi.Identity{})
-		csipb.RegisterControllerServer(g, ctrl)
-		csipb.RegisterNodeServer(g, &csi.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS})
+		g := endpoint.NewGRPCServer(log.WithName("csi"))
+		csi.RegisterIdentityServer(g, &driver.Identity{})
+		csi.RegisterControllerServer(g, ctrl)
+		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS})
 
 		_, port, _ := net.SplitHostPort(srv.NFSAddr())
 		fmt.Printf(`hangar %s running (Ctrl-C stops it)
@@ -295,8 +299,8 @@ Create a volume:
   hangar volume create myvol --size 1Gi --csi-endpoint %s
 Mount it by hand (VOLUME-ID is the part after "%s:" in the volume ID):
   mount -t nfs -o %s %s:/VOLUME-ID /mnt
-`, versionString(), abs, *endpoint, srv.NFSAddr(), *endpoint, *name,
-			strings.Join(csi.MountOptions(port), ","), hostOf(srv.NFSAddr()))
+`, versionString(), abs, *csiEndpoint, srv.NFSAddr(), *csiEndpoint, *name,
+			strings.Join(driver.MountOptions(port), ","), hostOf(srv.NFSAddr()))
 
 		errc := make(chan error, 1)
 		go func() { errc <- serveUntilDone(ctx, g, l) }()
@@ -360,7 +364,7 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		go func() { errc <- srv.Serve(l) }()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		log.Info("serving NFS", "root", abs, "listen", l.Addr().String())
-		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\n", strings.Join(csi.MountOptions(port), ","), hostOf(l.Addr().String()))
+		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\n", strings.Join(driver.MountOptions(port), ","), hostOf(l.Addr().String()))
 		select {
 		case err := <-errc:
 			return err

@@ -10,16 +10,18 @@ import (
 	"text/tabwriter"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/driver"
+	"github.com/hangar-csi/hangar/pkg/endpoint"
 )
 
 func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
-	endpoint := fs.String("csi-endpoint", "unix://./hangar-data/csi.sock", "CSI endpoint of a running controller (hangar run or hangar controller)")
+	csiEndpoint := fs.String("csi-endpoint", "unix://./hangar-data/csi.sock", "CSI endpoint of a running controller (hangar run or hangar controller)")
 	size := fs.String("size", "1Gi", "capacity for create and expand (bytes, or with a suffix Ki Mi Gi Ti, K M G T)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of the call")
 	params := paramFlag{}
@@ -37,7 +39,7 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 		if len(args) != n {
 			return usagef("%s takes %d argument(s), got %d", action, n, len(args))
 		}
-		target, err := csi.DialTarget(*endpoint)
+		target, err := endpoint.DialTarget(*csiEndpoint)
 		if err != nil {
 			return err
 		}
@@ -46,7 +48,7 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			return err
 		}
 		defer conn.Close()
-		c := csipb.NewControllerClient(conn)
+		c := csi.NewControllerClient(conn)
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
 		out := os.Stdout
@@ -56,13 +58,13 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			if err != nil {
 				return usagef("--size: %v", err)
 			}
-			resp, err := c.CreateVolume(ctx, &csipb.CreateVolumeRequest{
+			resp, err := c.CreateVolume(ctx, &csi.CreateVolumeRequest{
 				Name:          args[0],
-				CapacityRange: &csipb.CapacityRange{RequiredBytes: bytes},
+				CapacityRange: &csi.CapacityRange{RequiredBytes: bytes},
 				Parameters:    params,
-				VolumeCapabilities: []*csipb.VolumeCapability{{
-					AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
-					AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
+				VolumeCapabilities: []*csi.VolumeCapability{{
+					AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+					AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
 				}},
 			})
 			if err != nil {
@@ -75,13 +77,13 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			fmt.Fprintln(tw, "VOLUME ID\tCAPACITY\tNFS ADDRESS\tEXPORT")
 			token := ""
 			for {
-				resp, err := c.ListVolumes(ctx, &csipb.ListVolumesRequest{StartingToken: token, MaxEntries: 100})
+				resp, err := c.ListVolumes(ctx, &csi.ListVolumesRequest{StartingToken: token, MaxEntries: 100})
 				if err != nil {
 					return err
 				}
 				for _, e := range resp.Entries {
 					v := e.Volume
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.VolumeId, csi.FormatBytes(v.CapacityBytes), v.VolumeContext[csi.ContextAddress], v.VolumeContext[csi.ContextExport])
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.VolumeId, csicommon.FormatBytes(v.CapacityBytes), v.VolumeContext[csicommon.ContextAddress], v.VolumeContext[csicommon.ContextExport])
 				}
 				if token = resp.NextToken; token == "" {
 					break
@@ -89,7 +91,7 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			}
 			tw.Flush()
 		case "get":
-			resp, err := c.ControllerGetVolume(ctx, &csipb.ControllerGetVolumeRequest{VolumeId: args[0]})
+			resp, err := c.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: args[0]})
 			if err != nil {
 				return err
 			}
@@ -99,13 +101,13 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			if err != nil {
 				return usagef("--size: %v", err)
 			}
-			resp, err := c.ControllerExpandVolume(ctx, &csipb.ControllerExpandVolumeRequest{VolumeId: args[0], CapacityRange: &csipb.CapacityRange{RequiredBytes: bytes}})
+			resp, err := c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: args[0], CapacityRange: &csi.CapacityRange{RequiredBytes: bytes}})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "volume %s now has %s (%d bytes)\n", args[0], csi.FormatBytes(resp.CapacityBytes), resp.CapacityBytes)
+			fmt.Fprintf(out, "volume %s now has %s (%d bytes)\n", args[0], csicommon.FormatBytes(resp.CapacityBytes), resp.CapacityBytes)
 		case "delete":
-			if _, err := c.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: args[0]}); err != nil {
+			if _, err := c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: args[0]}); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "deleted volume %s\n", args[0])
@@ -114,12 +116,12 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 	}
 }
 
-func printVolume(out *os.File, v *csipb.Volume) {
-	addr, export := v.VolumeContext[csi.ContextAddress], v.VolumeContext[csi.ContextExport]
+func printVolume(out *os.File, v *csi.Volume) {
+	addr, export := v.VolumeContext[csicommon.ContextAddress], v.VolumeContext[csicommon.ContextExport]
 	fmt.Fprintf(out, "  id:        %s\n  capacity:  %s (%d bytes)\n  server:    %s\n  nfs:       %s\n  export:    %s\n",
-		v.VolumeId, csi.FormatBytes(v.CapacityBytes), v.CapacityBytes, v.VolumeContext[csi.ContextServer], addr, export)
-	if source, port, err := csi.MountSource(addr, export); err == nil {
-		fmt.Fprintf(out, "mount it with:\n  mount -t nfs -o %s %s /mnt\n", strings.Join(csi.MountOptions(port), ","), source)
+		v.VolumeId, csicommon.FormatBytes(v.CapacityBytes), v.CapacityBytes, v.VolumeContext[csicommon.ContextServer], addr, export)
+	if source, port, err := driver.MountSource(addr, export); err == nil {
+		fmt.Fprintf(out, "mount it with:\n  mount -t nfs -o %s %s /mnt\n", strings.Join(driver.MountOptions(port), ","), source)
 	}
 }
 

@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/metrics"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 )
@@ -23,7 +23,7 @@ func (s *Server) instrument(reg prometheus.Registerer, vols *volumes) (vfs.FS, [
 	reg.MustRegister(metrics.NewUsageCollector(func() []metrics.VolumeStat {
 		var out []metrics.VolumeStat
 		for _, v := range s.store.List() {
-			if u, err := s.fs.Usage(csi.ExportPath(v.ID)); err == nil {
+			if u, err := s.fs.Usage(csicommon.ExportPath(v.ID)); err == nil {
 				out = append(out, metrics.VolumeStat{ID: v.ID, Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes})
 			}
 		}

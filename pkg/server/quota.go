@@ -10,15 +10,16 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/server/api"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
 )
 
 // volumes exports volume directories with their capacity and identity
-// policy (csi.AllowExporter) and is the StorageAPI's live view of usage
-// (csi.Quota).
+// policy (api.AllowExporter) and is the StorageAPI's live view of usage
+// (api.Quota).
 type volumes struct {
 	fs         *localfs.FS
 	store      *volume.Store
@@ -29,8 +30,8 @@ type volumes struct {
 }
 
 var (
-	_ csi.AllowExporter = (*volumes)(nil)
-	_ csi.Quota         = (*volumes)(nil)
+	_ api.AllowExporter = (*volumes)(nil)
+	_ api.Quota         = (*volumes)(nil)
 )
 
 func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log logr.Logger) (*volumes, error) {
@@ -51,7 +52,7 @@ func (x *volumes) usageFile(id string) string { return filepath.Join(x.usageDir,
 
 // exportConfig is the localfs policy of volume v.
 func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
-	p, err := csi.ParseVolumeParams(v.Parameters)
+	p, err := csicommon.ParseVolumeParams(v.Parameters)
 	if err != nil {
 		return localfs.ExportConfig{}, err
 	}
@@ -114,19 +115,19 @@ func (x *volumes) SetCapacity(id string, capacity int64) error {
 	if err != nil {
 		return err
 	}
-	p, err := csi.ParseVolumeParams(v.Parameters)
+	p, err := csicommon.ParseVolumeParams(v.Parameters)
 	if err != nil {
 		return err
 	}
-	return x.fs.SetLimits(csi.ExportPath(id), uint64(capacity), p.InodeLimit(capacity))
+	return x.fs.SetLimits(csicommon.ExportPath(id), uint64(capacity), p.InodeLimit(capacity))
 }
 
-func (x *volumes) Usage(id string) (csi.VolumeUsage, error) {
-	u, err := x.fs.Usage(csi.ExportPath(id))
+func (x *volumes) Usage(id string) (csicommon.VolumeUsage, error) {
+	u, err := x.fs.Usage(csicommon.ExportPath(id))
 	if err != nil {
-		return csi.VolumeUsage{}, err
+		return csicommon.VolumeUsage{}, err
 	}
-	return csi.VolumeUsage{Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes}, nil
+	return csicommon.VolumeUsage{Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes}, nil
 }
 
 // Available is what may still be promised: the space volumes can use (free
@@ -141,7 +142,7 @@ func (x *volumes) Available() (int64, error) {
 	var used, promised float64
 	for _, v := range x.store.List() {
 		promised += float64(v.CapacityBytes)
-		if u, err := x.fs.Usage(csi.ExportPath(v.ID)); err == nil {
+		if u, err := x.fs.Usage(csicommon.ExportPath(v.ID)); err == nil {
 			used += float64(min(u.Bytes, uint64(max(v.CapacityBytes, 0))))
 		}
 	}

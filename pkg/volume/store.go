@@ -7,7 +7,7 @@
 //	DATA/lock              flock'ed while a Store is open (one server per disk)
 //	DATA/volumes/<id>/     the volume's contents (exported over NFS)
 //	DATA/meta/<id>.json    the volume's record: the commit point of its existence
-//	DATA/meta/.<id>.tmp-*  a record being written (ignored and removed on Open)
+//	DATA/meta/.<id>.json.tmp-*  a record being written (removed on Open)
 //	DATA/trash/<name>      directories of deleted or abandoned volumes, being removed
 //
 // A volume exists if and only if its record exists. Steps are ordered so
@@ -48,6 +48,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 )
 
 // IDBytes is the number of random bytes in a volume ID (hex encoded).
@@ -338,27 +340,10 @@ func (s *Store) writeRecord(v *Volume) error {
 	if err != nil {
 		return fmt.Errorf("volume store: %w", err)
 	}
-	metaDir := filepath.Join(s.dir, "meta")
-	tmp := filepath.Join(metaDir, "."+v.ID+".tmp-"+randHex(4))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("volume store: %w", err)
+	if err := fileutil.WriteFileAtomic(s.metaPath(v.ID), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("volume store: record of %s: %w", v.ID, err)
 	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.metaPath(v.ID))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("volume store: writing record for %s: %w", v.ID, err)
-	}
-	return syncDir(metaDir)
+	return nil
 }
 
 // Delete removes volume id and its contents. Deleting a volume that does not
@@ -469,8 +454,11 @@ func (s *Store) DiskFree() (int64, error) {
 }
 
 // Available is what new volumes may still be promised: free disk space
-// minus the capacity promised to existing volumes (their unused part), never
-// negative.
+// minus the whole capacity of every existing volume, never negative. The
+// store does not know how much of a volume is already written (and so
+// already missing from the free space), so it counts all of every promise
+// as still to come: conservative, never over-promising. A storage server
+// uses the exact, usage-aware figure of pkg/server instead.
 func (s *Store) Available() (int64, error) {
 	free, err := s.DiskFree()
 	if err != nil {
@@ -490,13 +478,8 @@ func (v *Volume) clone() Volume {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := fileutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("volume store: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("volume store: fsync %s: %w", dir, err)
 	}
 	return nil
 }

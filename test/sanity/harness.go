@@ -20,13 +20,15 @@ import (
 	"sync/atomic"
 	"testing"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 	"google.golang.org/grpc"
 	mount "k8s.io/mount-utils"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/driver"
+	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/logging"
 	"github.com/hangar-csi/hangar/pkg/server"
 )
@@ -43,14 +45,14 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (idGen) GenerateUniqueValidVolumeID() string { return csi.VolumeID(firstServer, randHex(8)) }
+func (idGen) GenerateUniqueValidVolumeID() string { return csicommon.VolumeID(firstServer, randHex(8)) }
 func (idGen) GenerateInvalidVolumeID() string     { return "not-a-hangar-volume-id" }
 func (idGen) GenerateUniqueValidNodeID() string   { return "node-" + randHex(4) }
 func (idGen) GenerateInvalidNodeID() string       { return "no-such-node" }
 
-func listenAndServe(t *testing.T, g *grpc.Server, endpoint string) {
+func listenAndServe(t *testing.T, g *grpc.Server, ep string) {
 	t.Helper()
-	l, err := csi.Listen(endpoint)
+	l, err := endpoint.Listen(ep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func Run(t *testing.T, o Options) {
 	dir := t.TempDir()
 	firstServer = o.Servers[0]
 
-	var refs []csi.ServerRef
+	var refs []driver.ServerRef
 	for _, name := range o.Servers {
 		srv, err := server.New(server.Options{
 			DataDir:   filepath.Join(dir, name),
@@ -101,10 +103,10 @@ func Run(t *testing.T, o Options) {
 				t.Errorf("storage server %s: %v", name, err)
 			}
 		})
-		refs = append(refs, csi.ServerRef{Name: name, Addr: srv.APIAddr()})
+		refs = append(refs, driver.ServerRef{Name: name, Addr: srv.APIAddr()})
 	}
 
-	ctrl, err := csi.NewController(refs, log.WithName("controller"))
+	ctrl, err := driver.NewController(refs, log.WithName("controller"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +116,9 @@ func Run(t *testing.T, o Options) {
 	if o.AllInOne {
 		nodeSock = ctrlSock
 	}
-	g := csi.NewGRPCServer(log.WithName("controller"))
-	csipb.RegisterIdentityServer(g, &csi.Identity{})
-	csipb.RegisterControllerServer(g, ctrl)
+	g := endpoint.NewGRPCServer(log.WithName("controller"))
+	csi.RegisterIdentityServer(g, &driver.Identity{})
+	csi.RegisterControllerServer(g, ctrl)
 
 	// Count successful real probes, to prove every recorded mount was
 	// preceded by real NFS traffic.
@@ -130,13 +132,13 @@ func Run(t *testing.T, o Options) {
 		}
 		return err
 	}
-	node := &csi.Node{NodeID: csi.FormatNodeID("sanity-node", []netip.Addr{netip.MustParseAddr("127.0.0.1")}), Mounter: mounter, Probe: probe}
+	node := &driver.Node{NodeID: csicommon.FormatNodeID("sanity-node", []netip.Addr{netip.MustParseAddr("127.0.0.1")}), Mounter: mounter, Probe: probe}
 	if o.AllInOne {
-		csipb.RegisterNodeServer(g, node)
+		csi.RegisterNodeServer(g, node)
 	} else {
-		ng := csi.NewGRPCServer(log.WithName("node"))
-		csipb.RegisterIdentityServer(ng, &csi.Identity{})
-		csipb.RegisterNodeServer(ng, node)
+		ng := endpoint.NewGRPCServer(log.WithName("node"))
+		csi.RegisterIdentityServer(ng, &driver.Identity{})
+		csi.RegisterNodeServer(ng, node)
 		listenAndServe(t, ng, nodeSock)
 	}
 	listenAndServe(t, g, ctrlSock)

@@ -426,6 +426,22 @@ func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, 
 	return n, nil
 }
 
+// resolveStat returns the node for h and its attributes, as every
+// operation starts; the caller owns a reference to the node. A removed
+// object is stale.
+func (f *FS) resolveStat(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, unix.Stat_t, error) {
+	var st unix.Stat_t
+	n, err := f.resolve(ctx, h, need)
+	if err != nil {
+		return nil, st, err
+	}
+	if err := statNode(n, &st); err != nil {
+		f.cache.release(n)
+		return nil, st, f.stale(n, err)
+	}
+	return n, st, nil
+}
+
 func newNode(key string, e *export, fd int, st *unix.Stat_t) *node {
 	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, blocks: st.Blocks}
 	n.io.Store(-1)

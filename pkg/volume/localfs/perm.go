@@ -51,24 +51,67 @@ func (e *export) cred(c vfs.Cred) vfs.Cred {
 	return c
 }
 
+// classBits is the rwx c has on an object with attributes st: those of
+// the owner, group or other class c falls in. Root has all of them, but
+// execute only on a directory or on a file someone may execute.
+func classBits(c *vfs.Cred, st *unix.Stat_t) uint32 {
+	mode := st.Mode
+	switch {
+	case c.UID == 0:
+		if mode&unix.S_IFMT != unix.S_IFDIR && mode&0o111 == 0 {
+			return permR | permW
+		}
+		return permR | permW | permX
+	case c.UID == st.Uid:
+		return mode >> 6 & 7
+	case inGroup(c, st.Gid):
+		return mode >> 3 & 7
+	}
+	return mode & 7
+}
+
 // may reports whether c has all of the permission bits want on an object
 // with attributes st.
 func may(c *vfs.Cred, st *unix.Stat_t, want uint32) bool {
-	mode := st.Mode
-	if c.UID == 0 {
-		// Root may do anything but execute a file no one may execute.
-		return want&permX == 0 || mode&unix.S_IFMT == unix.S_IFDIR || mode&0o111 != 0
+	return classBits(c, st)&want == want
+}
+
+// accessBits is the set of NFS access bits c has on an object with st. Bits
+// that make no sense for the type (LOOKUP and DELETE on files, EXECUTE on
+// directories) are never granted, as knfsd does.
+func accessBits(c *vfs.Cred, st *unix.Stat_t) uint32 {
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	perm := classBits(c, st)
+	var g uint32
+	if perm&permR != 0 {
+		g |= vfs.AccessRead
 	}
-	var perm uint32
-	switch {
-	case c.UID == st.Uid:
-		perm = mode >> 6 & 7
-	case inGroup(c, st.Gid):
-		perm = mode >> 3 & 7
-	default:
-		perm = mode & 7
+	if perm&permW != 0 {
+		g |= vfs.AccessModify | vfs.AccessExtend
+		if isDir {
+			g |= vfs.AccessDelete
+		}
 	}
-	return perm&want == want
+	if perm&permX != 0 {
+		if isDir {
+			g |= vfs.AccessLookup
+		} else {
+			g |= vfs.AccessExecute
+		}
+	}
+	return g
+}
+
+func inGroup(c *vfs.Cred, gid uint32) bool {
+	if c.GID == gid {
+		return true
+	}
+	for _, g := range c.Groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
 }
 
 // mayDir checks write and search permission on a directory whose entries

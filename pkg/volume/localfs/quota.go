@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 )
 
@@ -351,11 +352,8 @@ func saveUsage(e *export) error {
 	if err != nil {
 		return err
 	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
+	// A lost or stale cache only costs a rescan (see Configure).
+	return fileutil.WriteFileBestEffort(file, b, 0o600)
 }
 
 func loadUsage(file string) (Usage, error) {

@@ -29,17 +29,18 @@ import (
 	"testing"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/nfs/mount"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/server"
+	"github.com/hangar-csi/hangar/pkg/server/api"
 )
 
 func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }
@@ -202,7 +203,7 @@ func TestKubernetes(t *testing.T) {
 		if field(d, "spec", "attachRequired") != "true" || field(d, "spec", "podInfoOnMount") != "true" || field(d, "spec", "fsGroupPolicy") != "File" {
 			t.Errorf("CSIDriver spec: %v", d["spec"])
 		}
-		if sc := c.get("storageclass", "hangar"); field(sc, "provisioner") != csi.DriverName {
+		if sc := c.get("storageclass", "hangar"); field(sc, "provisioner") != csicommon.DriverName {
 			t.Errorf("StorageClass hangar: %v", sc)
 		}
 		for _, r := range []string{"provisioner", "attacher", "resizer"} {
@@ -228,12 +229,12 @@ func TestKubernetes(t *testing.T) {
 			if v == nil {
 				t.Fatalf("PVC %s: volume %s is not on the storage server", name, handle)
 			}
-			if attrs[csi.ContextAddress] != h.nfsAddr || attrs[csi.ContextExport] == "" {
+			if attrs[csicommon.ContextAddress] != h.nfsAddr || attrs[csicommon.ContextExport] == "" {
 				t.Errorf("PV %s volume attributes %v", pv, attrs)
 			}
 			// The export exists, and refuses this (unpublished) node.
-			if st := mountStatus(t, attrs[csi.ContextAddress], attrs[csi.ContextExport]); st != mount.StatusAcces {
-				t.Errorf("MOUNT of %s before any attachment: status %d, want MNT3ERR_ACCES", attrs[csi.ContextExport], st)
+			if st := mountStatus(t, attrs[csicommon.ContextAddress], attrs[csicommon.ContextExport]); st != mount.StatusAcces {
+				t.Errorf("MOUNT of %s before any attachment: status %d, want MNT3ERR_ACCES", attrs[csicommon.ContextExport], st)
 			}
 			if name == "rwo" {
 				rwoPV = pv
@@ -262,7 +263,7 @@ func TestKubernetes(t *testing.T) {
 		// What node-driver-registrar would register: the node plugin's
 		// NodeGetInfo (run here with the chart's flags; it mounts nothing).
 		nodeID := h.nodeInfo(t)
-		if want := csi.FormatNodeID("node-a", []netip.Addr{netip.MustParseAddr("127.0.0.1")}); nodeID != want {
+		if want := csicommon.FormatNodeID("node-a", []netip.Addr{netip.MustParseAddr("127.0.0.1")}); nodeID != want {
 			t.Errorf("node plugin's node ID %q, want %q", nodeID, want)
 		}
 		c.apply(fmt.Sprintf(nodeYAML, nodeID))
@@ -273,7 +274,7 @@ func TestKubernetes(t *testing.T) {
 		if got := h.allowList(handle); len(got) != 1 || got[0] != nodeID {
 			t.Errorf("allow-list after attach = %v, want [%s]", got, nodeID)
 		}
-		if st := mountStatus(t, attrs[csi.ContextAddress], attrs[csi.ContextExport]); st != mount.StatusOK {
+		if st := mountStatus(t, attrs[csicommon.ContextAddress], attrs[csicommon.ContextExport]); st != mount.StatusOK {
 			t.Errorf("MOUNT from the attached node: status %d, want OK", st)
 		}
 
@@ -306,7 +307,7 @@ func TestKubernetes(t *testing.T) {
 		if got := h.allowList(handle); len(got) != 0 {
 			t.Errorf("allow-list after detach = %v, want empty", got)
 		}
-		if st := mountStatus(t, attrs[csi.ContextAddress], attrs[csi.ContextExport]); st != mount.StatusAcces {
+		if st := mountStatus(t, attrs[csicommon.ContextAddress], attrs[csicommon.ContextExport]); st != mount.StatusAcces {
 			t.Errorf("MOUNT after detach: status %d, want MNT3ERR_ACCES", st)
 		}
 	})
@@ -328,7 +329,7 @@ func TestKubernetes(t *testing.T) {
 		for _, name := range []string{"keep", "old"} {
 			pvs[name] = c.waitBound(name)
 			handle, _ := pvHandle(c, pvs[name])
-			_, id, err := csi.ParseVolumeID(handle)
+			_, id, err := csicommon.ParseVolumeID(handle)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +343,7 @@ func TestKubernetes(t *testing.T) {
 		c.mustKubectl("-n", "e2e", "delete", "pvc", "keep", "old")
 		for _, name := range []string{"keep", "old"} {
 			c.waitFor("PV of "+name+" deleted", 60*time.Second, nil, func() bool { return c.get("pv", pvs[name]) == nil })
-			if v := h.serverVolume(csi.VolumeID("node-a", ids[name])); v != nil {
+			if v := h.serverVolume(csicommon.VolumeID("node-a", ids[name])); v != nil {
 				t.Errorf("volume of %s still exists", name)
 			}
 		}
@@ -404,8 +405,8 @@ func (c *cluster) waitBound(name string) string {
 func pvHandle(c *cluster, pv string) (string, map[string]string) {
 	c.t.Helper()
 	o := c.get("pv", pv)
-	if field(o, "spec", "csi", "driver") != csi.DriverName {
-		c.t.Fatalf("PV %s is not %s's: %v", pv, csi.DriverName, o["spec"])
+	if field(o, "spec", "csi", "driver") != csicommon.DriverName {
+		c.t.Fatalf("PV %s is not %s's: %v", pv, csicommon.DriverName, o["spec"])
 	}
 	attrs := map[string]string{}
 	if m, ok := o["spec"].(map[string]any)["csi"].(map[string]any)["volumeAttributes"].(map[string]any); ok {
@@ -428,7 +429,7 @@ type hangarProcs struct {
 	sock    string
 	tlsDir  string
 	hangar  string
-	api     csipb.ControllerClient
+	api     csi.ControllerClient
 }
 
 // secretFiles writes a kubernetes.io/tls Secret's files into dir.
@@ -478,7 +479,7 @@ func startHangar(t *testing.T, c *cluster, hangar string) *hangarProcs {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	h.api = csipb.NewControllerClient(cc)
+	h.api = csi.NewControllerClient(cc)
 	return h
 }
 
@@ -508,7 +509,7 @@ func (h *hangarProcs) nodeInfo(t *testing.T) string {
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	info, err := csipb.NewNodeClient(cc).NodeGetInfo(ctx, &csipb.NodeGetInfoRequest{})
+	info, err := csi.NewNodeClient(cc).NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,15 +543,15 @@ func (h *hangarProcs) startSidecars() {
 
 // serverVolume asks the storage server (over mutual TLS) for a volume by
 // its CSI ID; nil if it does not exist.
-func (h *hangarProcs) serverVolume(handle string) *csipb.Volume {
+func (h *hangarProcs) serverVolume(handle string) *csi.Volume {
 	h.t.Helper()
-	_, id, err := csi.ParseVolumeID(handle)
+	_, id, err := csicommon.ParseVolumeID(handle)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := h.api.ControllerGetVolume(ctx, &csipb.ControllerGetVolumeRequest{VolumeId: id})
+	r, err := h.api.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: id})
 	if status.Code(err) == codes.NotFound {
 		return nil
 	}
@@ -564,7 +565,7 @@ func (h *hangarProcs) serverVolume(handle string) *csipb.Volume {
 // persisted access list.
 func (h *hangarProcs) allowList(handle string) []string {
 	h.t.Helper()
-	_, id, _ := csi.ParseVolumeID(handle)
+	_, id, _ := csicommon.ParseVolumeID(handle)
 	b, err := os.ReadFile(filepath.Join(h.data, "access", id+".json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -572,7 +573,7 @@ func (h *hangarProcs) allowList(handle string) []string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	var list []csi.Attachment
+	var list []api.Attachment
 	if err := json.Unmarshal(b, &list); err != nil {
 		h.t.Fatal(err)
 	}
@@ -587,12 +588,12 @@ func (h *hangarProcs) fsstatTotal(t *testing.T, attrs map[string]string) uint64 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := nfsclient.Dial(ctx, attrs[csi.ContextAddress])
+	cl, err := nfsclient.Dial(ctx, attrs[csicommon.ContextAddress])
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	fh, err := cl.Mount(ctx, attrs[csi.ContextExport])
+	fh, err := cl.Mount(ctx, attrs[csicommon.ContextExport])
 	if err != nil {
 		t.Fatalf("MOUNT: %v", err)
 	}

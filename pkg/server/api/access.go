@@ -1,4 +1,4 @@
-package csi
+package api
 
 import (
 	"encoding/json"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 )
 
@@ -150,13 +151,14 @@ func (a *Access) Forget(id string) error { return a.Unpublish(id, "") }
 func (a *Access) set(id string, list []Attachment) error {
 	p := filepath.Join(a.dir, id+".json")
 	if len(list) == 0 {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		err := os.Remove(p)
+		if err == nil {
+			err = fileutil.SyncDir(a.dir)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("access list of %s: %w", id, err)
 		}
-	} else if err := writeFileAtomic(p, list); err != nil {
-		return fmt.Errorf("access list of %s: %w", id, err)
-	}
-	if err := syncDir(a.dir); err != nil {
+	} else if err := writeJSON(p, list); err != nil {
 		return fmt.Errorf("access list of %s: %w", id, err)
 	}
 	a.mu.Lock()
@@ -231,37 +233,11 @@ func (e accessExporter) AddExport(path, dir, volumeID string) error {
 	return nil
 }
 
-func writeFileAtomic(p string, v any) error {
+// writeJSON writes v to p as indented JSON, durably.
+func writeJSON(p string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fileutil.WriteFileAtomic(p, append(b, '\n'), 0o600)
 }

@@ -17,21 +17,6 @@ const (
 	defaultDirMode  = 0o755
 )
 
-// dirOp resolves dir for a namespace operation, all of which change the
-// export. On success the caller owns a reference to d and st holds d's
-// attributes.
-func (f *FS) dirOp(ctx context.Context, dir vfs.Handle, st *unix.Stat_t) (*node, error) {
-	d, err := f.resolve(ctx, dir, vfs.GrantReadWrite)
-	if err != nil {
-		return nil, err
-	}
-	if err := statNode(d, st); err != nil {
-		f.cache.release(d)
-		return nil, f.stale(d, err)
-	}
-	return d, nil
-}
-
 // dirWcc finishes the wcc data of a directory operation.
 func dirWcc(d *node, pre *unix.Stat_t) vfs.Wcc {
 	return vfs.Wcc{Before: wccAttr(pre), After: postAttr(d)}
@@ -153,8 +138,7 @@ func (f *FS) syncNew(n *node) error {
 
 // Create makes a regular file.
 func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	var dst unix.Stat_t
-	d, err := f.dirOp(ctx, dir, &dst)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, nil, vfs.Wcc{}, err
 	}
@@ -325,8 +309,7 @@ func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 
 // refuse fails a creating operation on dir with err, with dir's wcc data.
 func (f *FS) refuse(ctx context.Context, dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	var dst unix.Stat_t
-	d, rerr := f.dirOp(ctx, dir, &dst)
+	d, dst, rerr := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if rerr != nil {
 		return nil, nil, vfs.Wcc{}, rerr
 	}
@@ -337,8 +320,7 @@ func (f *FS) refuse(ctx context.Context, dir vfs.Handle, err error) (vfs.Handle,
 // makeNode runs mk, which creates name in the directory fd it is given and
 // returns an O_PATH fd of the new object, and finishes the object.
 func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode, typ uint32, target string, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	var dst unix.Stat_t
-	d, err := f.dirOp(ctx, dir, &dst)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, nil, vfs.Wcc{}, err
 	}
@@ -417,8 +399,7 @@ func (f *FS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string)
 }
 
 func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
-	var dst unix.Stat_t
-	d, err := f.dirOp(ctx, dir, &dst)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -460,13 +441,12 @@ func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 
 // Rename moves fromName in fromDir to toName in toDir, replacing toName.
 func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromName string, toDir vfs.Handle, toName string) (vfs.Wcc, vfs.Wcc, error) {
-	var fst, tst unix.Stat_t
-	fromD, err := f.dirOp(ctx, fromDir, &fst)
+	fromD, fst, err := f.resolveStat(ctx, fromDir, vfs.GrantReadWrite)
 	if err != nil {
 		return vfs.Wcc{}, vfs.Wcc{}, err
 	}
 	defer f.cache.release(fromD)
-	toD, err := f.dirOp(ctx, toDir, &tst)
+	toD, tst, err := f.resolveStat(ctx, toDir, vfs.GrantReadWrite)
 	if err != nil {
 		return dirWcc(fromD, &fst), vfs.Wcc{}, err
 	}
@@ -542,17 +522,12 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 
 // Link makes name in dir a new link to h.
 func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle, name string) (*vfs.Attr, vfs.Wcc, error) {
-	n, err := f.resolve(ctx, h, vfs.GrantReadWrite)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, vfs.Wcc{}, err
 	}
 	defer f.cache.release(n)
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return nil, vfs.Wcc{}, f.stale(n, err)
-	}
-	var dst unix.Stat_t
-	d, err := f.dirOp(ctx, dir, &dst)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return attrPtr(n.exp, &st), vfs.Wcc{}, err
 	}

@@ -1,7 +1,8 @@
-package csi
+package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -15,6 +16,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/endpoint"
+	"github.com/hangar-csi/hangar/pkg/server/api"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
@@ -41,7 +45,7 @@ func (f *fakeExports) RemoveExport(path string) error {
 }
 
 type testServer struct {
-	api     *StorageAPI
+	api     *api.StorageAPI
 	exports *fakeExports
 	addr    string
 	free    atomic.Int64
@@ -57,18 +61,36 @@ func startServer(t *testing.T, name string, free int64) *testServer {
 	t.Cleanup(func() { st.Close() })
 	ts := &testServer{exports: &fakeExports{paths: map[string]string{}}}
 	ts.free.Store(free)
-	ts.api = &StorageAPI{Store: st, Exports: ts.exports, Name: name, NFSAddr: "127.0.0.1:2049", Log: logr.Discard()}
-	ts.api.capacity = func() (int64, error) { return max(ts.free.Load()-st.Promised(), 0), nil }
+	ts.api = &api.StorageAPI{Store: st, Exports: ts.exports, Quota: freeQuota{ts, st}, Name: name, NFSAddr: "127.0.0.1:2049", Log: logr.Discard()}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGRPCServer(logr.Discard())
+	g := endpoint.NewGRPCServer(logr.Discard())
 	ts.api.Register(g)
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
 	ts.addr = l.Addr().String()
 	return ts
+}
+
+// freeQuota offers ts.free bytes, less what the store has promised.
+type freeQuota struct {
+	ts *testServer
+	st *volume.Store
+}
+
+func (q freeQuota) SetCapacity(string, int64) error { return nil }
+func (q freeQuota) Available() (int64, error)       { return max(q.ts.free.Load()-q.st.Promised(), 0), nil }
+func (q freeQuota) Usage(string) (csicommon.VolumeUsage, error) {
+	return csicommon.VolumeUsage{}, errors.New("fake exports report no usage")
+}
+
+func mountCap(mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeCapability {
+	return &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode},
+	}
 }
 
 func newTestController(t *testing.T, refs ...ServerRef) *Controller {
@@ -104,11 +126,11 @@ func TestControllerPlacementAndRouting(t *testing.T) {
 	if err != nil || !strings.HasPrefix(v2.Volume.VolumeId, "b:") {
 		t.Fatalf("v2: %v %v", v2, err)
 	}
-	if ctxv := v2.Volume.VolumeContext; ctxv[ContextServer] != "b" || ctxv[ContextExport] == "" || ctxv[ContextAddress] == "" {
+	if ctxv := v2.Volume.VolumeContext; ctxv[csicommon.ContextServer] != "b" || ctxv[csicommon.ContextExport] == "" || ctxv[csicommon.ContextAddress] == "" {
 		t.Errorf("volume context %v", ctxv)
 	}
-	_, id2, _ := ParseVolumeID(v2.Volume.VolumeId)
-	if _, ok := b.exports.paths[ExportPath(id2)]; !ok {
+	_, id2, _ := csicommon.ParseVolumeID(v2.Volume.VolumeId)
+	if _, ok := b.exports.paths[csicommon.ExportPath(id2)]; !ok {
 		t.Errorf("volume not exported on b: %v", b.exports.paths)
 	}
 	if _, err := c.CreateVolume(ctx, createReq("v3", 600)); status.Code(err) != codes.ResourceExhausted {
@@ -147,7 +169,7 @@ func TestControllerPlacementAndRouting(t *testing.T) {
 			t.Fatalf("delete: %v", err)
 		}
 	}
-	if _, ok := b.exports.paths[ExportPath(id2)]; ok {
+	if _, ok := b.exports.paths[csicommon.ExportPath(id2)]; ok {
 		t.Error("export not removed")
 	}
 	if _, err := c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: "garbage"}); err != nil {
@@ -222,7 +244,7 @@ func TestControllerPaging(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, VolumeID(srvs[i].api.Name, r.Volume.VolumeId))
+			want = append(want, csicommon.VolumeID(srvs[i].api.Name, r.Volume.VolumeId))
 		}
 	}
 	slices.Sort(want)
@@ -272,5 +294,44 @@ func TestControllerPaging(t *testing.T) {
 	}
 	if _, err := c.ListVolumes(ctx, &csi.ListVolumesRequest{MaxEntries: -1}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("negative max: %v", err)
+	}
+}
+
+func TestControllerPublishErrors(t *testing.T) {
+	ctx := context.Background()
+	s := startServer(t, "a", 1<<30)
+	acc, err := api.OpenAccess(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.api.Access = acc
+	c := newTestController(t, ServerRef{"a", s.addr})
+	v, err := c.CreateVolume(ctx, createReq("v", 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vid := v.Volume.VolumeId
+	rwo := mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	for _, tc := range []struct {
+		req  *csi.ControllerPublishVolumeRequest
+		code codes.Code
+	}{
+		{&csi.ControllerPublishVolumeRequest{NodeId: "n@127.0.0.1", VolumeCapability: rwo}, codes.InvalidArgument},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: vid, VolumeCapability: rwo}, codes.InvalidArgument},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: "n@127.0.0.1"}, codes.InvalidArgument},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: "no-address", VolumeCapability: rwo}, codes.NotFound},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: csicommon.VolumeID("a", "0123456789abcdef"), NodeId: "n@127.0.0.1", VolumeCapability: rwo}, codes.NotFound},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: csicommon.VolumeID("zz", "0123456789abcdef"), NodeId: "n@127.0.0.1", VolumeCapability: rwo}, codes.NotFound},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: "n@127.0.0.1", VolumeCapability: rwo}, codes.OK},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: "n@127.0.0.1", VolumeCapability: rwo, Readonly: true}, codes.AlreadyExists},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: "m@127.0.0.2", VolumeCapability: rwo}, codes.FailedPrecondition},
+	} {
+		_, err := c.ControllerPublishVolume(ctx, tc.req)
+		if status.Code(err) != tc.code {
+			t.Errorf("ControllerPublishVolume(%v): %v, want %s", tc.req, err, tc.code)
+		}
+	}
+	if got := acc.Nodes(strings.TrimPrefix(vid, "a:")); len(got) != 1 || got[0].NodeID != "n@127.0.0.1" {
+		t.Errorf("access list = %v", got)
 	}
 }

@@ -1,8 +1,7 @@
-package csi
+package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -16,50 +15,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/logging"
 )
-
-// ServerRef names a storage server and its management API address.
-type ServerRef struct {
-	Name string
-	Addr string // host:port of the gRPC management API
-}
-
-// ParseServers parses "name=host:port[,name=host:port...]".
-func ParseServers(s string) ([]ServerRef, error) {
-	var refs []ServerRef
-	seen := map[string]bool{}
-	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		name, addr, ok := strings.Cut(item, "=")
-		if !ok || addr == "" {
-			return nil, fmt.Errorf("server %q: want name=host:port", item)
-		}
-		if err := ValidServerName(name); err != nil {
-			return nil, err
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("server name %q given twice", name)
-		}
-		seen[name] = true
-		refs = append(refs, ServerRef{Name: name, Addr: addr})
-	}
-	if len(refs) == 0 {
-		return nil, errors.New("no storage servers given")
-	}
-	return refs, nil
-}
-
-type backend struct {
-	name string
-	addr string
-	conn *grpc.ClientConn
-	ctrl csi.ControllerClient
-}
 
 // Controller is the CSI Controller service. It is stateless: volumes live
 // on storage servers, and every volume ID names its server (see package
@@ -82,13 +43,13 @@ func NewController(servers []ServerRef, log logr.Logger, opts ...grpc.DialOption
 	c := &Controller{byName: map[string]*backend{}, log: log, CallTimeout: 30 * time.Second}
 	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
 	for _, s := range servers {
-		if err := ValidServerName(s.Name); err != nil {
+		if err := csicommon.ValidServerName(s.Name); err != nil {
 			return nil, err
 		}
 		if c.byName[s.Name] != nil {
 			return nil, fmt.Errorf("server name %q given twice", s.Name)
 		}
-		target, err := DialTarget(s.Addr)
+		target, err := endpoint.DialTarget(s.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("server %s: %w", s.Name, err)
 		}
@@ -112,18 +73,6 @@ func (c *Controller) Close() error {
 	return nil
 }
 
-// serverErr turns a storage server's error into one naming the server.
-func (b *backend) err(op string, err error) error {
-	st := status.Convert(err)
-	switch st.Code() {
-	case codes.Unavailable, codes.DeadlineExceeded:
-		return status.Errorf(codes.Unavailable, "storage server %s (%s) is unreachable during %s: %s", b.name, b.addr, op, st.Message())
-	case codes.Canceled:
-		return status.Errorf(codes.Canceled, "%s on storage server %s canceled", op, b.name)
-	}
-	return status.Errorf(st.Code(), "%s on storage server %s: %s", op, b.name, st.Message())
-}
-
 func (c *Controller) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.CallTimeout)
 }
@@ -131,7 +80,7 @@ func (c *Controller) callCtx(ctx context.Context) (context.Context, context.Canc
 // route resolves a CSI volume ID. ok is false for IDs that cannot name an
 // existing volume (malformed or naming an unknown server); reason says why.
 func (c *Controller) route(vid string) (b *backend, local string, reason string) {
-	server, id, err := ParseVolumeID(vid)
+	server, id, err := csicommon.ParseVolumeID(vid)
 	if err != nil {
 		return nil, "", err.Error()
 	}
@@ -142,17 +91,8 @@ func (c *Controller) route(vid string) (b *backend, local string, reason string)
 	return b, id, ""
 }
 
-func (b *backend) globalize(v *csi.Volume) *csi.Volume {
-	v.VolumeId = VolumeID(b.name, v.VolumeId)
-	if v.VolumeContext == nil {
-		v.VolumeContext = map[string]string{}
-	}
-	v.VolumeContext[ContextServer] = b.name
-	return v
-}
-
 func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
-	capacity, err := ValidateCreate(req)
+	capacity, err := csicommon.ValidateCreate(req)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +121,7 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		go func() {
 			defer wg.Done()
 			a := answer{b: b}
-			_, err := GetVolumeByName(ctx, b.conn, req.GetName())
+			_, err := csicommon.GetVolumeByName(ctx, b.conn, req.GetName())
 			switch status.Code(err) {
 			case codes.OK:
 				a.found = true
@@ -237,7 +177,7 @@ func (c *Controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
 	}
-	server, _, perr := ParseVolumeID(req.GetVolumeId())
+	server, _, perr := csicommon.ParseVolumeID(req.GetVolumeId())
 	if perr != nil {
 		return &csi.DeleteVolumeResponse{}, nil // not a Hangar ID: nothing to delete
 	}
@@ -289,7 +229,7 @@ func (c *Controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 	if _, err := b.ctrl.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: local}); err != nil {
 		return nil, b.err("ValidateVolumeCapabilities", err)
 	}
-	return validateVolumeCapabilities(req)
+	return csicommon.ValidateVolumeCapabilities(req)
 }
 
 func (c *Controller) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
@@ -300,7 +240,7 @@ func (c *Controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 		return nil, status.Error(codes.InvalidArgument, "capacity range is required")
 	}
 	if req.GetVolumeCapability() != nil {
-		if why := checkCapability(req.GetVolumeCapability()); why != "" {
+		if why := csicommon.CheckCapability(req.GetVolumeCapability()); why != "" {
 			return nil, status.Error(codes.InvalidArgument, why)
 		}
 	}
@@ -330,7 +270,7 @@ func (c *Controller) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 	var afterServer, afterID string
 	if tok := req.GetStartingToken(); tok != "" {
 		var err error
-		if afterServer, afterID, err = ParseVolumeID(tok); err != nil {
+		if afterServer, afterID, err = csicommon.ParseVolumeID(tok); err != nil {
 			return nil, status.Errorf(codes.Aborted, "starting_token %q was not issued by this controller (%v); restart listing without a token", tok, err)
 		}
 	}
@@ -401,9 +341,83 @@ func (c *Controller) GetCapacity(ctx context.Context, req *csi.GetCapacityReques
 	if reached == 0 && lastErr != nil {
 		return nil, lastErr
 	}
-	return &csi.GetCapacityResponse{AvailableCapacity: sum, MaximumVolumeSize: wrapInt64(largest)}, nil
+	return &csi.GetCapacityResponse{AvailableCapacity: sum, MaximumVolumeSize: wrapperspb.Int64(largest)}, nil
 }
 
 func (c *Controller) ControllerGetCapabilities(ctx context.Context, req *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
-	return ControllerCapabilities(), nil
+	return csicommon.ControllerCapabilities(), nil
+}
+
+func (c *Controller) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
+	if err := csicommon.ValidatePublish(req); err != nil {
+		return nil, err
+	}
+	b, local, reason := c.route(req.GetVolumeId())
+	if b == nil {
+		return nil, status.Errorf(codes.NotFound, "volume %q not found: %s", req.GetVolumeId(), reason)
+	}
+	if _, _, err := csicommon.ParseNodeID(req.GetNodeId()); err != nil {
+		return nil, status.Error(codes.NotFound, err.Error())
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	sreq := &csi.ControllerPublishVolumeRequest{
+		VolumeId:         local,
+		NodeId:           req.GetNodeId(),
+		VolumeCapability: req.GetVolumeCapability(),
+		Readonly:         req.GetReadonly(),
+	}
+	resp, err := b.ctrl.ControllerPublishVolume(ctx, sreq)
+	if err != nil {
+		return nil, b.err("ControllerPublishVolume", err)
+	}
+	return resp, nil
+}
+
+func (c *Controller) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	b, local, reason := c.route(req.GetVolumeId())
+	if b == nil {
+		// Not a volume any configured server could hold: nothing to revoke.
+		logging.FromContext(ctx).Info("unpublish of unknown volume", "volumeID", req.GetVolumeId(), "reason", reason)
+		return &csi.ControllerUnpublishVolumeResponse{}, nil
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	if _, err := b.ctrl.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: local, NodeId: req.GetNodeId()}); err != nil {
+		return nil, b.err("ControllerUnpublishVolume", err)
+	}
+	return &csi.ControllerUnpublishVolumeResponse{}, nil
+}
+
+// ControllerGetVolumeHealth asks the volume's storage server; a server that
+// does not answer makes the volume INACCESSIBLE rather than an error.
+func (c *Controller) ControllerGetVolumeHealth(ctx context.Context, req *csi.ControllerGetVolumeHealthRequest) (*csi.ControllerGetVolumeHealthResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	b, local, reason := c.route(req.GetVolumeId())
+	if b == nil {
+		return nil, status.Errorf(codes.NotFound, "volume %q not found: %s", req.GetVolumeId(), reason)
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	resp, err := b.ctrl.ControllerGetVolumeHealth(ctx, &csi.ControllerGetVolumeHealthRequest{VolumeId: local})
+	switch status.Code(err) {
+	case codes.OK:
+		resp.GetVolumeHealth().VolumeId = req.GetVolumeId()
+		return resp, nil
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: &csi.VolumeHealth{
+			VolumeId: req.GetVolumeId(),
+			HealthStatuses: []*csi.VolumeHealth_VolumeHealthEntry{{
+				Status:  csi.VolumeHealthErrorType_INACCESSIBLE,
+				Reason:  csicommon.ReasonServerUnreachable,
+				Message: fmt.Sprintf("storage server %s (%s) does not answer: %s; check that its pod or service is running", b.name, b.addr, status.Convert(err).Message()),
+			}},
+		}}, nil
+	}
+	return nil, b.err("ControllerGetVolumeHealth", err)
 }

@@ -1,4 +1,4 @@
-package csi
+package api
 
 import (
 	"context"
@@ -7,29 +7,17 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 	"github.com/hangar-csi/hangar/pkg/logging"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
-
-// ParamOnDelete is the StorageClass parameter choosing what DeleteVolume
-// does with a volume's data:
-//
-//	delete  (default) the data is removed
-//	retain  the directory is kept as DATA/retained/<local-id>/
-//	archive the directory is kept as DATA/archive/<pvc-namespace>_<pvc-name>_<local-id>_<UTC time>/
-//
-// Either way the volume stops existing (its ID, export and promised
-// capacity are gone); the kept directory is the admin's to restore or
-// remove, next to a copy of the volume's record (<dir>.json).
-const ParamOnDelete = "onDelete"
-
-var onDeleteModes = []string{"delete", "retain", "archive"}
 
 // keepData moves volume v's directory aside when its onDelete parameter
 // asks for it, leaving an empty directory for the store's Delete. The
 // export must already be removed.
 func keepData(st *volume.Store, v volume.Volume) (kept string, err error) {
-	mode := v.Parameters[ParamOnDelete]
+	mode := v.Parameters[csicommon.ParamOnDelete]
 	var dest string
 	switch mode {
 	case "", "delete":
@@ -37,20 +25,23 @@ func keepData(st *volume.Store, v volume.Volume) (kept string, err error) {
 	case "retain":
 		dest = filepath.Join(st.Dir(), "retained", v.ID)
 	case "archive":
-		ns, pvc := v.Parameters["csi.storage.k8s.io/pvc/namespace"], v.Parameters["csi.storage.k8s.io/pvc/name"]
+		// The PVC's names are checked at CreateVolume, but records written
+		// before that may hold anything: a name that is not a Kubernetes
+		// name is left out, so dest stays one entry of DATA/archive.
+		ns, pvc := v.Parameters[csicommon.ParamPVCNamespace], v.Parameters[csicommon.ParamPVCName]
 		name := v.ID + "_" + time.Now().UTC().Format("20060102T150405Z")
-		if ns != "" && pvc != "" {
+		if csicommon.ValidDNSLabel(ns) && csicommon.ValidDNSSubdomain(pvc) {
 			name = ns + "_" + pvc + "_" + name
 		}
 		dest = filepath.Join(st.Dir(), "archive", name)
 	default:
-		return "", fmt.Errorf("unknown %s mode %q", ParamOnDelete, mode)
+		return "", fmt.Errorf("unknown %s mode %q", csicommon.ParamOnDelete, mode)
 	}
 	parent := filepath.Dir(dest)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(dest+".json", v); err != nil {
+	if err := writeJSON(dest+".json", v); err != nil {
 		return "", err
 	}
 	src := st.VolumeDir(v.ID)
@@ -63,10 +54,10 @@ func keepData(st *volume.Store, v volume.Volume) (kept string, err error) {
 	if err := os.Mkdir(src, 0o755); err != nil {
 		return "", err
 	}
-	if err := syncDir(parent); err != nil {
+	if err := fileutil.SyncDir(parent); err != nil {
 		return "", err
 	}
-	return dest, syncDir(filepath.Dir(src))
+	return dest, fileutil.SyncDir(filepath.Dir(src))
 }
 
 // keepOnDelete applies volume id's onDelete parameter before the store
@@ -78,10 +69,10 @@ func (a *StorageAPI) keepOnDelete(ctx context.Context, id string) error {
 	}
 	kept, err := keepData(a.Store, v)
 	if err != nil {
-		return fmt.Errorf("keeping data (%s=%s): %w", ParamOnDelete, v.Parameters[ParamOnDelete], err)
+		return fmt.Errorf("keeping data (%s=%s): %w", csicommon.ParamOnDelete, v.Parameters[csicommon.ParamOnDelete], err)
 	}
 	if kept != "" {
-		logging.FromContext(ctx).Info("volume data kept", "localID", id, "mode", v.Parameters[ParamOnDelete], "dir", kept)
+		logging.FromContext(ctx).Info("volume data kept", "localID", id, "mode", v.Parameters[csicommon.ParamOnDelete], "dir", kept)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package csi
+package driver
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	mount "k8s.io/mount-utils"
+
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 )
 
 func newTestNode(probeErr error) (*Node, *mount.FakeMounter, *int) {
@@ -31,7 +33,7 @@ func publishReq(target string, mode csi.VolumeCapability_AccessMode_Mode) *csi.N
 		VolumeId:         "s1:0123456789abcdef",
 		TargetPath:       target,
 		VolumeCapability: c,
-		VolumeContext:    map[string]string{ContextAddress: "10.0.0.5:2049", ContextExport: "/0123456789abcdef"},
+		VolumeContext:    map[string]string{csicommon.ContextAddress: "10.0.0.5:2049", csicommon.ContextExport: "/0123456789abcdef"},
 	}
 }
 
@@ -64,7 +66,7 @@ func TestNodePublishUnpublish(t *testing.T) {
 
 	// A different volume at the same target is refused.
 	other := publishReq(target, csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)
-	other.VolumeContext[ContextExport] = "/ffffffffffffffff"
+	other.VolumeContext[csicommon.ContextExport] = "/ffffffffffffffff"
 	if _, err := n.NodePublishVolume(ctx, other); status.Code(err) != codes.AlreadyExists {
 		t.Errorf("other volume at target: %v", err)
 	}

@@ -1,7 +1,8 @@
-package csi
+package csicommon
 
 import (
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,6 +22,83 @@ const (
 	ParamAnonUID = "anonUID"
 	ParamAnonGID = "anonGID"
 )
+
+// ParamOnDelete is the StorageClass parameter choosing what DeleteVolume
+// does with a volume's data:
+//
+//	delete  (default) the data is removed
+//	retain  the directory is kept as DATA/retained/<local-id>/
+//	archive the directory is kept as DATA/archive/<pvc-namespace>_<pvc-name>_<local-id>_<UTC time>/
+//
+// Either way the volume stops existing (its ID, export and promised
+// capacity are gone); the kept directory is the admin's to restore or
+// remove, next to a copy of the volume's record (<dir>.json).
+const ParamOnDelete = "onDelete"
+
+// OnDeleteModes are the values ParamOnDelete takes.
+var OnDeleteModes = []string{"delete", "retain", "archive"}
+
+// Kubernetes object names external-provisioner passes (with
+// --extra-create-metadata). onDelete=archive puts the PVC's in a directory
+// name, so they are checked to be what Kubernetes allows (DNS-1123), which
+// keeps "/" and ".." out.
+const (
+	ParamPVName       = "csi.storage.k8s.io/pv/name"
+	ParamPVCName      = "csi.storage.k8s.io/pvc/name"
+	ParamPVCNamespace = "csi.storage.k8s.io/pvc/namespace"
+)
+
+// ValidDNSLabel reports whether s is a DNS-1123 label, as Kubernetes
+// namespace names are: 1 to 63 of [a-z0-9-], starting and ending
+// alphanumeric.
+func ValidDNSLabel(s string) bool { return len(s) <= 63 && dnsPart(s) }
+
+// ValidDNSSubdomain reports whether s is a DNS-1123 subdomain, as most
+// Kubernetes object names (PVs, PVCs) are: at most 253 characters of
+// dot-separated parts like labels.
+func ValidDNSSubdomain(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, part := range strings.Split(s, ".") {
+		if !dnsPart(part) {
+			return false
+		}
+	}
+	return true
+}
+
+// dnsPart: non-empty [a-z0-9-], starting and ending alphanumeric.
+func dnsPart(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (c != '-' || i == 0 || i == len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+func validKubernetesNames(p map[string]string) error {
+	for _, k := range []struct {
+		key   string
+		valid func(string) bool
+		what  string
+	}{
+		{ParamPVCNamespace, ValidDNSLabel, "a Kubernetes namespace name (DNS-1123 label: 1-63 of a-z, 0-9, '-')"},
+		{ParamPVCName, ValidDNSSubdomain, "a Kubernetes object name (DNS-1123 subdomain: a-z, 0-9, '-', '.', at most 253)"},
+		{ParamPVName, ValidDNSSubdomain, "a Kubernetes object name (DNS-1123 subdomain: a-z, 0-9, '-', '.', at most 253)"},
+	} {
+		if v, ok := p[k.key]; ok && !k.valid(v) {
+			return status.Errorf(codes.InvalidArgument, "parameter %q is %q: want %s", k.key, v, k.what)
+		}
+	}
+	return nil
+}
 
 // DefaultAnonID is the default anonymous uid and gid of root squash.
 const DefaultAnonID = 65534

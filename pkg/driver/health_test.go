@@ -1,4 +1,4 @@
-package csi
+package driver
 
 import (
 	"context"
@@ -12,17 +12,19 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 )
 
 // fakeQuota reports fixed usage for exported volumes.
 type fakeQuota struct {
-	usage    map[string]VolumeUsage
+	usage    map[string]csicommon.VolumeUsage
 	capacity map[string]int64
 }
 
 func (q *fakeQuota) SetCapacity(id string, c int64) error { q.capacity[id] = c; return nil }
 func (q *fakeQuota) Available() (int64, error)            { return 1 << 40, nil }
-func (q *fakeQuota) Usage(id string) (VolumeUsage, error) {
+func (q *fakeQuota) Usage(id string) (csicommon.VolumeUsage, error) {
 	u, ok := q.usage[id]
 	if !ok {
 		return u, errors.New("no such export")
@@ -41,7 +43,7 @@ func healthReasons(h *csi.VolumeHealth) string {
 func TestVolumeHealth(t *testing.T) {
 	ctx := context.Background()
 	a := startServer(t, "a", 1<<40)
-	q := &fakeQuota{usage: map[string]VolumeUsage{}, capacity: map[string]int64{}}
+	q := &fakeQuota{usage: map[string]csicommon.VolumeUsage{}, capacity: map[string]int64{}}
 	a.api.Quota = q
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := l.Addr().String()
@@ -66,22 +68,22 @@ func TestVolumeHealth(t *testing.T) {
 		}
 		return r.GetVolumeHealth()
 	}
-	if got := healthReasons(get(id)); got != "INACCESSIBLE/"+ReasonExportMissing {
+	if got := healthReasons(get(id)); got != "INACCESSIBLE/"+csicommon.ReasonExportMissing {
 		t.Fatalf("unexported volume: %s", got)
 	}
-	q.usage[local] = VolumeUsage{Bytes: 500, MaxBytes: 1000, Inodes: 10, MaxInodes: 100}
+	q.usage[local] = csicommon.VolumeUsage{Bytes: 500, MaxBytes: 1000, Inodes: 10, MaxInodes: 100}
 	if got := healthReasons(get(id)); got != "" {
 		t.Fatalf("half full volume: %s", got)
 	}
-	q.usage[local] = VolumeUsage{Bytes: 960, MaxBytes: 1000, Inodes: 99, MaxInodes: 100}
+	q.usage[local] = csicommon.VolumeUsage{Bytes: 960, MaxBytes: 1000, Inodes: 99, MaxInodes: 100}
 	h := get(id)
-	if got := healthReasons(h); got != "DEGRADED/"+ReasonNearlyFull+",DEGRADED/"+ReasonNearlyOutOfInodes {
+	if got := healthReasons(h); got != "DEGRADED/"+csicommon.ReasonNearlyFull+",DEGRADED/"+csicommon.ReasonNearlyOutOfInodes {
 		t.Fatalf("full volume: %s", got)
 	}
 	if msg := h.GetHealthStatuses()[0].GetMessage(); !strings.Contains(msg, "96% full") || !strings.Contains(msg, "expand") {
 		t.Fatalf("message not actionable: %q", msg)
 	}
-	if got := healthReasons(get("down:0123456789abcdef")); got != "INACCESSIBLE/"+ReasonServerUnreachable {
+	if got := healthReasons(get("down:0123456789abcdef")); got != "INACCESSIBLE/"+csicommon.ReasonServerUnreachable {
 		t.Fatalf("volume on a server that is down: %s", got)
 	}
 	_, err = c.ControllerGetVolumeHealth(ctx, &csi.ControllerGetVolumeHealthRequest{VolumeId: "a:fedcba9876543210"})
@@ -95,7 +97,7 @@ func TestVolumeHealth(t *testing.T) {
 	if q.capacity[local] != 5000 {
 		t.Fatalf("export capacity after expansion: %d", q.capacity[local])
 	}
-	caps := ControllerCapabilities()
+	caps := csicommon.ControllerCapabilities()
 	found := false
 	for _, c := range caps.GetCapabilities() {
 		found = found || c.GetRpc().GetType() == csi.ControllerServiceCapability_RPC_GET_VOLUME_HEALTH
@@ -130,38 +132,5 @@ func TestNodeVolumeHealth(t *testing.T) {
 	r, err = n.NodeGetVolumeHealth(ctx, &csi.NodeGetVolumeHealthRequest{VolumeId: "s1:0123456789abcdef", VolumePublishPath: target})
 	if err != nil || r.GetVolumeHealth() == nil {
 		t.Fatalf("health of a mounted volume: %v %v", r, err)
-	}
-}
-
-func TestUsageHealthThreshold(t *testing.T) {
-	for _, c := range []struct {
-		u    VolumeUsage
-		want int
-	}{
-		{VolumeUsage{Bytes: 949, MaxBytes: 1000}, 0},
-		{VolumeUsage{Bytes: 950, MaxBytes: 1000}, 1},
-		{VolumeUsage{Bytes: 2000, MaxBytes: 1000}, 1},
-		{VolumeUsage{Bytes: 1 << 40}, 0}, // unlimited
-		{VolumeUsage{Inodes: 95, MaxInodes: 100}, 1},
-	} {
-		if got := len(usageHealth(c.u)); got != c.want {
-			t.Errorf("%+v: %d problems, want %d", c.u, got, c.want)
-		}
-	}
-}
-
-func TestParseVolumeParams(t *testing.T) {
-	p, err := ParseVolumeParams(map[string]string{ParamMaxInodes: "1000", ParamRootSquash: "true", ParamAnonUID: "0", ParamAnonGID: "4000"})
-	if err != nil || p != (VolumeParams{MaxInodes: 1000, RootSquash: true, AnonUID: 0, AnonGID: 4000}) {
-		t.Fatalf("%+v %v", p, err)
-	}
-	if p, _ := ParseVolumeParams(nil); p != (VolumeParams{AnonUID: DefaultAnonID, AnonGID: DefaultAnonID}) || p.InodeLimit(1<<30) != 65536 || p.InodeLimit(1<<20) != minInodes {
-		t.Fatalf("defaults: %+v", p)
-	}
-	for k, v := range map[string]string{ParamMaxInodes: "0", ParamRootSquash: "yes please", ParamAnonUID: "-1", ParamAnonGID: "4294967295"} {
-		err := ValidateParameters(map[string]string{k: v})
-		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), k) {
-			t.Errorf("%s=%q: %v", k, v, err)
-		}
 	}
 }

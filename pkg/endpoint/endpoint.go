@@ -1,4 +1,4 @@
-package csi
+package endpoint
 
 import (
 	"errors"
@@ -14,9 +14,9 @@ import (
 	"github.com/hangar-csi/hangar/pkg/logging"
 )
 
-// ParseEndpoint splits a CSI endpoint ("unix:///path", "unix:path",
+// Parse splits a CSI endpoint ("unix:///path", "unix:path",
 // "tcp://host:port" or plain "host:port") into a network and address.
-func ParseEndpoint(ep string) (network, addr string, err error) {
+func Parse(ep string) (network, addr string, err error) {
 	switch {
 	case strings.HasPrefix(ep, "unix://"):
 		network, addr = "unix", strings.TrimPrefix(ep, "unix://")
@@ -37,7 +37,7 @@ func ParseEndpoint(ep string) (network, addr string, err error) {
 
 // Listen listens on a CSI endpoint, replacing a stale unix socket.
 func Listen(ep string) (net.Listener, error) {
-	network, addr, err := ParseEndpoint(ep)
+	network, addr, err := Parse(ep)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func Listen(ep string) (net.Listener, error) {
 
 // DialTarget turns a CSI endpoint into a gRPC dial target.
 func DialTarget(ep string) (string, error) {
-	network, addr, err := ParseEndpoint(ep)
+	network, addr, err := Parse(ep)
 	if err != nil {
 		return "", err
 	}

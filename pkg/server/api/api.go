@@ -1,10 +1,13 @@
-package csi
+// Package api is a storage server's management API: the CSI Controller
+// service over the server's own volume store (StorageAPI), the export
+// allow-lists ControllerPublishVolume keeps (Access), and what DeleteVolume
+// does with the data (onDelete). pkg/server wires it to the NFS server.
+package api
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -14,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
@@ -39,33 +43,28 @@ type StorageAPI struct {
 	Access *Access
 	// Quota, if set, applies expansions to live exports, reports volume
 	// health and decides what GetCapacity offers.
-	Quota    Quota
-	capacity func() (int64, error)
+	Quota Quota
 
 	// mu makes "check free capacity, then promise it" atomic across
 	// concurrent creates and expansions.
 	mu sync.Mutex
 }
 
-// ExportPath is the NFS export path of local volume id.
-func ExportPath(id string) string { return "/" + id }
-
 // ExportAll exports every volume in the store; call it once at startup.
 func (a *StorageAPI) ExportAll() error {
 	for _, v := range a.Store.List() {
-		if err := a.Exports.AddExport(ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil {
+		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil {
 			return fmt.Errorf("exporting volume %s: %w", v.ID, err)
 		}
 	}
 	return nil
 }
 
-// Register registers the API (Controller, Identity and the by-name lookup)
-// on s.
+// Register registers the API (the Controller service and the by-name
+// lookup) on s; the caller adds the Identity service.
 func (a *StorageAPI) Register(s *grpc.Server) {
 	csi.RegisterControllerServer(s, a)
-	csi.RegisterIdentityServer(s, &Identity{Manifest: map[string]string{ManifestServer: a.Name}})
-	RegisterVolumeByName(s, a.volumeByName)
+	csicommon.RegisterVolumeByName(s, a.volumeByName)
 }
 
 func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
@@ -73,9 +72,9 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 		VolumeId:      v.ID,
 		CapacityBytes: v.CapacityBytes,
 		VolumeContext: map[string]string{
-			ContextServer:  a.Name,
-			ContextAddress: a.NFSAddr,
-			ContextExport:  ExportPath(v.ID),
+			csicommon.ContextServer:  a.Name,
+			csicommon.ContextAddress: a.NFSAddr,
+			csicommon.ContextExport:  csicommon.ExportPath(v.ID),
 		},
 	}
 	return cv
@@ -90,9 +89,6 @@ func (a *StorageAPI) volumeByName(ctx context.Context, name string) (*csi.Volume
 }
 
 func (a *StorageAPI) available() (int64, error) {
-	if a.capacity != nil {
-		return a.capacity()
-	}
 	if a.Quota != nil {
 		return a.Quota.Available()
 	}
@@ -100,7 +96,7 @@ func (a *StorageAPI) available() (int64, error) {
 }
 
 func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
-	capacity, err := ValidateCreate(req)
+	capacity, err := csicommon.ValidateCreate(req)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +129,7 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		return nil, status.Errorf(codes.Internal, "server %s: creating volume: %v", a.Name, err)
 	}
 	// Exporting is idempotent from our side: a retried create re-adds it.
-	if err := a.Exports.AddExport(ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil && created {
+	if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil && created {
 		if derr := a.Store.Delete(v.ID); derr != nil {
 			logging.FromContext(ctx).Error(derr, "rolling back volume after failed export", "volumeID", v.ID)
 		}
@@ -154,7 +150,7 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 		return &csi.DeleteVolumeResponse{}, nil // cannot exist
 	}
 	// Unexport first so no client writes into a directory being removed.
-	if err := a.Exports.RemoveExport(ExportPath(id)); err != nil {
+	if err := a.Exports.RemoveExport(csicommon.ExportPath(id)); err != nil {
 		logging.FromContext(ctx).V(1).Info("export already gone", "error", err.Error())
 	}
 	err := a.keepOnDelete(ctx, id)
@@ -164,7 +160,7 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	if err != nil {
 		// The volume still exists: serve it again.
 		if _, gerr := a.Store.Get(id); gerr == nil {
-			if xerr := a.Exports.AddExport(ExportPath(id), a.Store.VolumeDir(id), id); xerr != nil {
+			if xerr := a.Exports.AddExport(csicommon.ExportPath(id), a.Store.VolumeDir(id), id); xerr != nil {
 				logging.FromContext(ctx).Error(xerr, "re-exporting volume after failed delete")
 			}
 		}
@@ -204,7 +200,7 @@ func (a *StorageAPI) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 	if _, err := a.get(req.GetVolumeId()); err != nil {
 		return nil, err
 	}
-	return validateVolumeCapabilities(req)
+	return csicommon.ValidateVolumeCapabilities(req)
 }
 
 func (a *StorageAPI) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
@@ -217,7 +213,7 @@ func (a *StorageAPI) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 	if req.GetCapacityRange() == nil {
 		return nil, status.Error(codes.InvalidArgument, "capacity range is required")
 	}
-	want, err := Capacity(req.GetCapacityRange())
+	want, err := csicommon.Capacity(req.GetCapacityRange())
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +276,7 @@ func (a *StorageAPI) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 
 func (a *StorageAPI) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
 	for _, c := range req.GetVolumeCapabilities() {
-		if checkCapability(c) != "" {
+		if csicommon.CheckCapability(c) != "" {
 			return &csi.GetCapacityResponse{}, nil
 		}
 	}
@@ -290,26 +286,10 @@ func (a *StorageAPI) GetCapacity(ctx context.Context, req *csi.GetCapacityReques
 	}
 	return &csi.GetCapacityResponse{
 		AvailableCapacity: avail,
-		MaximumVolumeSize: wrapInt64(avail),
+		MaximumVolumeSize: wrapperspb.Int64(avail),
 	}, nil
 }
 
 func (a *StorageAPI) ControllerGetCapabilities(ctx context.Context, req *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
-	return ControllerCapabilities(), nil
+	return csicommon.ControllerCapabilities(), nil
 }
-
-// FormatBytes renders n with a binary unit for humans.
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + "B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func wrapInt64(n int64) *wrapperspb.Int64Value { return wrapperspb.Int64(n) }

@@ -1,4 +1,4 @@
-package csi
+package csicommon
 
 import (
 	"fmt"
@@ -24,9 +24,9 @@ var acceptedParameters = []string{
 	ParamRootSquash,
 	ParamAnonUID,
 	ParamAnonGID,
-	"csi.storage.k8s.io/pv/name",
-	"csi.storage.k8s.io/pvc/name",
-	"csi.storage.k8s.io/pvc/namespace",
+	ParamPVName,
+	ParamPVCName,
+	ParamPVCNamespace,
 }
 
 // ValidateParameters refuses unknown StorageClass parameters, naming them.
@@ -38,8 +38,11 @@ func ValidateParameters(p map[string]string) error {
 		}
 	}
 	if len(unknown) == 0 {
-		if m, ok := p[ParamOnDelete]; ok && !slices.Contains(onDeleteModes, m) {
-			return status.Errorf(codes.InvalidArgument, "parameter %q is %q; want one of %s", ParamOnDelete, m, strings.Join(onDeleteModes, ", "))
+		if m, ok := p[ParamOnDelete]; ok && !slices.Contains(OnDeleteModes, m) {
+			return status.Errorf(codes.InvalidArgument, "parameter %q is %q; want one of %s", ParamOnDelete, m, strings.Join(OnDeleteModes, ", "))
+		}
+		if err := validKubernetesNames(p); err != nil {
+			return err
 		}
 		_, err := ParseVolumeParams(p)
 		return err
@@ -66,8 +69,8 @@ var supportedModes = []csi.VolumeCapability_AccessMode_Mode{
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
 }
 
-// checkCapability explains why c is unsupported, or returns "".
-func checkCapability(c *csi.VolumeCapability) string {
+// CheckCapability explains why c is unsupported, or returns "".
+func CheckCapability(c *csi.VolumeCapability) string {
 	if c == nil {
 		return "volume capability is empty"
 	}
@@ -95,15 +98,15 @@ func ValidateCapabilities(caps []*csi.VolumeCapability) error {
 		return status.Error(codes.InvalidArgument, "volume capabilities are required")
 	}
 	for _, c := range caps {
-		if why := checkCapability(c); why != "" {
+		if why := CheckCapability(c); why != "" {
 			return status.Error(codes.InvalidArgument, why)
 		}
 	}
 	return nil
 }
 
-// readOnlyMode reports access modes that must be mounted read-only.
-func readOnlyMode(c *csi.VolumeCapability) bool {
+// ReadOnlyMode reports access modes that must be mounted read-only.
+func ReadOnlyMode(c *csi.VolumeCapability) bool {
 	switch c.GetAccessMode().GetMode() {
 	case csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY, csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY:
 		return true
@@ -174,12 +177,12 @@ func ControllerCapabilities() *csi.ControllerGetCapabilitiesResponse {
 
 // ValidateVolumeCapabilities answers ValidateVolumeCapabilities for an
 // existing volume.
-func validateVolumeCapabilities(req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+func ValidateVolumeCapabilities(req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "volume capabilities are required")
 	}
 	for _, c := range req.GetVolumeCapabilities() {
-		if why := checkCapability(c); why != "" {
+		if why := CheckCapability(c); why != "" {
 			return &csi.ValidateVolumeCapabilitiesResponse{Message: why}, nil
 		}
 	}
@@ -191,4 +194,32 @@ func validateVolumeCapabilities(req *csi.ValidateVolumeCapabilitiesRequest) (*cs
 		VolumeCapabilities: req.GetVolumeCapabilities(),
 		Parameters:         req.GetParameters(),
 	}}, nil
+}
+
+// ValidatePublish checks the fields of a ControllerPublishVolume request.
+func ValidatePublish(req *csi.ControllerPublishVolumeRequest) error {
+	switch {
+	case req.GetVolumeId() == "":
+		return status.Error(codes.InvalidArgument, "volume ID is required")
+	case req.GetNodeId() == "":
+		return status.Error(codes.InvalidArgument, "node ID is required")
+	case req.GetVolumeCapability() == nil:
+		return status.Error(codes.InvalidArgument, "volume capability is required")
+	}
+	if why := CheckCapability(req.GetVolumeCapability()); why != "" {
+		return status.Error(codes.InvalidArgument, why)
+	}
+	return nil
+}
+
+// SingleNodeMode reports access modes that allow one node only.
+func SingleNodeMode(c *csi.VolumeCapability) bool {
+	switch c.GetAccessMode().GetMode() {
+	case csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER:
+		return true
+	}
+	return false
 }

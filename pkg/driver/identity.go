@@ -1,10 +1,12 @@
-package csi
+package driver
 
 import (
 	"context"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 )
 
 // Identity is the CSI Identity service. Every Hangar process reports the
@@ -18,12 +20,8 @@ type Identity struct {
 	Manifest map[string]string
 }
 
-// ManifestServer is the GetPluginInfo manifest key holding a storage
-// server's name.
-const ManifestServer = "hangar.dev/server"
-
 func (i *Identity) GetPluginInfo(ctx context.Context, req *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
-	return &csi.GetPluginInfoResponse{Name: DriverName, VendorVersion: Version, Manifest: i.Manifest}, nil
+	return &csi.GetPluginInfoResponse{Name: csicommon.DriverName, VendorVersion: csicommon.Version, Manifest: i.Manifest}, nil
 }
 
 func (i *Identity) GetPluginCapabilities(ctx context.Context, req *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {

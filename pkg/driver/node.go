@@ -1,10 +1,9 @@
-package csi
+package driver
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	mount "k8s.io/mount-utils"
 
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
 )
 
@@ -34,43 +34,6 @@ type Node struct {
 	ProbeTimeout time.Duration
 }
 
-// MountOptions are the NFS mount options for a server listening on port:
-// NFSv3 and MOUNT over TCP on the one port, no NLM (Hangar has no lock
-// manager; locks stay local to the client).
-func MountOptions(port string) []string {
-	return []string{"vers=3", "proto=tcp", "port=" + port, "mountport=" + port, "mountproto=tcp", "nolock"}
-}
-
-// MountSource is the "host:/export" device string for mount(8).
-func MountSource(addr, export string) (source, port string, err error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", "", fmt.Errorf("NFS address %q: %w", addr, err)
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return host + ":" + export, port, nil
-}
-
-// nfsTarget finds where a volume is served: the volume context the
-// controller returned, with the export derived from the ID if absent.
-func nfsTarget(volumeID string, vctx map[string]string) (addr, export string, err error) {
-	addr = vctx[ContextAddress]
-	if addr == "" {
-		return "", "", status.Errorf(codes.InvalidArgument, "volume context of %s lacks %q: was the volume created by %s?", volumeID, ContextAddress, DriverName)
-	}
-	export = vctx[ContextExport]
-	if export == "" {
-		_, id, err := ParseVolumeID(volumeID)
-		if err != nil {
-			return "", "", status.Errorf(codes.InvalidArgument, "volume context of %s lacks %q and the ID does not name an export: %v", volumeID, ContextExport, err)
-		}
-		export = ExportPath(id)
-	}
-	return addr, export, nil
-}
-
 func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	vid, target, vc := req.GetVolumeId(), req.GetTargetPath(), req.GetVolumeCapability()
 	switch {
@@ -81,7 +44,7 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	case vc == nil:
 		return nil, status.Error(codes.InvalidArgument, "volume capability is required")
 	}
-	if why := checkCapability(vc); why != "" {
+	if why := csicommon.CheckCapability(vc); why != "" {
 		return nil, status.Error(codes.InvalidArgument, why)
 	}
 	addr, export, err := nfsTarget(vid, req.GetVolumeContext())
@@ -94,7 +57,7 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	}
 	opts := MountOptions(port)
 	opts = append(opts, vc.GetMount().GetMountFlags()...)
-	if req.GetReadonly() || readOnlyMode(vc) {
+	if req.GetReadonly() || csicommon.ReadOnlyMode(vc) {
 		opts = append(opts, "ro")
 	}
 	log := logging.FromContext(ctx)
@@ -169,12 +132,6 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	}
 	log.Info("volume published", "target", target, "source", source, "options", strings.Join(opts, ","))
 	return &csi.NodePublishVolumeResponse{}, nil
-}
-
-func sameFile(a, b string) bool {
-	fa, err1 := os.Stat(a)
-	fb, err2 := os.Stat(b)
-	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
 func (n *Node) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
@@ -266,4 +223,52 @@ func (n *Node) NodeGetCapabilities(ctx context.Context, req *csi.NodeGetCapabili
 		})
 	}
 	return resp, nil
+}
+
+// NodeGetVolumeHealth checks the volume's mount at the publish path, if
+// given: an unresponsive mount is INACCESSIBLE, a nearly full volume (as
+// the server reports it through statfs) DEGRADED. Without a path there is
+// nothing this node knows.
+func (n *Node) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
+	vid := req.GetVolumeId()
+	if vid == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	h := &csi.VolumeHealth{VolumeId: vid}
+	resp := &csi.NodeGetVolumeHealthResponse{VolumeHealth: h}
+	path := req.GetVolumePublishPath()
+	if path == "" {
+		return resp, nil
+	}
+	notMnt, err := n.Mounter.IsLikelyNotMountPoint(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, status.Errorf(codes.NotFound, "volume path %s does not exist", path)
+	case err != nil && mount.IsCorruptedMnt(err):
+		h.HealthStatuses = append(h.HealthStatuses, unresponsive(vid, path, err))
+		return resp, nil
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "checking %s: %v", path, err)
+	case notMnt:
+		return nil, status.Errorf(codes.NotFound, "volume %s is not mounted at %s", vid, path)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		h.HealthStatuses = append(h.HealthStatuses, unresponsive(vid, path, err))
+		return resp, nil
+	}
+	bs := uint64(st.Bsize)
+	h.HealthStatuses = csicommon.UsageHealth(csicommon.VolumeUsage{
+		Bytes: (st.Blocks - st.Bfree) * bs, MaxBytes: st.Blocks * bs,
+		Inodes: st.Files - st.Ffree, MaxInodes: st.Files,
+	})
+	return resp, nil
+}
+
+func unresponsive(vid, path string, err error) *csi.VolumeHealth_VolumeHealthEntry {
+	return &csi.VolumeHealth_VolumeHealthEntry{
+		Status:  csi.VolumeHealthErrorType_INACCESSIBLE,
+		Reason:  csicommon.ReasonMountUnresponsive,
+		Message: fmt.Sprintf("mount of volume %s at %s does not respond (%v): the storage server is down or the volume was deleted; restart the pod once the server is back", vid, path, err),
+	}
 }

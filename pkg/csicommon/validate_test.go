@@ -1,4 +1,4 @@
-package csi
+package csicommon
 
 import (
 	"strings"
@@ -28,18 +28,6 @@ func TestVolumeIDRoundTrip(t *testing.T) {
 	} {
 		if _, _, err := ParseVolumeID(bad); err == nil {
 			t.Errorf("ParseVolumeID(%q) accepted", bad)
-		}
-	}
-}
-
-func TestParseServers(t *testing.T) {
-	refs, err := ParseServers("a=h1:1, b=[::1]:2")
-	if err != nil || len(refs) != 2 || refs[1] != (ServerRef{"b", "[::1]:2"}) {
-		t.Fatalf("ParseServers = %+v, %v", refs, err)
-	}
-	for _, bad := range []string{"", "a", "a=", "a=h:1,a=h:2", "A=h:1"} {
-		if _, err := ParseServers(bad); err == nil {
-			t.Errorf("ParseServers(%q) accepted", bad)
 		}
 	}
 }
@@ -117,19 +105,21 @@ func TestValidateCreate(t *testing.T) {
 	}
 }
 
-func TestParseEndpoint(t *testing.T) {
-	for ep, want := range map[string]string{
-		"unix:///tmp/x.sock": "unix /tmp/x.sock", "unix:rel.sock": "unix rel.sock",
-		"tcp://127.0.0.1:1": "tcp 127.0.0.1:1", "127.0.0.1:2": "tcp 127.0.0.1:2",
+func TestKubernetesNames(t *testing.T) {
+	for s, want := range map[string]bool{
+		"default": true, "a": true, "kube-system": true, strings.Repeat("a", 63): true,
+		"": false, "-a": false, "a-": false, "A": false, "a.b": false, "..": false, "a/b": false, strings.Repeat("a", 64): false,
 	} {
-		n, a, err := ParseEndpoint(ep)
-		if err != nil || n+" "+a != want {
-			t.Errorf("ParseEndpoint(%q) = %q %q %v", ep, n, a, err)
+		if ValidDNSLabel(s) != want {
+			t.Errorf("ValidDNSLabel(%q) = %v", s, !want)
 		}
 	}
-	for _, bad := range []string{"http://x", "unix://", ""} {
-		if _, _, err := ParseEndpoint(bad); err == nil {
-			t.Errorf("ParseEndpoint(%q) accepted", bad)
+	for s, want := range map[string]bool{
+		"data-0": true, "www.example.com": true, strings.Repeat("a", 100): true, strings.Repeat("a", 253): true,
+		"": false, ".": false, "..": false, "a..b": false, ".a": false, "a/b": false, "x/../y": false, strings.Repeat("a", 254): false,
+	} {
+		if ValidDNSSubdomain(s) != want {
+			t.Errorf("ValidDNSSubdomain(%q) = %v", s, !want)
 		}
 	}
 }
