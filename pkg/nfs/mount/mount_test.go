@@ -32,9 +32,11 @@ func path(p string) []byte {
 	return w.Bytes()
 }
 
-func dump(t *testing.T, h *Handler) []string {
+func dump(t *testing.T, h *Handler) []string { t.Helper(); return dumpFrom(t, h, "10.0.0.1") }
+
+func dumpFrom(t *testing.T, h *Handler, ip string) []string {
 	t.Helper()
-	st, r := serve(t, h, ProcDump, "10.0.0.1", nil)
+	st, r := serve(t, h, ProcDump, ip, nil)
 	if st != rpc.Success {
 		t.Fatalf("DUMP: %d", st)
 	}
@@ -128,6 +130,13 @@ func TestMount(t *testing.T) {
 	}
 	if _, r := serve(t, h, ProcMnt, "10.0.0.2", path("/b")); r.Uint32() != StatusOK {
 		t.Error("MNT from the allowed client refused")
+	}
+	// DUMP names volumes too: only the ones the caller may mount.
+	if got := dumpFrom(t, h, "10.0.0.1"); len(got) != 0 {
+		t.Errorf("DUMP to a client /b is not for: %q", got)
+	}
+	if got := strings.Join(dumpFrom(t, h, "10.0.0.2"), " "); got != "10.0.0.2:/b" {
+		t.Errorf("DUMP to /b's client: %q", got)
 	}
 	if got := exports("10.0.0.1"); got != "/a" {
 		t.Errorf("EXPORT to a client /b is not for: %q", got)
