@@ -288,6 +288,16 @@ func TestReadOnlyPublishIsEnforced(t *testing.T) {
 	if _, _, _, err := w.Write(ctx, f, 0, []byte("DATA"), vfs.FileSync); err != nil {
 		t.Errorf("writer: %v", err)
 	}
+
+	// Republished read-write, the node writes from its next call on.
+	c := dialFrom(t, srv.NFSListenAddr(), "127.0.0.1")
+	_, _, _, err = c.Write(ctx, f, 0, []byte("data"), vfs.FileSync)
+	wantStatus(t, "WRITE before republishing read-write", err, nfs3.StatusROFS)
+	unpublish(t, ctrl, vid, "ro-flag@127.0.0.1")
+	publish(t, ctrl, vid, "ro-flag@127.0.0.1", rwx, false)
+	if _, _, _, err := c.Write(ctx, f, 0, []byte("data"), vfs.FileSync); err != nil {
+		t.Errorf("WRITE after republishing read-write: %v", err)
+	}
 }
 
 // TestNewVolumesNeverVisible: a client on an unpublished address that
