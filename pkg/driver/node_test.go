@@ -6,14 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	mount "k8s.io/mount-utils"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/endpoint"
 )
 
 func newTestNode(probeErr error) (*Node, *mount.FakeMounter, *int) {
@@ -158,5 +163,39 @@ func TestMountSourceIPv6(t *testing.T) {
 	src, port, err := MountSource("[fd00::1]:2049", "/v")
 	if err != nil || src != "[fd00::1]:/v" || port != "2049" {
 		t.Fatalf("%q %q %v", src, port, err)
+	}
+}
+
+// TestNodeSizeLimits: over the node's CSI socket, a volume ID or volume
+// context past the CSI size limits is refused before anything is mounted.
+func TestNodeSizeLimits(t *testing.T) {
+	n, m, _ := newTestNode(nil)
+	sock := filepath.Join(t.TempDir(), "csi.sock")
+	l, err := endpoint.Listen("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := endpoint.NewGRPCServer(logr.Discard())
+	csi.RegisterNodeServer(g, n)
+	go g.Serve(l)
+	defer g.Stop()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := csi.NewNodeClient(conn)
+	longID := publishReq(filepath.Join(t.TempDir(), "a"), csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	longID.VolumeId = "s1:" + strings.Repeat("0", 200)
+	bigCtx := publishReq(filepath.Join(t.TempDir(), "b"), csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	bigCtx.VolumeContext["junk"] = strings.Repeat("x", 5000)
+	for field, req := range map[string]*csi.NodePublishVolumeRequest{"volume_id": longID, "volume_context": bigCtx} {
+		_, err := client.NodePublishVolume(context.Background(), req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), field) {
+			t.Errorf("oversized %s: %v, want InvalidArgument naming it", field, err)
+		}
+	}
+	if mps, _ := m.List(); len(mps) != 0 {
+		t.Fatalf("mounted %v", mps)
 	}
 }

@@ -72,11 +72,11 @@ func (a *StorageAPI) ExportAll() error {
 	return nil
 }
 
-// Register registers the API (the Controller service and the by-name
-// lookup) on s; the caller adds the Identity service.
+// Register registers the API (the Controller and Volumes services) on s;
+// the caller adds the Identity service.
 func (a *StorageAPI) Register(s *grpc.Server) {
 	csi.RegisterControllerServer(s, a)
-	csicommon.RegisterVolumeByName(s, a.volumeByName)
+	csicommon.RegisterVolumes(s, a)
 }
 
 func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
@@ -84,6 +84,7 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 		VolumeId:      v.ID,
 		CapacityBytes: v.CapacityBytes,
 		VolumeContext: map[string]string{
+			csicommon.ContextName:    v.Name,
 			csicommon.ContextServer:  a.Name,
 			csicommon.ContextAddress: a.NFSAddr,
 			csicommon.ContextExport:  csicommon.ExportPath(v.ID),
@@ -92,12 +93,29 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 	return cv
 }
 
-func (a *StorageAPI) volumeByName(ctx context.Context, name string) (*csi.Volume, error) {
+// GetVolumeByName returns the volume called name (Volumes service).
+func (a *StorageAPI) GetVolumeByName(ctx context.Context, name string) (*csi.Volume, error) {
 	v, err := a.Store.GetByName(name)
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "no volume named %q on server %s", name, a.Name)
 	}
 	return a.csiVolume(v), nil
+}
+
+// GetVolumeUsage reports volume id's live usage (Volumes service).
+func (a *StorageAPI) GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGetVolumeStatsResponse, error) {
+	v, err := a.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if a.Quota == nil {
+		return nil, status.Errorf(codes.Unimplemented, "server %s does not track usage", a.Name)
+	}
+	u, err := a.Quota.Usage(v.ID)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "server %s does not export volume %s: %v", a.Name, v.ID, err)
+	}
+	return csicommon.UsageResponse(u), nil
 }
 
 func (a *StorageAPI) available() (int64, error) {
