@@ -15,8 +15,9 @@ import (
 const handleSize = 16 // fsid, fileid
 
 // MemFS is an in-memory vfs.FS for protocol tests and benchmarks of the NFS
-// layer. It follows the vfs contract (TestFS checks it does) but checks no
-// permissions and persists nothing. The zero value is not usable; call
+// layer. It follows the vfs contract (TestFS checks it does), export
+// policies (SetPolicy) included, but checks no permissions and persists
+// nothing. The zero value is not usable; call
 // NewMemFS.
 type MemFS struct {
 	// Fault, if set, is consulted at the start of every operation with its
