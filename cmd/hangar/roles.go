@@ -69,7 +69,7 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 	apiListen := fs.String("api-listen", ":7070", "management API listen address (host:port or unix:///path)")
 	name := fs.String("name", server.DefaultName(hostname()), "server name: the prefix of its volume IDs; never change it once volumes exist")
 	advertise := fs.String("advertise", "", "host:port that nodes mount (default: the NFS listen address, or this machine's first non-loopback address)")
-	access := fs.Bool("access-control", false, "let only nodes a volume is published to (ControllerPublishVolume) mount it")
+	access := fs.Bool("access-control", false, "let only nodes a volume is published to (ControllerPublishVolume) reach it, read-only if published so")
 	tlsFlags := addTLSFlags(fs, "management API")
 	overcommit := fs.Float64("overcommit-ratio", 1, "how many times the data disk's space volumes may be promised in total (>= 1; 1: never promise more than the disk holds)")
 	mf := addMetricsFlags(fs)
@@ -250,7 +250,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	name := fs.String("name", "local", "server name: the prefix of volume IDs")
 	nodeID := fs.String("node-id", hostname(), "node name reported to the CO")
 	nodeAddr := fs.String("node-address", "127.0.0.1", "IP address(es) this machine's NFS client mounts from (see \"hangar help node\")")
-	access := fs.Bool("access-control", false, "let only nodes a volume is published to mount it (off: hand mounts work)")
+	access := fs.Bool("access-control", false, "let only nodes a volume is published to reach it (off: hand mounts work)")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
 	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
@@ -368,7 +368,7 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		// The export's identity is derived from its path so handles survive
 		// restarts.
 		sum := sha256.Sum256([]byte(abs))
-		if err := lfs.AddExport("/", abs, hex.EncodeToString(sum[:8])); err != nil {
+		if err := lfs.AddExport("/", abs, hex.EncodeToString(sum[:8]), nil); err != nil {
 			return err
 		}
 		l, err := net.Listen("tcp", *listen)

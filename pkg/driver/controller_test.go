@@ -19,6 +19,7 @@ import (
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/server/api"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
@@ -27,7 +28,7 @@ type fakeExports struct {
 	paths map[string]string
 }
 
-func (f *fakeExports) AddExport(path, dir, id string) error {
+func (f *fakeExports) AddExport(path, dir, id string, _ vfs.Policy) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.paths[path] = dir

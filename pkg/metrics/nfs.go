@@ -6,7 +6,6 @@ package metrics
 
 import (
 	"context"
-	"net"
 	"sync"
 	"time"
 
@@ -174,10 +173,10 @@ func (m *NFS) end(c call, err error) {
 	m.inflight.Dec()
 }
 
-func (m *NFS) Exports() []vfs.Export { return m.fs.Exports() }
+func (m *NFS) Exports(ctx context.Context) []vfs.Export { return m.fs.Exports(ctx) }
 
-func (m *NFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
-	h, err := m.fs.Mount(ctx, path, addr)
+func (m *NFS) Mount(ctx context.Context, path string) (vfs.Handle, error) {
+	h, err := m.fs.Mount(ctx, path)
 	id, ok := m.vol(h)
 	if !ok {
 		id = UnknownVolume

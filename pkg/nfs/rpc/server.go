@@ -60,6 +60,12 @@ type Options struct {
 	// never below MaxRecordSize). A record's buffer grows as its bytes
 	// arrive, charged as it grows; past its first 64 KiB it waits for room.
 	MaxInFlightBytes int
+
+	// ConnContext, if set, derives the context of every call on a new
+	// connection from ctx (as net/http's Server.ConnContext does): values
+	// that belong to the connection, such as the client's address, are
+	// attached once instead of per call.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
 
 func (o *Options) setDefaults() {
@@ -385,7 +391,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		c.ip = c.addr.Addr().Unmap()
 	}
 	c.lastActive.Store(time.Now().UnixNano())
-	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	base := s.ctx
+	if s.o.ConnContext != nil {
+		base = s.o.ConnContext(base, nc)
+	}
+	c.ctx, c.cancel = context.WithCancel(base)
 	c.rr = recordReader{r: bufio.NewReaderSize(idleReader{c}, 64<<10), max: s.o.MaxRecordSize, acct: c}
 	return c
 }

@@ -19,12 +19,15 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
 // Exporter publishes volume directories over NFS (localfs.FS does).
 type Exporter interface {
-	AddExport(path, dir, volumeID string) error
+	// AddExport exports dir at path under policy p, which must be in
+	// force before the export is reachable.
+	AddExport(path, dir, volumeID string, p vfs.Policy) error
 	RemoveExport(path string) error
 }
 
@@ -51,9 +54,18 @@ type StorageAPI struct {
 }
 
 // ExportAll exports every volume in the store; call it once at startup.
+// policy is the access policy of volume id's export (nil without access
+// lists: everyone).
+func (a *StorageAPI) policy(id string) vfs.Policy {
+	if a.Access == nil {
+		return nil
+	}
+	return a.Access.Policy(id)
+}
+
 func (a *StorageAPI) ExportAll() error {
 	for _, v := range a.Store.List() {
-		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil {
+		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil {
 			return fmt.Errorf("exporting volume %s: %w", v.ID, err)
 		}
 	}
@@ -147,7 +159,7 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		return nil, status.Errorf(codes.Internal, "server %s: creating volume: %v", a.Name, err)
 	}
 	// Exporting is idempotent from our side: a retried create re-adds it.
-	if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil && created {
+	if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil && created {
 		if derr := a.Store.Delete(v.ID); derr != nil {
 			logging.FromContext(ctx).Error(derr, "rolling back volume after failed export", "volumeID", v.ID)
 		}
@@ -178,7 +190,7 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	if err != nil {
 		// The volume still exists: serve it again.
 		if _, gerr := a.Store.Get(id); gerr == nil {
-			if xerr := a.Exports.AddExport(csicommon.ExportPath(id), a.Store.VolumeDir(id), id); xerr != nil {
+			if xerr := a.Exports.AddExport(csicommon.ExportPath(id), a.Store.VolumeDir(id), id, a.policy(id)); xerr != nil {
 				logging.FromContext(ctx).Error(xerr, "re-exporting volume after failed delete")
 			}
 		}

@@ -17,7 +17,7 @@ var _ vfs.FileReader = (*FS)(nil)
 // close or evict the node meanwhile without the number being reused under
 // the caller for another file.
 func (f *FS) ReadFile(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (int, int, bool, *vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return -1, 0, false, nil, err
 	}
