@@ -419,3 +419,30 @@ func TestMountSourceIPv6(t *testing.T) {
 		t.Fatalf("%q %q %v", src, port, err)
 	}
 }
+
+// TestNodeSizeLimits: over the node's CSI socket, a volume ID or volume
+// context past the CSI size limits is refused before anything is mounted.
+func TestNodeSizeLimits(t *testing.T) {
+	n, m, _ := newTestNode(nil)
+	client := serveNode(t, n)
+	dir := t.TempDir()
+	const mode = csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER
+	longID := stageReq(filepath.Join(dir, "a"), mode)
+	longID.VolumeId = "s1:" + strings.Repeat("0", 200)
+	bigCtx := stageReq(filepath.Join(dir, "b"), mode)
+	bigCtx.VolumeContext["junk"] = strings.Repeat("x", 5000)
+	for field, req := range map[string]*csi.NodeStageVolumeRequest{"volume_id": longID, "volume_context": bigCtx} {
+		_, err := client.NodeStageVolume(context.Background(), req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), field) {
+			t.Errorf("oversized %s at stage: %v, want InvalidArgument naming it", field, err)
+		}
+	}
+	pubID := publishReq(filepath.Join(dir, "a"), filepath.Join(dir, "t"), mode)
+	pubID.VolumeId = longID.VolumeId
+	if _, err := client.NodePublishVolume(context.Background(), pubID); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "volume_id") {
+		t.Errorf("oversized volume_id at publish: %v, want InvalidArgument naming it", err)
+	}
+	if mps, _ := m.List(); len(mps) != 0 {
+		t.Fatalf("mounted %v", mps)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,12 +12,13 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/server/api"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
 )
 
 // volumes exports volume directories with their capacity and identity
-// policy (api.AllowExporter) and is the StorageAPI's live view of usage
+// policy (api.Exporter) and is the StorageAPI's live view of usage
 // (api.Quota).
 type volumes struct {
 	fs         *localfs.FS
@@ -30,8 +30,8 @@ type volumes struct {
 }
 
 var (
-	_ api.AllowExporter = (*volumes)(nil)
-	_ api.Quota         = (*volumes)(nil)
+	_ api.Exporter = (*volumes)(nil)
+	_ api.Quota    = (*volumes)(nil)
 )
 
 func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log logr.Logger) (*volumes, error) {
@@ -65,8 +65,9 @@ func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
 	}, nil
 }
 
-// AddExport exports the volume and applies its policy, scanning its usage.
-func (x *volumes) AddExport(path, dir, id string) error {
+// AddExport exports the volume under access policy p and applies its
+// export config, scanning its usage.
+func (x *volumes) AddExport(path, dir, id string, p vfs.Policy) error {
 	v, err := x.store.Get(id)
 	if err != nil {
 		return fmt.Errorf("exporting %s: %w", id, err)
@@ -76,7 +77,7 @@ func (x *volumes) AddExport(path, dir, id string) error {
 		return fmt.Errorf("volume %s: %w", id, err)
 	}
 	cfg.UsageFile = x.usageFile(id)
-	if err := x.fs.AddExport(path, dir, id); err != nil {
+	if err := x.fs.AddExport(path, dir, id, p); err != nil {
 		return err
 	}
 	if err := x.fs.Configure(path, cfg); err != nil {
@@ -102,10 +103,6 @@ func (x *volumes) RemoveExport(path string) error {
 		}
 	}
 	return err
-}
-
-func (x *volumes) SetAllowed(path string, allow func(net.Addr) bool) error {
-	return x.fs.SetAllowed(path, allow)
 }
 
 // SetCapacity raises the live export's limits (the inode limit too, when

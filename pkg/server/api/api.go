@@ -19,12 +19,15 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
 // Exporter publishes volume directories over NFS (localfs.FS does).
 type Exporter interface {
-	AddExport(path, dir, volumeID string) error
+	// AddExport exports dir at path under policy p, which must be in
+	// force before the export is reachable.
+	AddExport(path, dir, volumeID string, p vfs.Policy) error
 	RemoveExport(path string) error
 }
 
@@ -51,20 +54,29 @@ type StorageAPI struct {
 }
 
 // ExportAll exports every volume in the store; call it once at startup.
+// policy is the access policy of volume id's export (nil without access
+// lists: everyone).
+func (a *StorageAPI) policy(id string) vfs.Policy {
+	if a.Access == nil {
+		return nil
+	}
+	return a.Access.Policy(id)
+}
+
 func (a *StorageAPI) ExportAll() error {
 	for _, v := range a.Store.List() {
-		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil {
+		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil {
 			return fmt.Errorf("exporting volume %s: %w", v.ID, err)
 		}
 	}
 	return nil
 }
 
-// Register registers the API (the Controller service and the by-name
-// lookup) on s; the caller adds the Identity service.
+// Register registers the API (the Controller and Volumes services) on s;
+// the caller adds the Identity service.
 func (a *StorageAPI) Register(s *grpc.Server) {
 	csi.RegisterControllerServer(s, a)
-	csicommon.RegisterVolumeByName(s, a.volumeByName)
+	csicommon.RegisterVolumes(s, a)
 }
 
 func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
@@ -72,6 +84,7 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 		VolumeId:      v.ID,
 		CapacityBytes: v.CapacityBytes,
 		VolumeContext: map[string]string{
+			csicommon.ContextName:    v.Name,
 			csicommon.ContextServer:  a.Name,
 			csicommon.ContextAddress: a.NFSAddr,
 			csicommon.ContextExport:  csicommon.ExportPath(v.ID),
@@ -80,12 +93,29 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 	return cv
 }
 
-func (a *StorageAPI) volumeByName(ctx context.Context, name string) (*csi.Volume, error) {
+// GetVolumeByName returns the volume called name (Volumes service).
+func (a *StorageAPI) GetVolumeByName(ctx context.Context, name string) (*csi.Volume, error) {
 	v, err := a.Store.GetByName(name)
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "no volume named %q on server %s", name, a.Name)
 	}
 	return a.csiVolume(v), nil
+}
+
+// GetVolumeUsage reports volume id's live usage (Volumes service).
+func (a *StorageAPI) GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGetVolumeStatsResponse, error) {
+	v, err := a.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if a.Quota == nil {
+		return nil, status.Errorf(codes.Unimplemented, "server %s does not track usage", a.Name)
+	}
+	u, err := a.Quota.Usage(v.ID)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "server %s does not export volume %s: %v", a.Name, v.ID, err)
+	}
+	return csicommon.UsageResponse(u), nil
 }
 
 func (a *StorageAPI) available() (int64, error) {
@@ -131,7 +161,7 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		return nil, status.Errorf(codes.Internal, "server %s: creating volume: %v", a.Name, err)
 	}
 	// Exporting is idempotent from our side: a retried create re-adds it.
-	if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil && created {
+	if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil && created {
 		if derr := a.Store.Delete(v.ID); derr != nil {
 			logging.FromContext(ctx).Error(derr, "rolling back volume after failed export", "volumeID", v.ID)
 		}
@@ -162,7 +192,7 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	if err != nil {
 		// The volume still exists: serve it again.
 		if _, gerr := a.Store.Get(id); gerr == nil {
-			if xerr := a.Exports.AddExport(csicommon.ExportPath(id), a.Store.VolumeDir(id), id); xerr != nil {
+			if xerr := a.Exports.AddExport(csicommon.ExportPath(id), a.Store.VolumeDir(id), id, a.policy(id)); xerr != nil {
 				logging.FromContext(ctx).Error(xerr, "re-exporting volume after failed delete")
 			}
 		}
