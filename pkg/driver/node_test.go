@@ -109,7 +109,7 @@ func TestNodeStagePublish(t *testing.T) {
 		}
 	}
 	st := mountsAt(m, staging)
-	wantOpts := []string{"vers=3", "proto=tcp", "port=2049", "mountport=2049", "mountproto=tcp", "nolock", "noatime"}
+	wantOpts := []string{"vers=3", "proto=tcp", "port=2049", "mountport=2049", "mountproto=tcp", "nolock", "nodev", "noatime"}
 	if len(st) != 1 || *probes != 1 || st[0].Device != "10.0.0.5:/0123456789abcdef" || st[0].Type != "nfs" || !slices.Equal(st[0].Opts, wantOpts) {
 		t.Fatalf("staging mounts %+v after %d probes", st, *probes)
 	}
