@@ -362,14 +362,24 @@ func checkMade(fd int, typ uint32) error {
 	return nil
 }
 
-// childKey is the handle of name in d if it can be made; used to drop the
-// cached fds of an entry about to be removed or replaced.
-func (f *FS) childKey(d *node, name string) vfs.Handle {
-	h, err := f.mint(d.exp, d.fd, name, 0)
-	if err != nil {
-		return nil
+// lockEntries locks the entries of the directories with inode numbers a
+// and b (which may be the same), in an order every caller shares; it
+// returns the unlock.
+func (e *export) lockEntries(a, b uint64) (unlock func()) {
+	i, j := a%uint64(len(e.entries)), b%uint64(len(e.entries))
+	if i > j {
+		i, j = j, i
 	}
-	return h
+	e.entries[i].Lock()
+	if j != i {
+		e.entries[j].Lock()
+	}
+	return func() {
+		if j != i {
+			e.entries[j].Unlock()
+		}
+		e.entries[i].Unlock()
+	}
 }
 
 // Remove removes a non-directory.
@@ -398,26 +408,21 @@ func (f *FS) unlink(c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc
 	if err := mayDir(&c, &dst); err != nil {
 		return dirWcc(d, &dst), err
 	}
-	var vst unix.Stat_t
-	if err := unix.Fstatat(d.fd, name, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return dirWcc(d, &dst), err
+	unlock := d.exp.lockEntries(d.ino, d.ino)
+	v, err := d.exp.holdVictim(d.fd, name)
+	if err == nil {
+		err = mayUnlinkSticky(&c, &dst, &v.st)
 	}
-	if err := mayUnlinkSticky(&c, &dst, &vst); err != nil {
-		return dirWcc(d, &dst), err
+	if err == nil {
+		// unlinkat acts on the final component itself and never follows it.
+		err = unix.Unlinkat(d.fd, name, flags)
 	}
-	victim := f.childKey(d, name)
-	vn := f.holdVictim(victim)
-	// unlinkat acts on the final component itself and never follows it.
-	err = unix.Unlinkat(d.fd, name, flags)
-	f.releaseVictim(vn, &vst)
+	unlock()
+	if v != nil {
+		f.releaseVictim(d.exp, v)
+	}
 	if err != nil {
 		return dirWcc(d, &dst), err
-	}
-	if vst.Dev == d.exp.dev {
-		dischargeRemoved(d.exp, &vst)
-	}
-	if victim != nil {
-		f.cache.forgetKey(victim)
 	}
 	err = f.syncDir(d)
 	return dirWcc(d, &dst), err
@@ -458,50 +463,49 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 	if err := mayDir(&c, &tst); err != nil {
 		return done(err)
 	}
-	var sst, vst unix.Stat_t
-	if err := unix.Fstatat(fromD.fd, fromName, &sst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return done(err)
+	unlock := fromD.exp.lockEntries(fromD.ino, toD.ino)
+	v, err := f.renameChecked(&c, fromD, &fst, fromName, toD, &tst, toName)
+	unlock()
+	if v != nil {
+		f.releaseVictim(toD.exp, v)
 	}
-	if err := mayUnlinkSticky(&c, &fst, &sst); err != nil {
-		return done(err)
-	}
-	hasVictim := false
-	switch err := unix.Fstatat(toD.fd, toName, &vst, unix.AT_SYMLINK_NOFOLLOW); err {
-	case nil:
-		hasVictim = vst.Ino != sst.Ino
-		if err := mayUnlinkSticky(&c, &tst, &vst); err != nil {
-			return done(err)
-		}
-	case unix.ENOENT:
-	default:
-		return done(err)
-	}
-	if sst.Mode&unix.S_IFMT == unix.S_IFDIR && fromD.ino != toD.ino && !may(&c, &sst, permW) {
-		// Moving a directory rewrites its "..".
-		return done(unix.EACCES)
-	}
-	victim := f.childKey(toD, toName)
-	var vn *node
-	if hasVictim {
-		vn = f.holdVictim(victim)
-	}
-	err = unix.Renameat(fromD.fd, fromName, toD.fd, toName)
-	f.releaseVictim(vn, &vst)
 	if err != nil {
 		return done(err)
 	}
-	if hasVictim && vst.Dev == toD.exp.dev {
-		dischargeRemoved(toD.exp, &vst)
-	}
 	f.settleQuiet(toD)
-	if victim != nil {
-		f.cache.forgetKey(victim)
-	}
 	err = f.syncDir(fromD)
 	if err == nil && toD != fromD {
 		err = f.syncDir(toD)
 	}
 	return done(err)
+}
+
+// renameChecked checks and runs a RENAME with the entries of both
+// directories locked. It returns the held target, if there was one.
+func (f *FS) renameChecked(c *vfs.Cred, fromD *node, fst *unix.Stat_t, fromName string, toD *node, tst *unix.Stat_t, toName string) (*victim, error) {
+	var sst unix.Stat_t
+	if err := unix.Fstatat(fromD.fd, fromName, &sst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, err
+	}
+	if err := mayUnlinkSticky(c, fst, &sst); err != nil {
+		return nil, err
+	}
+	// The target is held even when it is another link of the source
+	// (rename then does nothing): its link count after tells.
+	v, err := toD.exp.holdVictim(toD.fd, toName)
+	switch {
+	case err == nil:
+		if err := mayUnlinkSticky(c, tst, &v.st); err != nil {
+			return v, err
+		}
+	case err != unix.ENOENT:
+		return nil, err
+	}
+	if sst.Mode&unix.S_IFMT == unix.S_IFDIR && fromD.ino != toD.ino && !may(c, &sst, permW) {
+		// Moving a directory rewrites its "..".
+		return v, unix.EACCES
+	}
+	return v, unix.Renameat(fromD.fd, fromName, toD.fd, toName)
 }
 
 // Link makes name in dir a new link to h.

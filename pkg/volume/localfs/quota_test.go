@@ -375,7 +375,7 @@ func TestQuotaConcurrent(t *testing.T) {
 // the post-operation attributes).
 func BenchmarkQuotaAccounting(b *testing.B) {
 	q := &quota{maxBytes: 1 << 40, blockSize: 4096}
-	n := &node{exp: &export{}}
+	a := &inode{}
 	st := unix.Stat_t{Size: 1 << 20, Blocks: (1 << 20) / 512}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
@@ -383,10 +383,10 @@ func BenchmarkQuotaAccounting(b *testing.B) {
 		if err := q.reserve(est, 0); err != nil {
 			b.Fatal(err)
 		}
-		n.qmu.Lock()
-		delta := st.Blocks + 8 - n.blocks
-		n.blocks = st.Blocks + 8
-		n.qmu.Unlock()
+		a.mu.Lock()
+		delta := st.Blocks + 8 - a.blocks
+		a.blocks = st.Blocks + 8
+		a.mu.Unlock()
 		q.add(delta*512, 0)
 		q.unreserve(est, 0)
 	}

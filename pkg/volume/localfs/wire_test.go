@@ -1,0 +1,247 @@
+package localfs
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-csi/hangar/pkg/nfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
+	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
+
+// NFS3 status codes the wire tests expect.
+const (
+	nfs3ErrInval = 22
+	nfs3ErrDquot = 69
+)
+
+// wireEnv is one localfs export, /vol, served over NFSv3 on 127.0.0.1, as
+// clients see it.
+type wireEnv struct {
+	fs   *FS
+	dir  string
+	addr string
+	cfg  ExportConfig
+}
+
+func newWire(t testing.TB, cfg ExportConfig) *wireEnv {
+	t.Helper()
+	base := t.TempDir()
+	w := &wireEnv{dir: filepath.Join(base, "vol"), cfg: cfg}
+	if err := os.Mkdir(w.dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	// Shared by every uid, like a volume root made by the volume store.
+	if err := os.Chmod(w.dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Options{KeyFile: filepath.Join(base, "key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddExport("/vol", w.dir, "vol-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Configure("/vol", cfg); err != nil {
+		t.Fatal(err)
+	}
+	srv := nfs.NewServer(f, rpc.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+		f.Close()
+	})
+	w.fs, w.addr = f, l.Addr().String()
+	return w
+}
+
+// client is a new connection calling as cred, and the root handle of /vol.
+func (w *wireEnv) client(t testing.TB, cred rpc.Cred) (*nfsclient.Client, vfs.Handle) {
+	t.Helper()
+	c, err := nfsclient.Dial(context.Background(), w.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetCred(cred)
+	root, err := c.Mount(context.Background(), "/vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, root
+}
+
+func authSys(uid, gid uint32, groups ...uint32) rpc.Cred {
+	return rpc.Cred{Flavor: rpc.AuthSys, Machine: "test", UID: uid, GID: gid, GIDs: groups}
+}
+
+var wireUser = authSys(1000, 1000)
+
+// usageVsScan returns the accounted usage and a fresh scan of the volume.
+func (w *wireEnv) usageVsScan(t testing.TB) (u Usage, bytes, inodes int64) {
+	t.Helper()
+	u, err := w.fs.Usage("/vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(w.dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	bytes, inodes, err = scanUsage(w.dir, st.Dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, bytes, inodes
+}
+
+// checkExact fails unless the accounted usage equals a fresh scan and is
+// within the capacity.
+func (w *wireEnv) checkExact(t testing.TB, what string) {
+	t.Helper()
+	u, b, i := w.usageVsScan(t)
+	if u.Bytes != uint64(b) || u.Inodes != uint64(i) {
+		t.Fatalf("%s: accounted %d bytes %d inodes, a scan finds %d bytes %d inodes", what, u.Bytes, u.Inodes, b, i)
+	}
+	if w.cfg.MaxBytes > 0 && uint64(b) > w.cfg.MaxBytes {
+		t.Fatalf("%s: %d bytes on disk, capacity %d", what, b, w.cfg.MaxBytes)
+	}
+}
+
+// raceRounds runs rounds of races over the wire, at most rounds and for a
+// few seconds: in each, setup(p) prepares each of pairs pairs (all at
+// once), then every op(c, p) runs at once on its own connection, and check
+// runs when all are done. It stops at the first failure.
+func (w *wireEnv) raceRounds(t *testing.T, rounds, pairs int, setup func(p int), check func(round int), ops ...func(c *nfsclient.Client, root vfs.Handle, p int)) {
+	t.Helper()
+	type conn struct {
+		c    *nfsclient.Client
+		root vfs.Handle
+	}
+	conns := make([][]conn, pairs)
+	for p := range conns {
+		for range ops {
+			c, root := w.client(t, wireUser)
+			conns[p] = append(conns[p], conn{c, root})
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for round := 0; round < rounds && time.Now().Before(deadline) && !t.Failed(); round++ {
+		var wg sync.WaitGroup
+		for p := range pairs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				setup(p)
+			}()
+		}
+		wg.Wait()
+		start := make(chan struct{})
+		for p := range pairs {
+			for i, op := range ops {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					// Sweep the ops' relative timing across rounds, so
+					// one lands inside another's window now and then.
+					for spin := time.Now().Add(time.Duration(rand.IntN(150)) * time.Microsecond); time.Now().Before(spin); {
+					}
+					op(conns[p][i].c, conns[p][i].root, p)
+				}()
+			}
+		}
+		close(start)
+		wg.Wait()
+		check(round)
+	}
+}
+
+// TestWireRemoveRacingLink: a REMOVE that races a LINK of the same file
+// must not discharge the file when the LINK kept it alive (issue 10.6:
+// usage fell to 4 KiB while the disk held five times the capacity).
+func TestWireRemoveRacingLink(t *testing.T) {
+	w := newWire(t, ExportConfig{MaxBytes: 64 << 20})
+	c, root := w.client(t, wireUser)
+	// Enough usage that an undercount cannot hide below zero.
+	keep := wireCreate(t, c, root, "keep")
+	wireWrite(t, c, keep, 0, pattern(1<<20, 1))
+	files := make([]vfs.Handle, 32)
+	w.raceRounds(t, 120, len(files),
+		func(p int) {
+			files[p] = wireCreate(t, c, root, fmt.Sprint("f", p))
+			wireWrite(t, c, files[p], 0, pattern(64<<10, byte(p)))
+		},
+		func(round int) {
+			w.checkExact(t, fmt.Sprint("after round ", round))
+			for p := range files {
+				c.Remove(ctx, root, fmt.Sprint("g", p))
+			}
+		},
+		func(c *nfsclient.Client, root vfs.Handle, p int) { c.Remove(ctx, root, fmt.Sprint("f", p)) },
+		func(c *nfsclient.Client, root vfs.Handle, p int) { c.Link(ctx, files[p], root, fmt.Sprint("g", p)) },
+	)
+	w.checkExact(t, "at the end")
+}
+
+// TestWireRemoveRacingRename: a REMOVE of a name that a RENAME replaces at
+// the same time must not discharge the replaced file twice (issue 10.7: a
+// file then grew to three times the capacity without EDQUOT).
+func TestWireRemoveRacingRename(t *testing.T) {
+	w := newWire(t, ExportConfig{MaxBytes: 64 << 20})
+	c, root := w.client(t, wireUser)
+	keep := wireCreate(t, c, root, "keep")
+	wireWrite(t, c, keep, 0, pattern(1<<20, 1))
+	const pairs = 8
+	w.raceRounds(t, 100, pairs,
+		func(p int) {
+			// Different sizes, so discharging one for the other shows.
+			wireWrite(t, c, wireCreate(t, c, root, fmt.Sprint("a", p)), 0, pattern(64<<10, byte(p)))
+			wireWrite(t, c, wireCreate(t, c, root, fmt.Sprint("b", p)), 0, pattern(4<<10, byte(p)))
+		},
+		func(round int) {
+			w.checkExact(t, fmt.Sprint("after round ", round))
+			for p := range pairs {
+				c.Remove(ctx, root, fmt.Sprint("a", p))
+				c.Remove(ctx, root, fmt.Sprint("b", p))
+			}
+		},
+		func(c *nfsclient.Client, root vfs.Handle, p int) { c.Remove(ctx, root, fmt.Sprint("a", p)) },
+		func(c *nfsclient.Client, root vfs.Handle, p int) {
+			c.Rename(ctx, root, fmt.Sprint("b", p), root, fmt.Sprint("a", p))
+		},
+	)
+	w.checkExact(t, "at the end")
+}
+
+func wireCreate(t testing.TB, c *nfsclient.Client, dir vfs.Handle, name string) vfs.Handle {
+	t.Helper()
+	h, err := c.Create(ctx, dir, name, 0o644, vfs.CreateGuarded)
+	if err != nil {
+		t.Fatalf("CREATE %s: %v", name, err)
+	}
+	return h
+}
+
+func wireWrite(t testing.TB, c *nfsclient.Client, h vfs.Handle, off uint64, data []byte) {
+	t.Helper()
+	if n, _, _, err := c.Write(ctx, h, off, data, vfs.Unstable); err != nil || n != len(data) {
+		t.Fatalf("WRITE: n=%d err=%v", n, err)
+	}
+}
