@@ -153,7 +153,8 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		return fail(err)
 	}
 	q := &d.exp.q
-	if err := q.reserve(0, 1); err != nil {
+	grow := q.entryBytes()
+	if err := q.reserve(grow, 1); err != nil {
 		var st unix.Stat_t
 		if how != vfs.CreateGuarded && unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 			// An open(O_CREAT) of an existing file, or a retransmitted
@@ -162,7 +163,7 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		}
 		return fail(err)
 	}
-	defer q.unreserve(0, 1)
+	defer q.unreserve(grow, 1)
 	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, 0o600)
 	if err == unix.EEXIST && how != vfs.CreateGuarded {
 		return f.createExisting(&c, d, &dst, name, how, sa, verf)
@@ -319,7 +320,7 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 		return fail(err)
 	}
 	q := &d.exp.q
-	est := q.newObjectBytes(typ, target)
+	est := q.newObjectBytes(typ, target) + q.entryBytes()
 	if err := q.reserve(est, 1); err != nil {
 		return fail(err)
 	}
@@ -464,15 +465,17 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 		return done(err)
 	}
 	unlock := fromD.exp.lockEntries(fromD.ino, toD.ino)
-	v, err := f.renameChecked(&c, fromD, &fst, fromName, toD, &tst, toName)
+	v, grow, err := f.renameChecked(&c, fromD, &fst, fromName, toD, &tst, toName)
 	unlock()
 	if v != nil {
 		f.releaseVictim(toD.exp, v)
 	}
 	if err != nil {
+		toD.exp.q.unreserve(grow, 0)
 		return done(err)
 	}
 	f.settleQuiet(toD)
+	toD.exp.q.unreserve(grow, 0)
 	err = f.syncDir(fromD)
 	if err == nil && toD != fromD {
 		err = f.syncDir(toD)
@@ -481,31 +484,41 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 }
 
 // renameChecked checks and runs a RENAME with the entries of both
-// directories locked. It returns the held target, if there was one.
-func (f *FS) renameChecked(c *vfs.Cred, fromD *node, fst *unix.Stat_t, fromName string, toD *node, tst *unix.Stat_t, toName string) (*victim, error) {
+// directories locked. It returns the held target, if there was one, and
+// the bytes reserved for a new name in toD, which the caller unreserves
+// once it has settled toD.
+func (f *FS) renameChecked(c *vfs.Cred, fromD *node, fst *unix.Stat_t, fromName string, toD *node, tst *unix.Stat_t, toName string) (v *victim, grow int64, err error) {
 	var sst unix.Stat_t
 	if err := unix.Fstatat(fromD.fd, fromName, &sst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := mayUnlinkSticky(c, fst, &sst); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	// The target is held even when it is another link of the source
 	// (rename then does nothing): its link count after tells.
-	v, err := toD.exp.holdVictim(toD.fd, toName)
+	v, err = toD.exp.holdVictim(toD.fd, toName)
 	switch {
 	case err == nil:
 		if err := mayUnlinkSticky(c, tst, &v.st); err != nil {
-			return v, err
+			return v, 0, err
 		}
 	case err != unix.ENOENT:
-		return nil, err
+		return nil, 0, err
 	}
 	if sst.Mode&unix.S_IFMT == unix.S_IFDIR && fromD.ino != toD.ino && !may(c, &sst, permW) {
 		// Moving a directory rewrites its "..".
-		return v, unix.EACCES
+		return v, 0, unix.EACCES
 	}
-	return v, unix.Renameat(fromD.fd, fromName, toD.fd, toName)
+	if v == nil {
+		// A new name may grow toD; a replaced one reuses its entry.
+		q := &toD.exp.q
+		if err := q.reserve(q.entryBytes(), 0); err != nil {
+			return nil, 0, err
+		}
+		grow = q.entryBytes()
+	}
+	return v, grow, unix.Renameat(fromD.fd, fromName, toD.fd, toName)
 }
 
 // Link makes name in dir a new link to h.
@@ -539,11 +552,13 @@ func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle,
 	if err := mayDir(&c, &dst); err != nil {
 		return done(err)
 	}
-	// A link allocates no inode, but may grow the directory: refuse it
-	// once usage is past the limit.
-	if u := d.exp.q.usage(); u.MaxBytes > 0 && u.Bytes > u.MaxBytes {
-		return done(unix.EDQUOT)
+	// A link allocates no inode, but may grow the directory.
+	q := &d.exp.q
+	grow := q.entryBytes()
+	if err := q.reserve(grow, 0); err != nil {
+		return done(err)
 	}
+	defer q.unreserve(grow, 0)
 	if err := unix.Linkat(n.fd, "", d.fd, name, unix.AT_EMPTY_PATH); err != nil {
 		return done(err)
 	}

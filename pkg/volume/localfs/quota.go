@@ -28,10 +28,10 @@ import (
 // and fail with EDQUOT before touching anything, so a refused WRITE leaves
 // no partial data.
 //
-// Estimates are per file system block. File system metadata (extent tree
-// blocks, directory growth) is not predicted; it is settled afterwards, so
-// usage may end up a block or two over the limit, and the next allocating
-// operation is refused.
+// Estimates are per file system block, and every new name reserves what its
+// directory may grow by. Extent tree blocks are not predicted; they are
+// settled afterwards, so usage may end up a block over the limit, and the
+// next allocating operation is refused.
 
 // ExportConfig is an export's capacity and identity policy.
 type ExportConfig struct {
@@ -323,7 +323,13 @@ func holeBytes(fd int, start, end, eof uint64) uint64 {
 
 func roundUp(v, to uint64) uint64 { return (v + to - 1) / to * to }
 
-// newObjectBytes estimates what creating an object of type typ allocates.
+// entryBytes bounds what adding a name to a directory allocates: ext4
+// appends two blocks at once when a directory outgrows its first block and
+// becomes indexed.
+func (q *quota) entryBytes() int64 { return 2 * q.blockSize }
+
+// newObjectBytes estimates what creating an object of type typ allocates,
+// besides its directory entry.
 func (q *quota) newObjectBytes(typ uint32, symlinkTarget string) int64 {
 	switch typ {
 	case unix.S_IFDIR:

@@ -245,3 +245,83 @@ func wireWrite(t testing.TB, c *nfsclient.Client, h vfs.Handle, off uint64, data
 		t.Fatalf("WRITE: n=%d err=%v", n, err)
 	}
 }
+
+// TestWireRenameLinkGrowDirs: RENAME and LINK grow directories like any
+// new entry, and must be refused with EDQUOT, changing nothing, where the
+// growth could pass the capacity (issue 10.8: moving files with long names
+// through many directories grew a 2 MiB volume to 17.8 MB).
+func TestWireRenameLinkGrowDirs(t *testing.T) {
+	const capacity = 256 << 10
+	w := newWire(t, ExportConfig{MaxBytes: capacity})
+	c, root := w.client(t, wireUser)
+	dirs := make([]vfs.Handle, 6)
+	for i := range dirs {
+		d, err := c.Mkdir(ctx, root, fmt.Sprint("d", i), 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs[i] = d
+	}
+	long := func(i int) string { return fmt.Sprintf("%0250d", i) }
+	files := make([]vfs.Handle, 100)
+	for i := range files {
+		files[i] = wireCreate(t, c, dirs[0], long(i))
+	}
+	// Fill the rest with data, a block at a time, until refused.
+	fill := wireCreate(t, c, root, "fill")
+	block := pattern(4<<10, 3)
+	for off := uint64(0); ; off += uint64(len(block)) {
+		_, _, _, err := c.Write(ctx, fill, off, block, vfs.Unstable)
+		if nfsclient.IsStatus(err, nfs3ErrDquot) {
+			break
+		}
+		if err != nil || off > capacity {
+			t.Fatalf("filling: WRITE at %d: %v", off, err)
+		}
+	}
+	// Room for a few directory blocks, not for all.
+	a, err := c.GetAttr(ctx, fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetAttr(ctx, fill, vfs.SetAttr{Size: u64(a.Size - 32<<10)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.checkExact(t, "nearly full")
+	refused := 0
+	for i := range files {
+		err := c.Link(ctx, files[i], dirs[len(dirs)-1], long(1000+i))
+		if nfsclient.IsStatus(err, nfs3ErrDquot) {
+			refused++
+			if _, _, err := c.Lookup(ctx, dirs[len(dirs)-1], long(1000+i)); !nfsclient.IsStatus(err, 2) {
+				t.Fatalf("refused LINK made the link: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("LINK: %v", err)
+		}
+	}
+	w.checkExact(t, "after LINKs")
+	at := make([]int, len(files)) // the directory each file is in
+	for step := 1; step < len(dirs)-1; step++ {
+		for i := range files {
+			err := c.Rename(ctx, dirs[at[i]], long(i), dirs[step], long(i))
+			if nfsclient.IsStatus(err, nfs3ErrDquot) {
+				refused++
+				if _, _, err := c.Lookup(ctx, dirs[at[i]], long(i)); err != nil {
+					t.Fatalf("refused RENAME: source gone: %v", err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("RENAME: %v", err)
+			}
+			at[i] = step
+		}
+	}
+	w.checkExact(t, "after RENAMEs")
+	if refused == 0 {
+		t.Fatal("no RENAME or LINK was refused")
+	}
+}
