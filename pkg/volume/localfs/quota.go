@@ -28,10 +28,11 @@ import (
 // and fail with EDQUOT before touching anything, so a refused WRITE leaves
 // no partial data.
 //
-// Estimates are per file system block, and every new name reserves what its
-// directory may grow by. Extent tree blocks are not predicted; they are
-// settled afterwards, so usage may end up a block over the limit, and the
-// next allocating operation is refused.
+// Estimates are per file system block; every allocating write reserves a
+// block more for the extent tree, and every new name what its directory
+// may grow by. (An extent tree growing by two levels at once, rare, can
+// still leave usage a block over the limit; the next allocating operation
+// is then refused.)
 
 // ExportConfig is an export's capacity and identity policy.
 type ExportConfig struct {
@@ -274,7 +275,13 @@ func (q *quota) writeEstimate(fd int, st *unix.Stat_t, off, n uint64) int64 {
 	end := roundUp(off+n, bs)
 	size := uint64(st.Size)
 	eofBlock := roundUp(size, bs)
-	dense := uint64(st.Blocks)*512 >= eofBlock
+	allocated := uint64(st.Blocks) * 512
+	dense := allocated >= eofBlock
+	if dense && allocated > eofBlock && start < eofBlock {
+		// Blocks beyond the data's are extent tree blocks, which may
+		// stand in for as many bytes of holes: look.
+		dense = holeBytes(fd, start, min(end, eofBlock), eofBlock) == 0
+	}
 	var est uint64
 	if dense {
 		// Everything up to EOF is allocated: only the part past it is new.
@@ -291,6 +298,10 @@ func (q *quota) writeEstimate(fd int, st *unix.Stat_t, off, n uint64) int64 {
 		// Near the limit in a sparse file: count the holes exactly, so an
 		// overwrite of allocated blocks is not refused.
 		est = holeBytes(fd, start, end, eofBlock)
+	}
+	if est > 0 {
+		// A new extent may make the file system add an extent tree block.
+		est += bs
 	}
 	return int64(est)
 }

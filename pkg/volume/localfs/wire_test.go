@@ -325,3 +325,30 @@ func TestWireRenameLinkGrowDirs(t *testing.T) {
 		t.Fatal("no RENAME or LINK was refused")
 	}
 }
+
+// TestWireWriteMetadataWithinCapacity: a WRITE that adds an extent to a
+// fragmented file may make the file system allocate an extent tree block
+// besides the data; at the limit that block must have been reserved too,
+// or the volume ends up past its capacity.
+func TestWireWriteMetadataWithinCapacity(t *testing.T) {
+	const capacity = 256 << 10
+	w := newWire(t, ExportConfig{MaxBytes: capacity})
+	c, root := w.client(t, wireUser)
+	pad := wireCreate(t, c, root, "pad")
+	f := wireCreate(t, c, root, "f")
+	u, _, _ := w.usageVsScan(t)
+	// Leave room for exactly five separate blocks of f.
+	wireWrite(t, c, pad, 0, pattern(int(capacity-u.Bytes-5*4096), 1))
+	w.checkExact(t, "padded")
+	for i := range 5 {
+		// Every block its own extent; the fifth no longer fits in the inode.
+		_, _, _, err := c.Write(ctx, f, uint64(i)*8192, pattern(4096, byte(i)), vfs.FileSync)
+		if nfsclient.IsStatus(err, nfs3ErrDquot) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.checkExact(t, fmt.Sprint("after write ", i))
+	}
+}
