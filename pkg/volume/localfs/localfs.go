@@ -93,7 +93,8 @@ type export struct {
 	inodes   map[uint64]*inode
 	// entries serialises, per directory (by inode number, striped), the
 	// operations that must see a name refer to the same object from a
-	// check to the change: REMOVE, RMDIR and RENAME (see victim).
+	// check to the change: REMOVE, RMDIR and RENAME (see victim), and
+	// making a node by name (see makeNode).
 	entries [64]sync.Mutex
 	squash  atomic.Pointer[squash] // nil: no root squash
 }

@@ -325,12 +325,14 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 		return fail(err)
 	}
 	defer q.unreserve(est, 1)
+	// mk opens the object by name after making it. With d's entries
+	// locked, no REMOVE or RENAME can put another object (one owned by
+	// root, say, which initNew would then give to the caller) on the name
+	// in between.
+	unlock := d.exp.lockEntries(d.ino, d.ino)
 	fd, err := mk(d.fd)
+	unlock()
 	if err != nil {
-		return fail(err)
-	}
-	if err := checkMade(fd, typ); err != nil {
-		unix.Close(fd)
 		return fail(err)
 	}
 	var st unix.Stat_t
@@ -345,22 +347,6 @@ func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, d
 		return fail(err)
 	}
 	return f.finishNew(d, n, &dst)
-}
-
-// checkMade checks that fd, opened by name just after mk created it, is
-// still the object this server made (of type typ, owned by us, not yet
-// chowned): another client may have replaced the name in between (REMOVE
-// and LINK, or RENAME), and initNew would then hand that client's object to
-// the caller.
-func checkMade(fd int, typ uint32) error {
-	var st unix.Stat_t
-	if err := fstat(fd, &st); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != typ || st.Uid != uint32(unix.Geteuid()) || (typ != unix.S_IFDIR && st.Nlink != 1) {
-		return unix.EEXIST
-	}
-	return nil
 }
 
 // lockEntries locks the entries of the directories with inode numbers a

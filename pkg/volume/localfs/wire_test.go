@@ -352,3 +352,44 @@ func TestWireWriteMetadataWithinCapacity(t *testing.T) {
 		w.checkExact(t, fmt.Sprint("after write ", i))
 	}
 }
+
+// TestWireMkdirRacingRename: a RENAME that puts someone else's directory
+// on a name between the server's mkdir of it and its open must not get
+// that directory handed (chowned) to the MKDIR's caller (issue 10.16: an
+// object owned by root passed the post-create check).
+func TestWireMkdirRacingRename(t *testing.T) {
+	w := newWire(t, ExportConfig{})
+	rc, root := w.client(t, authSys(0, 0))
+	const pairs = 32
+	w.raceRounds(t, 60, pairs,
+		func(p int) {
+			d, err := rc.Mkdir(ctx, root, fmt.Sprint("r", p), 0o755)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			wireCreate(t, rc, d, "secret")
+		},
+		func(round int) {
+			for p := range pairs {
+				d, a, err := rc.Lookup(ctx, root, fmt.Sprint("d", p))
+				if err != nil {
+					t.Fatalf("d%d: %v", p, err)
+				}
+				if _, _, err := rc.Lookup(ctx, d, "secret"); err == nil && a.UID != 0 {
+					t.Fatalf("round %d: root's directory, renamed over a new one, was given to uid %d", round, a.UID)
+				}
+				for _, name := range []string{fmt.Sprint("d", p), fmt.Sprint("r", p)} {
+					if d, _, err := rc.Lookup(ctx, root, name); err == nil {
+						rc.Remove(ctx, d, "secret")
+						rc.Rmdir(ctx, root, name)
+					}
+				}
+			}
+		},
+		func(c *nfsclient.Client, root vfs.Handle, p int) { c.Mkdir(ctx, root, fmt.Sprint("d", p), 0o755) },
+		func(c *nfsclient.Client, root vfs.Handle, p int) {
+			c.Rename(ctx, root, fmt.Sprint("r", p), root, fmt.Sprint("d", p))
+		},
+	)
+}
