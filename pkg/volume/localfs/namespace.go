@@ -45,6 +45,9 @@ func newOwner(c *vfs.Cred, dst *unix.Stat_t) (uid, gid uint32) {
 // could not chown to: root may give any, others only themselves and their
 // groups.
 func checkNewOwner(c *vfs.Cred, sa *vfs.SetAttr) error {
+	if err := checkOwnerIDs(sa); err != nil {
+		return err
+	}
 	if c.UID == 0 {
 		return nil
 	}

@@ -393,3 +393,42 @@ func TestWireMkdirRacingRename(t *testing.T) {
 		},
 	)
 }
+
+// TestWireInvalidIDs: uid and gid 4294967295 are (uid_t)-1, which chown
+// reads as "leave unchanged". Callers with them are the anonymous user,
+// not the server's root (issue 10.5), and no SETATTR may give a file them.
+func TestWireInvalidIDs(t *testing.T) {
+	const bad = 4294967295
+	for _, tc := range []struct {
+		name     string
+		cfg      ExportConfig
+		uid, gid uint32
+	}{
+		{"no squash", ExportConfig{}, 65534, 65534},
+		{"root squash", ExportConfig{RootSquash: true, AnonUID: 4000, AnonGID: 4001}, 4000, 4001},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWire(t, tc.cfg)
+			c, root := w.client(t, authSys(bad, bad, bad))
+			h, err := c.Create(ctx, root, "f", 0o644, vfs.CreateGuarded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := c.Mkdir(ctx, root, "d", 0o755)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range []vfs.Handle{h, d} {
+				if a, err := c.GetAttr(ctx, x); err != nil || a.UID != tc.uid || a.GID != tc.gid {
+					t.Fatalf("made by uid and gid %d: owner %d:%d (%v), want %d:%d", uint32(bad), a.UID, a.GID, err, tc.uid, tc.gid)
+				}
+			}
+			rc, _ := w.client(t, authSys(0, 0))
+			for _, sa := range []vfs.SetAttr{{UID: u32(bad)}, {GID: u32(bad)}} {
+				if _, err := rc.SetAttr(ctx, h, sa, nil); !nfsclient.IsStatus(err, nfs3ErrInval) {
+					t.Fatalf("SETATTR owner %d: %v, want NFS3ERR_INVAL", uint32(bad), err)
+				}
+			}
+		})
+	}
+}
