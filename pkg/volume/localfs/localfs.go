@@ -91,10 +91,10 @@ type export struct {
 	// victims, by inode number.
 	inodesMu sync.Mutex
 	inodes   map[uint64]*inode
-	// entries serialises, per directory (by inode number, striped), the
-	// operations that must see a name refer to the same object from a
-	// check to the change: REMOVE, RMDIR and RENAME (see victim), and
-	// making a node by name (see makeNode).
+	// entries serialises, per directory (by inode number, striped), every
+	// change of what a name refers to: each new name, removal and rename
+	// holds it from its look at the names concerned to the change, so
+	// what it saw still holds (see victim and makeNode).
 	entries [64]sync.Mutex
 	squash  atomic.Pointer[squash] // nil: no root squash
 }

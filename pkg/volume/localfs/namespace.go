@@ -167,7 +167,9 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		return fail(err)
 	}
 	defer q.unreserve(grow, 1)
+	unlock := d.exp.lockEntries(d.ino, d.ino)
 	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, 0o600)
+	unlock()
 	if err == unix.EEXIST && how != vfs.CreateGuarded {
 		return f.createExisting(&c, d, &dst, name, how, sa, verf)
 	}
@@ -548,7 +550,10 @@ func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle,
 		return done(err)
 	}
 	defer q.unreserve(grow, 0)
-	if err := unix.Linkat(n.fd, "", d.fd, name, unix.AT_EMPTY_PATH); err != nil {
+	unlock := d.exp.lockEntries(d.ino, d.ino)
+	err = unix.Linkat(n.fd, "", d.fd, name, unix.AT_EMPTY_PATH)
+	unlock()
+	if err != nil {
 		return done(err)
 	}
 	f.settleQuiet(d)

@@ -2,11 +2,13 @@ package localfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs3"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
@@ -431,4 +434,116 @@ func TestWireInvalidIDs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWireQuotaStress: many clients race CREATE, WRITE, truncation, LINK,
+// REMOVE and RENAME over a few names of a small volume. Afterwards the
+// accounted usage must equal a fresh scan, inodes and bytes, and the disk
+// must hold no more than the capacity.
+func TestWireQuotaStress(t *testing.T) {
+	const capacity = 512 << 10
+	w := newWire(t, ExportConfig{MaxBytes: capacity, MaxInodes: 200})
+	c, root := w.client(t, wireUser)
+	sub, err := c.Mkdir(ctx, root, "sub", 0o777)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := []vfs.Handle{root, sub}
+	const clients, ops = 12, 1500
+	deadline := time.Now().Add(8 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[string]int{}
+	for i := range clients {
+		c, _ := w.client(t, wireUser)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(i), 1))
+			name := func() (vfs.Handle, string) {
+				return dirs[r.IntN(len(dirs))], fmt.Sprint("n", r.IntN(12))
+			}
+			lookup := func() vfs.Handle {
+				d, n := name()
+				h, _, err := c.Lookup(ctx, d, n)
+				if err != nil {
+					return nil
+				}
+				return h
+			}
+			data := pattern(64<<10, byte(i))
+			for k := 0; k < ops && time.Now().Before(deadline); k++ {
+				var op string
+				var err error
+				switch r.IntN(7) {
+				case 0:
+					op = "CREATE"
+					d, n := name()
+					_, err = c.Create(ctx, d, n, 0o666, vfs.CreateUnchecked)
+				case 1, 2:
+					op = "WRITE"
+					if h := lookup(); h != nil {
+						stable := vfs.Unstable
+						if r.IntN(2) == 0 {
+							stable = vfs.FileSync
+						}
+						_, _, _, err = c.Write(ctx, h, uint64(r.IntN(64))*4096, data[:4096*(1+r.IntN(16))], stable)
+					}
+				case 3:
+					op = "SETATTR"
+					if h := lookup(); h != nil {
+						_, err = c.SetAttr(ctx, h, vfs.SetAttr{Size: u64(uint64(r.IntN(320 << 10)))}, nil)
+					}
+				case 4:
+					op = "LINK"
+					if h := lookup(); h != nil {
+						d, n := name()
+						err = c.Link(ctx, h, d, n)
+					}
+				case 5:
+					op = "REMOVE"
+					d, n := name()
+					err = c.Remove(ctx, d, n)
+				case 6:
+					op = "RENAME"
+					fd, fn := name()
+					td, tn := name()
+					err = c.Rename(ctx, fd, fn, td, tn)
+				}
+				var se *nfsclient.StatusError
+				switch {
+				case err == nil:
+					op += " ok"
+				case errors.As(err, &se):
+					op += " " + nfs3.StatusName(se.Status)
+				default:
+					t.Errorf("%s: %v", op, err)
+					return
+				}
+				mu.Lock()
+				counts[op]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for op, n := range counts {
+		if strings.Contains(op, "SERVERFAULT") || strings.Contains(op, "ERR_IO") {
+			t.Errorf("%d x %s", n, op)
+		}
+	}
+	t.Logf("operations: %v", counts)
+	// Writeback may still allocate extent tree blocks: COMMIT settles them.
+	for _, d := range dirs {
+		if err := c.ReadDirPlus(ctx, d, func(e vfs.DirEntry) {
+			if e.Attr != nil && e.Attr.Type == vfs.TypeRegular && e.Handle != nil {
+				c.Commit(ctx, e.Handle)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, b, i := w.usageVsScan(t)
+	t.Logf("accounted %d bytes %d inodes; scan %d bytes %d inodes; capacity %d", u.Bytes, u.Inodes, b, i, capacity)
+	w.checkExact(t, "after the stress")
 }
