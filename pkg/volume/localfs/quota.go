@@ -294,7 +294,7 @@ func (q *quota) writeEstimate(fd int, st *unix.Stat_t, off, n uint64) int64 {
 	if est == 0 {
 		return 0
 	}
-	if h := q.headroom(); h >= 0 && int64(est) > h && !dense {
+	if h := q.headroom(); h >= 0 && int64(est+bs) > h && !dense {
 		// Near the limit in a sparse file: count the holes exactly, so an
 		// overwrite of allocated blocks is not refused.
 		est = holeBytes(fd, start, end, eofBlock)

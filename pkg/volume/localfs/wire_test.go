@@ -364,7 +364,7 @@ func TestWireMkdirRacingRename(t *testing.T) {
 	w := newWire(t, ExportConfig{})
 	rc, root := w.client(t, authSys(0, 0))
 	const pairs = 32
-	w.raceRounds(t, 60, pairs,
+	w.raceRounds(t, 30, pairs,
 		func(p int) {
 			d, err := rc.Mkdir(ctx, root, fmt.Sprint("r", p), 0o755)
 			if err != nil {
