@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 	"github.com/hangar-csi/hangar/pkg/server/api"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
@@ -43,6 +44,9 @@ func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log log
 	}
 	dir := filepath.Join(store.Dir(), "usage")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("usage directory: %w", err)
+	}
+	if err := fileutil.RemoveTemps(dir); err != nil {
 		return nil, fmt.Errorf("usage directory: %w", err)
 	}
 	return &volumes{fs: fs, store: store, usageDir: dir, overcommit: overcommit, log: log}, nil
