@@ -146,6 +146,23 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 			break
 		}
 	}
+	if req.GetVolumeContentSource() != nil {
+		// Restores and clones are made where their source is: the data
+		// is copied (or shared) locally and never crosses servers.
+		src, lreq, err := c.sourceServer(req)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range answers {
+			if a.err != nil && target == nil {
+				return nil, status.Errorf(status.Code(a.err), "cannot create volume %q safely: %s", req.GetName(), status.Convert(a.err).Message())
+			}
+		}
+		if target != nil && target != src {
+			return nil, status.Errorf(codes.AlreadyExists, "volume %q exists on storage server %s, not on %s where its content source is", req.GetName(), target.name, src.name)
+		}
+		target, req = src, lreq
+	}
 	if target == nil {
 		var best *answer
 		for i, a := range answers {
@@ -170,6 +187,7 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		return nil, target.err("CreateVolume", err)
 	}
 	target.globalize(resp.Volume)
+	target.globalizeSource(resp.Volume)
 	return resp, nil
 }
 

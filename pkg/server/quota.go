@@ -32,6 +32,7 @@ type volumes struct {
 var (
 	_ api.AllowExporter = (*volumes)(nil)
 	_ api.Quota         = (*volumes)(nil)
+	_ api.Freezer       = (*volumes)(nil)
 )
 
 func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log logr.Logger) (*volumes, error) {
@@ -102,6 +103,15 @@ func (x *volumes) RemoveExport(path string) error {
 		}
 	}
 	return err
+}
+
+// Freeze holds every change to volumes ids over NFS until thaw.
+func (x *volumes) Freeze(ids ...string) (thaw func(), err error) {
+	paths := make([]string, len(ids))
+	for i, id := range ids {
+		paths[i] = csicommon.ExportPath(id)
+	}
+	return x.fs.Freeze(paths...)
 }
 
 func (x *volumes) SetAllowed(path string, allow func(net.Addr) bool) error {

@@ -119,6 +119,7 @@ func Run(t *testing.T, o Options) {
 	g := endpoint.NewGRPCServer(log.WithName("controller"))
 	csi.RegisterIdentityServer(g, &driver.Identity{})
 	csi.RegisterControllerServer(g, ctrl)
+	csi.RegisterGroupControllerServer(g, ctrl.Group())
 
 	// Count successful real probes, to prove every recorded mount was
 	// preceded by real NFS traffic.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -44,6 +45,14 @@ type StorageAPI struct {
 	// Quota, if set, applies expansions to live exports, reports volume
 	// health and decides what GetCapacity offers.
 	Quota Quota
+	// Freezer holds changes to volumes while snapshots and clones copy
+	// them; nil: nothing is held (tests of the API alone).
+	Freezer Freezer
+
+	// snapMu serializes snapshot creation and deletion, and guards
+	// snap.busy; volumes being copied cannot be deleted.
+	snapMu sync.Mutex
+	snap   snapshots
 
 	// mu makes "check free capacity, then promise it" atomic across
 	// concurrent creates and expansions.
@@ -64,7 +73,9 @@ func (a *StorageAPI) ExportAll() error {
 // lookup) on s; the caller adds the Identity service.
 func (a *StorageAPI) Register(s *grpc.Server) {
 	csi.RegisterControllerServer(s, a)
+	csi.RegisterGroupControllerServer(s, groupAPI{a: a})
 	csicommon.RegisterVolumeByName(s, a.volumeByName)
+	csicommon.RegisterSnapshotLookup(s, csicommon.SnapshotLookup{Snapshot: a.snapshotByName, Group: a.groupByName})
 }
 
 func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
@@ -76,6 +87,7 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 			csicommon.ContextAddress: a.NFSAddr,
 			csicommon.ContextExport:  csicommon.ExportPath(v.ID),
 		},
+		ContentSource: contentSource(v.ContentSource),
 	}
 	return cv
 }
@@ -88,17 +100,45 @@ func (a *StorageAPI) volumeByName(ctx context.Context, name string) (*csi.Volume
 	return a.csiVolume(v), nil
 }
 
+// available is what may still be promised: the store's or quota's figure
+// less what running snapshot copies will still write.
 func (a *StorageAPI) available() (int64, error) {
+	var avail int64
+	var err error
 	if a.Quota != nil {
-		return a.Quota.Available()
+		avail, err = a.Quota.Available()
+	} else {
+		avail, err = a.Store.Available()
 	}
-	return a.Store.Available()
+	if err != nil {
+		return 0, err
+	}
+	return max(avail-a.pendingCopyBytes(), 0), nil
 }
 
 func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
 	capacity, err := csicommon.ValidateCreate(req)
 	if err != nil {
 		return nil, err
+	}
+	var stage string
+	var need int64
+	source := requestSource(req.GetVolumeContentSource())
+	if _, err := a.Store.GetByName(req.GetName()); err != nil && source != nil {
+		// New volume with contents: copy them before taking mu, which
+		// would stall every other create for the copy's duration.
+		stage, source, need, err = a.populate(ctx, req.GetVolumeContentSource())
+		if err != nil {
+			return nil, err
+		}
+		// Whatever happens below, a staged tree not moved into place goes.
+		defer os.RemoveAll(stage)
+		if need > capacity {
+			if lim := req.GetCapacityRange().GetLimitBytes(); lim > 0 && lim < need {
+				return nil, status.Errorf(codes.OutOfRange, "the source's contents take %d bytes, more than the capacity limit %d", need, lim)
+			}
+			capacity = need
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -121,6 +161,8 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		RequiredBytes: req.GetCapacityRange().GetRequiredBytes(),
 		LimitBytes:    req.GetCapacityRange().GetLimitBytes(),
 		Parameters:    req.GetParameters(),
+		ContentSource: source,
+		From:          stage,
 	})
 	if errors.Is(err, volume.ErrExists) {
 		return nil, status.Error(codes.AlreadyExists, err.Error())
@@ -148,6 +190,11 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	}
 	if !volume.ValidID(id) {
 		return &csi.DeleteVolumeResponse{}, nil // cannot exist
+	}
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	if a.snap.busy["v"+id] > 0 {
+		return nil, status.Errorf(codes.Aborted, "volume %s is being copied for a snapshot or clone; retry when that is done", id)
 	}
 	// Unexport first so no client writes into a directory being removed.
 	if err := a.Exports.RemoveExport(csicommon.ExportPath(id)); err != nil {

@@ -40,7 +40,12 @@ type Options struct {
 	Progress *atomic.Int64
 	// NoClone disables FICLONE (tests of the copy path).
 	NoClone bool
+	// Cancel, if set, stops the copy with ErrCanceled once it is true.
+	Cancel *atomic.Bool
 }
+
+// ErrCanceled is returned by a copy stopped through Options.Cancel.
+var ErrCanceled = errors.New("treecopy: canceled")
 
 // Copy copies the tree at src into dst, which must not exist; its parent
 // must. src is trusted as a path (it comes from the operator), everything
@@ -94,6 +99,9 @@ func (c *copier) dir(sfd, dfd int, rel string) error {
 		return fmt.Errorf("treecopy: reading %s: %w", rel, err)
 	}
 	for _, name := range names {
+		if c.o.Cancel != nil && c.o.Cancel.Load() {
+			return ErrCanceled
+		}
 		if err := c.entry(sfd, dfd, rel, name); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				continue // removed meanwhile (copies without a hold)
