@@ -48,6 +48,10 @@ type StorageAPI struct {
 	// Freezer holds changes to volumes while snapshots and clones copy
 	// them; nil: nothing is held (tests of the API alone).
 	Freezer Freezer
+	// SyncCopyLimit is the largest volume whose full-copy snapshot is
+	// made within CreateSnapshot (0: DefaultSyncCopyLimit; negative:
+	// always in the background).
+	SyncCopyLimit int64
 
 	// snapMu serializes snapshot creation and deletion, and guards
 	// snap.busy; volumes being copied cannot be deleted.

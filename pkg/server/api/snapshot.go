@@ -33,10 +33,17 @@ type copyJob struct {
 	cancel   atomic.Bool  // the snapshot was deleted: stop copying
 }
 
-// syncCopyLimit is the largest volume a full-copy snapshot copies within
-// the CreateSnapshot call (ready at once); larger ones copy in the
+// DefaultSyncCopyLimit is the largest volume a full-copy snapshot copies
+// within the CreateSnapshot call (ready at once); larger ones copy in the
 // background.
-const syncCopyLimit = 64 << 20
+const DefaultSyncCopyLimit = 64 << 20
+
+func (a *StorageAPI) syncCopyLimit() int64 {
+	if a.SyncCopyLimit == 0 {
+		return DefaultSyncCopyLimit
+	}
+	return a.SyncCopyLimit
+}
 
 // snapshots is the StorageAPI's snapshot state.
 type snapshots struct {
@@ -187,7 +194,7 @@ func (a *StorageAPI) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	}
 	mode := "reflink"
 	if !a.Store.Reflink() {
-		if a.usedBytes(src.ID) > syncCopyLimit {
+		if a.usedBytes(src.ID) > a.syncCopyLimit() {
 			return a.startCopySnapshot(ctx, sn)
 		}
 		mode = "copy"
