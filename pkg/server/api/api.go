@@ -130,18 +130,40 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	source := requestSource(req.GetVolumeContentSource())
 	if _, err := a.Store.GetByName(req.GetName()); err != nil && source != nil {
 		// New volume with contents: copy them before taking mu, which
-		// would stall every other create for the copy's duration.
-		stage, source, need, err = a.populate(ctx, req.GetVolumeContentSource())
+		// would stall every other create for the copy's duration. A retry
+		// arriving during a long copy must not start a second one.
+		if !a.startCreating(req.GetName()) {
+			return nil, status.Errorf(codes.Aborted, "volume %q is being created from its content source; retry later", req.GetName())
+		}
+		defer a.doneCreating(req.GetName())
+		// fit grows capacity to what the contents need, within the limit.
+		fit := func(need int64) error {
+			if need > capacity {
+				if lim := req.GetCapacityRange().GetLimitBytes(); lim > 0 && lim < need {
+					return status.Errorf(codes.OutOfRange, "the source's contents take %d bytes, more than the capacity limit %d", need, lim)
+				}
+				capacity = need
+			}
+			return nil
+		}
+		stage, source, need, err = a.populate(ctx, req.GetVolumeContentSource(), func(need int64) error {
+			if err := fit(need); err != nil {
+				return err
+			}
+			// Checked again below; this spares a copy that cannot fit.
+			if avail, err := a.available(); err == nil && capacity > avail {
+				return status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, volume needs %d", a.Name, avail, capacity)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
 		// Whatever happens below, a staged tree not moved into place goes.
 		defer os.RemoveAll(stage)
-		if need > capacity {
-			if lim := req.GetCapacityRange().GetLimitBytes(); lim > 0 && lim < need {
-				return nil, status.Errorf(codes.OutOfRange, "the source's contents take %d bytes, more than the capacity limit %d", need, lim)
-			}
-			capacity = need
+		// A clone's source may have grown since the check.
+		if err := fit(need); err != nil {
+			return nil, err
 		}
 	}
 	a.mu.Lock()

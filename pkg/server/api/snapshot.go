@@ -56,6 +56,28 @@ type snapshots struct {
 	// StorageAPI.mu.
 	jobsMu sync.Mutex
 	jobs   map[string]*copyJob
+	// creating names volumes being filled from a content source.
+	// Guarded by snapMu.
+	creating map[string]bool
+}
+
+func (a *StorageAPI) startCreating(name string) bool {
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	if a.snap.creating[name] {
+		return false
+	}
+	if a.snap.creating == nil {
+		a.snap.creating = map[string]bool{}
+	}
+	a.snap.creating[name] = true
+	return true
+}
+
+func (a *StorageAPI) doneCreating(name string) {
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	delete(a.snap.creating, name)
 }
 
 func (s *snapshots) job(id string) *copyJob {
@@ -360,8 +382,9 @@ func (a *StorageAPI) snapshotByName(ctx context.Context, name string) (*csi.Snap
 // populate fills a new volume from req's content source: it copies the
 // snapshot or (holding its changes) the volume into staging and returns
 // the staged tree, the content source to record and the least capacity the
-// contents need. A source that does not exist is NotFound.
-func (a *StorageAPI) populate(ctx context.Context, cs *csi.VolumeContentSource) (stage string, src *volume.ContentSource, need int64, err error) {
+// contents need. A source that does not exist is NotFound. check is called
+// with that least capacity before copying; its error stops the copy.
+func (a *StorageAPI) populate(ctx context.Context, cs *csi.VolumeContentSource, check func(need int64) error) (stage string, src *volume.ContentSource, need int64, err error) {
 	log := logging.FromContext(ctx)
 	stage = a.Store.StagingDir()
 	if s := cs.GetSnapshot(); s != nil {
@@ -371,6 +394,9 @@ func (a *StorageAPI) populate(ctx context.Context, cs *csi.VolumeContentSource) 
 		}
 		if !sn.Ready {
 			return "", nil, 0, status.Errorf(codes.Unavailable, "source snapshot %s is still being copied; retry when it is ready", sn.ID)
+		}
+		if err := check(sn.SizeBytes); err != nil {
+			return "", nil, 0, err
 		}
 		a.markBusy("s"+sn.ID, 1)
 		defer a.markBusy("s"+sn.ID, -1)
@@ -389,6 +415,9 @@ func (a *StorageAPI) populate(ctx context.Context, cs *csi.VolumeContentSource) 
 	v, gerr := a.Store.Get(cs.GetVolume().GetVolumeId())
 	if gerr != nil {
 		return "", nil, 0, status.Errorf(codes.NotFound, "source volume %s does not exist on server %s", cs.GetVolume().GetVolumeId(), a.Name)
+	}
+	if err := check(a.usedBytes(v.ID)); err != nil {
+		return "", nil, 0, err
 	}
 	a.markBusy("v"+v.ID, 1)
 	defer a.markBusy("v"+v.ID, -1)
