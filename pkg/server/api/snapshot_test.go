@@ -191,3 +191,54 @@ func TestSnapshotRequestErrors(t *testing.T) {
 		t.Errorf("paged list %v, want %v", got, want)
 	}
 }
+
+// TestCloneRetryAndCapacity: a retry arriving while a clone is still
+// copying is Aborted (no second copy); a clone that cannot fit is refused
+// before anything is copied.
+func TestCloneRetryAndCapacity(t *testing.T) {
+	ctx := context.Background()
+	a := newTestAPI(t, "s")
+	gate := &gateFreezer{gate: make(chan struct{})}
+	a.Freezer, a.Quota = gate, fixedQuota{}
+	v, err := a.CreateVolume(ctx, createReq("v", 64<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone := createReq("c", 64<<20)
+	clone.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: v.Volume.VolumeId}}}
+	done := make(chan error, 1)
+	go func() { _, err := a.CreateVolume(ctx, clone); done <- err }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		a.snapMu.Lock()
+		started := a.snap.creating["c"]
+		a.snapMu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("clone never started")
+		}
+	}
+	if _, err := a.CreateVolume(ctx, clone); status.Code(err) != codes.Aborted {
+		t.Errorf("retry during the copy: %v, want Aborted", err)
+	}
+	if _, err := a.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.Volume.VolumeId}); status.Code(err) != codes.Aborted {
+		t.Errorf("deleting the volume being cloned: %v, want Aborted", err)
+	}
+	close(gate.gate)
+	if err := <-done; err != nil {
+		t.Fatalf("clone: %v", err)
+	}
+	if r, err := a.CreateVolume(ctx, clone); err != nil || r.Volume.GetContentSource().GetVolume().GetVolumeId() != v.Volume.VolumeId {
+		t.Errorf("retry after the copy: %v %v", r, err)
+	}
+	// 1 GiB available (fixedQuota), 2 GiB asked: refused, nothing staged.
+	big := createReq("big", 2<<30)
+	big.VolumeContentSource = clone.VolumeContentSource
+	if _, err := a.CreateVolume(ctx, big); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("clone beyond capacity: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(a.Store.Dir(), "staging")); len(ents) != 0 {
+		t.Errorf("staging not empty: %v", ents)
+	}
+}
