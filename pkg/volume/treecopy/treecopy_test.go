@@ -3,9 +3,11 @@ package treecopy_test
 import (
 	"bytes"
 	"crypto/rand"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,5 +221,88 @@ func TestReflinkGiB(t *testing.T) {
 				t.Error("overwrite of the source reached the copy")
 			}
 		})
+	}
+}
+
+// stream runs Send into Receive through a slice of frames.
+func stream(t *testing.T, src, dst string) (treecopy.Stats, error) {
+	var frames [][]byte
+	if _, err := treecopy.Send(src, func(f []byte) error {
+		frames = append(frames, append([]byte(nil), f...))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return treecopy.Receive(dst, 0, func() ([]byte, error) {
+		if len(frames) == 0 {
+			return nil, io.EOF
+		}
+		f := frames[0]
+		frames = frames[1:]
+		return f, nil
+	})
+}
+
+func TestStreamRoundTrip(t *testing.T) {
+	mnt := loopfs.Mount(t, "ext4", 512<<20)
+	src, dst := filepath.Join(mnt, "src"), filepath.Join(mnt, "dst")
+	must(t, os.Mkdir(src, 0o777))
+	makeTree(t, src, "/etc/passwd")
+	st, err := stream(t, src, dst)
+	must(t, err)
+	t.Logf("%+v", st)
+	compareTrees(t, src, dst)
+	var s unix.Stat_t
+	must(t, unix.Stat(filepath.Join(dst, "sparse"), &s))
+	if s.Blocks*512 > 8<<20 {
+		t.Errorf("sparse file arrives with %d bytes allocated", s.Blocks*512)
+	}
+}
+
+// TestReceiveHostileStreams: a stream cannot put anything outside the
+// destination, through .., absolute paths, symlinks it made itself or
+// hard links, and an unfinished stream fails.
+func TestReceiveHostileStreams(t *testing.T) {
+	base := t.TempDir()
+	outside := filepath.Join(base, "outside")
+	must(t, os.Mkdir(outside, 0o755))
+	hdr := func(kind byte, mode uint32, p, extra string) []byte {
+		return treecopy.HeaderFrame(kind, mode, p, extra)
+	}
+	dir, file, link := uint32(unix.S_IFDIR|0o755), uint32(unix.S_IFREG|0o644), uint32(unix.S_IFLNK|0o777)
+	cases := map[string][][]byte{
+		"dotdot":          {hdr('F', file, "../outside/x", ""), {'z'}, {'Q'}},
+		"absolute":        {hdr('F', file, "/tmp/x", ""), {'z'}, {'Q'}},
+		"through symlink": {hdr('L', link, "l", outside), hdr('F', file, "l/x", ""), {'z'}, {'Q'}},
+		"dir via symlink": {hdr('L', link, "l", outside), hdr('D', dir, "l/d", ""), {'Q'}},
+		"hardlink out":    {hdr('H', 0, "h", "../outside"), {'Q'}},
+		"hardlink via l":  {hdr('L', link, "l", outside), hdr('H', 0, "h", "l/f"), {'Q'}},
+		"unfinished":      {hdr('D', dir, "d", "")},
+		"chunk past end":  {hdr('F', file, "f", ""), append([]byte{'C', 0, 0, 0, 0, 0, 0, 0, 0}, 'x'), {'z'}, {'Q'}},
+		"file kind lies":  {hdr('F', dir, "f", ""), {'z'}, {'Q'}},
+		"garbage":         {{'F', 1, 2}, {'Q'}},
+	}
+	must(t, os.WriteFile(filepath.Join(outside, "f"), []byte("x"), 0o644))
+	for name, frames := range cases {
+		dst := filepath.Join(base, "dst-"+strings.ReplaceAll(name, " ", "-"))
+		_, err := treecopy.Receive(dst, 0, func() ([]byte, error) {
+			if len(frames) == 0 {
+				return nil, io.EOF
+			}
+			f := frames[0]
+			frames = frames[1:]
+			return f, nil
+		})
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	ents, _ := os.ReadDir(outside)
+	var st unix.Stat_t
+	if len(ents) != 1 || unix.Stat(filepath.Join(outside, "f"), &st) != nil || st.Nlink != 1 {
+		t.Errorf("outside the destination now holds %v (nlink of f %d)", ents, st.Nlink)
+	}
+	if _, err := os.Stat("/tmp/x"); err == nil {
+		t.Error("/tmp/x created")
 	}
 }
