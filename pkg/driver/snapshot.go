@@ -2,8 +2,11 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"strings"
 	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -36,16 +39,84 @@ func (b *backend) globalizeGroup(g *csi.VolumeGroupSnapshot) *csi.VolumeGroupSna
 	return g
 }
 
-// globalizeSource rewrites a volume's content source to CSI IDs.
+// globalizeSource rewrites a volume's content source to CSI IDs. A source
+// on another server (streamed) is recorded by its CSI ID already.
 func (b *backend) globalizeSource(v *csi.Volume) {
+	global := func(id *string) {
+		if !strings.Contains(*id, ":") {
+			*id = csicommon.VolumeID(b.name, *id)
+		}
+	}
 	switch {
 	case v.GetContentSource().GetSnapshot() != nil:
-		s := v.ContentSource.GetSnapshot()
-		s.SnapshotId = csicommon.VolumeID(b.name, s.SnapshotId)
+		global(&v.ContentSource.GetSnapshot().SnapshotId)
 	case v.GetContentSource().GetVolume() != nil:
-		s := v.ContentSource.GetVolume()
-		s.VolumeId = csicommon.VolumeID(b.name, s.VolumeId)
+		global(&v.ContentSource.GetVolume().VolumeId)
 	}
+}
+
+// streamVolume creates the volume req asks for on dst from a source on
+// src: src exports the tree, dst imports it, through this controller.
+// req names the source by CSI ID (dst records that), lreq by local ID.
+func (c *Controller) streamVolume(ctx context.Context, src, dst *backend, req, lreq *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The new volume must hold the source's contents.
+	var source string
+	var need int64
+	if s := lreq.GetVolumeContentSource().GetSnapshot(); s != nil {
+		source = "snapshot/" + s.GetSnapshotId()
+		r, err := src.ctrl.GetSnapshot(ctx, &csi.GetSnapshotRequest{SnapshotId: s.GetSnapshotId()})
+		if err != nil {
+			return nil, err
+		}
+		need = r.GetSnapshot().GetSizeBytes()
+	} else {
+		id := lreq.GetVolumeContentSource().GetVolume().GetVolumeId()
+		source = "volume/" + id
+		r, err := src.ctrl.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: id})
+		if err != nil {
+			return nil, err
+		}
+		need = r.GetVolume().GetCapacityBytes()
+	}
+	greq := proto.Clone(req).(*csi.CreateVolumeRequest)
+	capacity, err := csicommon.Capacity(greq.GetCapacityRange())
+	if err != nil {
+		return nil, err
+	}
+	if need > capacity {
+		if lim := greq.GetCapacityRange().GetLimitBytes(); lim > 0 && lim < need {
+			return nil, status.Errorf(codes.OutOfRange, "the source's contents take %d bytes, more than the capacity limit %d", need, lim)
+		}
+		if greq.CapacityRange == nil {
+			greq.CapacityRange = &csi.CapacityRange{}
+		}
+		greq.CapacityRange.RequiredBytes = need
+	}
+	recv, err := csicommon.ExportStream(ctx, src.conn, source)
+	if err != nil {
+		return nil, err
+	}
+	send, finish, err := csicommon.ImportStream(ctx, dst.conn, greq)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		f, err := recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			cancel() // the import must not complete a partial tree
+			finish()
+			return nil, src.err("exporting "+source, err)
+		}
+		if err := send(f); err != nil {
+			break // the import failed: finish says why
+		}
+	}
+	return finish()
 }
 
 func (c *Controller) lockName(name string) func() {

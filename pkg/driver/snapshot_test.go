@@ -1,13 +1,19 @@
 package driver
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 )
 
 // TestSnapshotRouting: snapshots live on their source's server and carry
@@ -142,5 +148,84 @@ func TestSnapshotRouting(t *testing.T) {
 	}
 	if got := list(&csi.ListSnapshotsRequest{}); len(got) != 2 {
 		t.Errorf("after deleting the group: %v", got)
+	}
+}
+
+// TestRestoreStreamsToAnotherServer: when the source's server has no room,
+// the contents stream to the server with the most, over the management
+// API, and arrive whole; a retry finds that volume.
+func TestRestoreStreamsToAnotherServer(t *testing.T) {
+	ctx := context.Background()
+	a := startServer(t, "a", 1<<30)
+	b := startServer(t, "b", 1<<20)
+	c := newTestController(t, ServerRef{"a", a.addr}, ServerRef{"b", b.addr})
+	va, err := c.CreateVolume(ctx, createReq("va", 1<<20))
+	if err != nil || !strings.HasPrefix(va.Volume.VolumeId, "a:") {
+		t.Fatalf("va: %v %v", va, err)
+	}
+	_, local, _ := csicommon.ParseVolumeID(va.Volume.VolumeId)
+	dir := a.api.Store.VolumeDir(local)
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("hangar"), 300000) // 1.8 MB: several frames
+	if err := os.WriteFile(filepath.Join(dir, "sub", "data"), payload, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/data", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := c.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "s", SourceVolumeId: va.Volume.VolumeId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a is full now; b has room.
+	a.free.Store(a.api.Store.Promised())
+	b.free.Store(1 << 30)
+	for _, tc := range []struct {
+		name string
+		src  *csi.VolumeContentSource
+	}{
+		{"restored", &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: sn.Snapshot.SnapshotId}}}},
+		{"cloned", &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: va.Volume.VolumeId}}}},
+	} {
+		req := createReq(tc.name, 4<<20)
+		req.VolumeContentSource = tc.src
+		r, err := c.CreateVolume(ctx, req)
+		if err != nil || !strings.HasPrefix(r.Volume.VolumeId, "b:") {
+			t.Fatalf("%s: %v %v", tc.name, r, err)
+		}
+		if !proto.Equal(r.Volume.ContentSource, tc.src) {
+			t.Errorf("%s: content source %v, want %v", tc.name, r.Volume.ContentSource, tc.src)
+		}
+		_, rlocal, _ := csicommon.ParseVolumeID(r.Volume.VolumeId)
+		rdir := b.api.Store.VolumeDir(rlocal)
+		if got, err := os.ReadFile(filepath.Join(rdir, "sub", "data")); err != nil || !bytes.Equal(got, payload) {
+			t.Errorf("%s: data arrived as %d bytes, %v", tc.name, len(got), err)
+		}
+		if target, err := os.Readlink(filepath.Join(rdir, "link")); err != nil || target != "sub/data" {
+			t.Errorf("%s: symlink %q %v", tc.name, target, err)
+		}
+		if fi, err := os.Stat(filepath.Join(rdir, "sub")); err != nil || fi.Mode().Perm() != 0o750 {
+			t.Errorf("%s: sub mode %v %v", tc.name, fi.Mode(), err)
+		}
+		// A retry (b holds it now) returns the same volume.
+		again, err := c.CreateVolume(ctx, req)
+		if err != nil || again.Volume.VolumeId != r.Volume.VolumeId {
+			t.Errorf("%s retry: %v %v", tc.name, again, err)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(b.api.Store.Dir(), "staging")); len(ents) != 0 {
+		t.Errorf("b's staging not empty: %v", ents)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(a.api.Store.Dir(), "staging")); len(ents) != 0 {
+		t.Errorf("a's staging not empty: %v", ents)
+	}
+	// Nowhere has room: the source server's answer.
+	b.free.Store(0)
+	req := createReq("nowhere", 4<<20)
+	req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: sn.Snapshot.SnapshotId}}}
+	if _, err := c.CreateVolume(ctx, req); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("no room anywhere: %v", err)
 	}
 }

@@ -80,6 +80,7 @@ func (a *StorageAPI) Register(s *grpc.Server) {
 	csi.RegisterGroupControllerServer(s, groupAPI{a: a})
 	csicommon.RegisterVolumeByName(s, a.volumeByName)
 	csicommon.RegisterSnapshotLookup(s, csicommon.SnapshotLookup{Snapshot: a.snapshotByName, Group: a.groupByName})
+	csicommon.RegisterTransfer(s, transfer{a})
 }
 
 func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
@@ -166,6 +167,12 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 			return nil, err
 		}
 	}
+	return a.create(ctx, req, capacity, source, stage)
+}
+
+// create makes the volume req asks for, of capacity bytes, from the staged
+// tree stage if set, after checking the capacity is still available.
+func (a *StorageAPI) create(ctx context.Context, req *csi.CreateVolumeRequest, capacity int64, source *volume.ContentSource, stage string) (*csi.CreateVolumeResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if old, err := a.Store.GetByName(req.GetName()); err == nil {

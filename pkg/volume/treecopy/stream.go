@@ -365,8 +365,11 @@ func (r *receiver) entry(h *header) error {
 		r.st.Dirs++
 		return setAttrs(fd, "", &st, unix.AT_EMPTY_PATH)
 	case 'F':
-		if typ != unix.S_IFREG || h.size < 0 || r.maxBytes > 0 && h.size > r.maxBytes {
+		if typ != unix.S_IFREG || h.size < 0 {
 			return fmt.Errorf("%w: file %s of type %#o", errFrame, h.path, typ)
+		}
+		if r.maxBytes > 0 && h.size > r.maxBytes {
+			return fmt.Errorf("treecopy: file %s of %d bytes is larger than the %d bytes the tree may hold", h.path, h.size, r.maxBytes)
 		}
 		fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
