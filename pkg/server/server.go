@@ -180,6 +180,9 @@ func (s *Server) Close() error {
 		} else if s.apiL != nil {
 			s.apiL.Close()
 		}
+		if s.api != nil {
+			s.api.Close() // background snapshot copies
+		}
 		if s.nfs != nil {
 			errs = append(errs, s.nfs.Close())
 		} else if s.nfsL != nil {

@@ -56,6 +56,7 @@ type snapshots struct {
 	// StorageAPI.mu.
 	jobsMu sync.Mutex
 	jobs   map[string]*copyJob
+	wg     sync.WaitGroup // running background copies
 	// creating names volumes being filled from a content source.
 	// Guarded by snapMu.
 	creating map[string]bool
@@ -266,7 +267,9 @@ func (a *StorageAPI) startCopySnapshot(ctx context.Context, sn volume.Snapshot) 
 	}
 	a.snap.busy["v"+sn.SourceVolumeID]++
 	log := logging.FromContext(ctx).WithValues("snapshotID", sn.ID, "volumeID", sn.SourceVolumeID)
+	a.snap.wg.Add(1)
 	go func() {
+		defer a.snap.wg.Done()
 		defer func() {
 			a.snap.jobsMu.Lock()
 			delete(a.snap.jobs, sn.ID)
@@ -286,7 +289,7 @@ func (a *StorageAPI) startCopySnapshot(ctx context.Context, sn volume.Snapshot) 
 		a.snapMu.Unlock()
 		if canceled {
 			os.RemoveAll(stage)
-			log.Info("snapshot copy stopped: the snapshot was deleted")
+			log.Info("snapshot copy stopped: the snapshot was deleted or the server is stopping")
 			return
 		}
 		if err != nil {
@@ -300,6 +303,17 @@ func (a *StorageAPI) startCopySnapshot(ctx context.Context, sn volume.Snapshot) 
 		log.Info("snapshot taken", "mode", "copy", "pause", pause, "files", stats[0].Files, "bytes", sn.SizeBytes)
 	}()
 	return &csi.CreateSnapshotResponse{Snapshot: a.csiSnapshot(sn)}, nil
+}
+
+// Close stops background snapshot copies and waits for them; their
+// snapshots, not ready, are deleted at the next start.
+func (a *StorageAPI) Close() {
+	a.snap.jobsMu.Lock()
+	for _, j := range a.snap.jobs {
+		j.cancel.Store(true)
+	}
+	a.snap.jobsMu.Unlock()
+	a.snap.wg.Wait()
 }
 
 func (a *StorageAPI) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
 // gateFreezer blocks every Freeze until the test opens the gate: a copy
@@ -240,5 +242,42 @@ func TestCloneRetryAndCapacity(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(a.Store.Dir(), "staging")); len(ents) != 0 {
 		t.Errorf("staging not empty: %v", ents)
+	}
+}
+
+// TestCloseDuringBackgroundCopy: stopping the server stops a background
+// copy; the snapshot, never ready, is gone after the restart.
+func TestCloseDuringBackgroundCopy(t *testing.T) {
+	ctx := context.Background()
+	a := newTestAPI(t, "s")
+	if a.Store.Reflink() {
+		t.Skip("the test directory's file system clones extents")
+	}
+	gate := &gateFreezer{gate: make(chan struct{})}
+	a.Freezer, a.Quota, a.SyncCopyLimit = gate, fixedQuota{}, -1
+	v, err := a.CreateVolume(ctx, createReq("v", 64<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "s", SourceVolumeId: v.Volume.VolumeId})
+	if err != nil || r.Snapshot.ReadyToUse {
+		t.Fatalf("%v %v", r, err)
+	}
+	closed := make(chan struct{})
+	go func() { a.Close(); close(closed) }()
+	close(gate.gate) // the copy gets its hold, sees it is canceled
+	<-closed
+	dir := a.Store.Dir()
+	a.Store.Close()
+	st, err := volume.Open(dir, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.GetSnapshot(r.Snapshot.SnapshotId); err == nil {
+		t.Error("interrupted snapshot survived the restart")
+	}
+	if _, err := st.Get(v.Volume.VolumeId); err != nil {
+		t.Errorf("volume lost: %v", err)
 	}
 }

@@ -235,7 +235,7 @@ func (c *copier) file(sfd, dfd int, p, name string, st *unix.Stat_t) error {
 	if cloned {
 		c.st.Cloned++
 	} else {
-		if err := copyData(out, in, now.Size, c.o.Progress); err != nil {
+		if err := copyData(out, in, now.Size, c.o.Progress, c.o.Cancel); err != nil {
 			return fmt.Errorf("treecopy: copying %s: %w", p, err)
 		}
 		c.st.Copied++
@@ -249,11 +249,14 @@ func (c *copier) file(sfd, dfd int, p, name string, st *unix.Stat_t) error {
 }
 
 // copyData copies size bytes from in to out, leaving holes as holes.
-func copyData(out, in int, size int64, progress *atomic.Int64) error {
+func copyData(out, in int, size int64, progress *atomic.Int64, cancel *atomic.Bool) error {
 	if err := unix.Ftruncate(out, size); err != nil {
 		return err
 	}
 	for off := int64(0); off < size; {
+		if cancel != nil && cancel.Load() {
+			return ErrCanceled
+		}
 		data, err := unix.Seek(in, off, unix.SEEK_DATA)
 		if err == unix.ENXIO {
 			return nil // only a hole is left
@@ -265,7 +268,7 @@ func copyData(out, in int, size int64, progress *atomic.Int64) error {
 		if err != nil {
 			return err
 		}
-		hole = min(hole, size)
+		hole = min(hole, size, data+1<<30) // a GiB at a time, to notice cancel
 		if err := copyRange(out, in, data, hole-data, progress); err != nil {
 			return err
 		}
