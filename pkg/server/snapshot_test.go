@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hangar-csi/hangar/pkg/logging"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs3"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume/loopfs"
@@ -200,8 +201,21 @@ func TestSnapshotPointInTime(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					// A change held longer than the server waits is
+					// JUKEBOX: retried, as the kernel client does.
+					retry := func(op func() error) error {
+						for {
+							err := op()
+							if !nfsclient.IsStatus(err, nfs3.StatusJukebox) {
+								return err
+							}
+						}
+					}
 					for seq := uint64(0); ctx.Err() == nil; seq++ {
-						if _, _, _, err := nc.Write(ctx, a, seq*recLen, record(seq), vfs.Unstable); err != nil {
+						if err := retry(func() error {
+							_, _, _, err := nc.Write(ctx, a, seq*recLen, record(seq), vfs.Unstable)
+							return err
+						}); err != nil {
 							errs <- err
 							return
 						}
@@ -209,7 +223,10 @@ func TestSnapshotPointInTime(t *testing.T) {
 							errs <- err
 							return
 						}
-						if _, _, _, err := nc.Write(ctx, b, seq*recLen, record(seq), vfs.FileSync); err != nil {
+						if err := retry(func() error {
+							_, _, _, err := nc.Write(ctx, b, seq*recLen, record(seq), vfs.FileSync)
+							return err
+						}); err != nil {
 							errs <- err
 							return
 						}

@@ -88,7 +88,7 @@ type export struct {
 	dirPath string // the exported directory, for the usage scan
 	q       quota
 	squash  atomic.Pointer[squash] // nil: no root squash
-	hold    sync.RWMutex           // changes shared, Freeze exclusive (freeze.go)
+	hold    hold                   // changes shared, Freeze exclusive (freeze.go)
 }
 
 func (e *export) acquire() bool {
