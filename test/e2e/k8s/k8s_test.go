@@ -137,6 +137,17 @@ func TestKubernetes(t *testing.T) {
 		if !strings.Contains(sm, "kind: ServiceMonitor") {
 			t.Error("metrics.serviceMonitor.enabled renders no ServiceMonitor")
 		}
+		// Snapshots need the snapshot CRDs: checked by `helm template` only.
+		if strings.Contains(renderDefault, "csi-snapshotter") {
+			t.Error("default render has the csi-snapshotter (snapshots.enabled is false by default)")
+		}
+		snap := run(t, repo, nil, helm, "template", "hangar", chart, "--set", "snapshots.enabled=true,snapshots.groupSnapshots=true")
+		for _, want := range []string{"name: csi-snapshotter", "kind: VolumeSnapshotClass", "driver: nfs.hangar.dev",
+			"--feature-gates=CSIVolumeGroupSnapshot=true", "volumesnapshotcontents/status", "name: hangar-snapshotter"} {
+			if !strings.Contains(snap, want) {
+				t.Errorf("snapshots.enabled render lacks %q", want)
+			}
+		}
 		for _, bad := range []struct{ set, want string }{
 			{"storageClasses[0].reclaimPolicy=Keep", "reclaimPolicy"},
 			{"storageClasses[0].parameters.onDelete=shred", "onDelete"},
@@ -144,6 +155,7 @@ func TestKubernetes(t *testing.T) {
 			{"server.nfsPort=70000", "nfsPort"},
 			{"acessControl.enabled=false", "acessControl"},
 			{"tls.existingSecret.server=only-one", "both"},
+			{"snapshots.volumeSnapshotClasses[0].deletionPolicy=Keep", "deletionPolicy"},
 		} {
 			out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), bad.want) {
