@@ -19,9 +19,9 @@ import (
 	"github.com/hangar-csi/hangar/pkg/driver"
 )
 
-// switchableController serves the CSI Controller service from whichever
-// *driver.Controller is current, so the set of storage servers can change
-// without restarting the gRPC endpoint. It forwards every method of the
+// switchableController serves the CSI Controller and Volumes services from
+// whichever *driver.Controller is current, so the set of storage servers can
+// change without restarting the gRPC endpoint. It forwards every method of the
 // generated service description, whatever driver.Controller implements.
 type switchableController struct {
 	cur atomic.Pointer[driver.Controller]
@@ -41,6 +41,15 @@ func (s *switchableController) register(g *grpc.Server) {
 	}
 	forward(csi.Controller_ServiceDesc, func() any { return s.cur.Load() })
 	forward(csi.GroupController_ServiceDesc, func() any { return s.cur.Load().Group() })
+	csicommon.RegisterVolumes(g, s)
+}
+
+func (s *switchableController) GetVolumeByName(ctx context.Context, name string) (*csi.Volume, error) {
+	return s.cur.Load().GetVolumeByName(ctx, name)
+}
+
+func (s *switchableController) GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGetVolumeStatsResponse, error) {
+	return s.cur.Load().GetVolumeUsage(ctx, id)
 }
 
 // discovery finds storage servers by resolving a DNS name (in Kubernetes,

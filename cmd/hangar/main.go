@@ -36,7 +36,7 @@ var commands = []command{
 	{"controller", "", "CSI controller (Identity + Controller), routing to storage servers", controllerCmd},
 	{"node", "", "CSI node plugin (Identity + Node), mounting volumes over NFS", nodeCmd},
 	{"run", "", "all in one process: storage server + controller + node on one CSI socket", runCmd},
-	{"volume", "create NAME --size 1Gi | list | get ID | expand ID --size 2Gi | delete ID | snapshot ID NAME | snapshots [ID] | delete-snapshot SNAP | restore SNAP NAME | clone ID NAME", "CSI client for a running controller", volumeCmd},
+	{"volume", "create NAME --size 1Gi | list | get ID|NAME | expand ID --size 2Gi | delete ID | snapshot ID NAME | snapshots [ID] | delete-snapshot SNAP | restore SNAP NAME | clone ID NAME", "CSI client for a running controller", volumeCmd},
 	{"nfs", "", "serve one directory over NFSv3 (no CSI)", nfsCmd},
 	{"version", "", "print the version", versionCmd},
 }
@@ -84,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = logr.NewContext(ctx, log)
+	ctx = context.WithValue(ctx, stdoutKey{}, stdout)
 	if err := action(ctx, log, rest); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -99,6 +100,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// stdoutKey holds the io.Writer commands print results to (run's stdout).
+type stdoutKey struct{}
+
+func stdoutOf(ctx context.Context) io.Writer {
+	if w, ok := ctx.Value(stdoutKey{}).(io.Writer); ok {
+		return w
+	}
+	return os.Stdout
 }
 
 type usageError struct{ error }

@@ -49,7 +49,7 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"help"}, &out, &errb); code != 0 {
 		t.Fatalf("help exit %d", code)
 	}
-	for _, want := range []string{"server", "controller", "node", "run", "volume", "nfs", "version", "--csi-endpoint", "--servers", "--node-id", "--nfs-listen", "--api-listen"} {
+	for _, want := range []string{"server", "controller", "node", "run", "volume", "nfs", "version", "--csi-endpoint", "--servers", "--node-id", "--nfs-listen", "--api-listen", "--nfs-write-timeout", "--nfs-max-conns-per-addr"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
@@ -62,6 +62,10 @@ func TestHelp(t *testing.T) {
 	}
 	if code := run([]string{"server"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "--data is required") {
 		t.Errorf("server without --data: exit %d, %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"nfs", "--root", t.TempDir(), "--nfs-write-timeout", "0s"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "--nfs-write-timeout must be positive") {
+		t.Errorf("nfs --nfs-write-timeout 0s: exit %d, %s", code, errb.String())
 	}
 }
 

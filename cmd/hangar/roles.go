@@ -69,13 +69,18 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 	apiListen := fs.String("api-listen", ":7070", "management API listen address (host:port or unix:///path)")
 	name := fs.String("name", server.DefaultName(hostname()), "server name: the prefix of its volume IDs; never change it once volumes exist")
 	advertise := fs.String("advertise", "", "host:port that nodes mount (default: the NFS listen address, or this machine's first non-loopback address)")
-	access := fs.Bool("access-control", false, "let only nodes a volume is published to (ControllerPublishVolume) mount it")
+	access := fs.Bool("access-control", false, "let only nodes a volume is published to (ControllerPublishVolume) reach it, read-only if published so")
 	tlsFlags := addTLSFlags(fs, "management API")
 	overcommit := fs.Float64("overcommit-ratio", 1, "how many times the data disk's space volumes may be promised in total (>= 1; 1: never promise more than the disk holds)")
 	mf := addMetricsFlags(fs)
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if *data == "" {
 			return usagef("--data is required")
+		}
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
 		}
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
@@ -94,7 +99,7 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			return err
 		}
 		srv, err := server.New(server.Options{DataDir: *data, Name: *name, NFSListen: *nfsListen, APIListen: *apiListen, Advertise: *advertise, Log: log, AccessControl: *access, TLS: tlsConf,
-			Overcommit: *overcommit, Metrics: registerer(reg)})
+			Overcommit: *overcommit, Metrics: registerer(reg), NFS: nfsO})
 		if err != nil {
 			return err
 		}
@@ -123,10 +128,14 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 	interval := fs.Duration("discovery-interval", 30*time.Second, "how often --servers-dns is resolved again")
 	tlsFlags := addTLSFlags(fs, "storage servers' management API")
 	serverName := fs.String("tls-server-name", server.DefaultTLSServerName, "name the storage servers' certificates must carry")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes one node may have published (0: no limit); give the node plugin and the controller the same number")
 	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if (*servers == "") == (*serversDNS == "") {
 			return usagef("give exactly one of --servers and --servers-dns")
+		}
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
 		}
 		var dialOpts []grpc.DialOption
 		if tlsFlags.set() {
@@ -137,7 +146,11 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 			dialOpts = append(dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 		}
 		newCtrl := func(refs []driver.ServerRef) (*driver.Controller, error) {
-			return driver.NewController(refs, log, dialOpts...)
+			c, err := driver.NewController(refs, log, dialOpts...)
+			if err == nil {
+				c.MaxVolumesPerNode = *maxVols
+			}
+			return c, err
 		}
 		sw := &switchableController{}
 		var disc *discovery
@@ -214,8 +227,12 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 	nodeAddr := fs.String("node-address", "", "IP address(es), comma-separated, this node's NFS client mounts from; reported in the node ID (NAME@IP) so ControllerPublishVolume can allow them")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
 	probeTimeout := fs.Duration("probe-timeout", 5*time.Second, "how long the NFS server may take to answer the pre-mount probe")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes one node may have published (0: no limit); give the node plugin and the controller the same number")
 	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
+		}
 		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
@@ -231,7 +248,7 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 		}
 		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "node")...)
 		csi.RegisterIdentityServer(g, &driver.Identity{})
-		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout})
+		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout, MaxVolumesPerNode: *maxVols})
 		log.Info("node plugin serving", "endpoint", *csiEndpoint, "nodeID", *nodeID, "mounter", *mounterKind)
 		return serveUntilDone(ctx, g, l)
 	}
@@ -245,9 +262,18 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	name := fs.String("name", "local", "server name: the prefix of volume IDs")
 	nodeID := fs.String("node-id", hostname(), "node name reported to the CO")
 	nodeAddr := fs.String("node-address", "127.0.0.1", "IP address(es) this machine's NFS client mounts from (see \"hangar help node\")")
-	access := fs.Bool("access-control", false, "let only nodes a volume is published to mount it (off: hand mounts work)")
+	access := fs.Bool("access-control", false, "let only nodes a volume is published to reach it (off: hand mounts work)")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes this node may have published (0: no limit)")
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
+		}
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
+		}
 		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
@@ -261,7 +287,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			*csiEndpoint = "unix://" + filepath.Join(abs, "csi.sock")
 		}
 		apiSock := "unix://" + filepath.Join(abs, "api.sock")
-		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access})
+		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access, NFS: nfsO})
 		if err != nil {
 			return err
 		}
@@ -276,6 +302,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		if err != nil {
 			return err
 		}
+		ctrl.MaxVolumesPerNode = *maxVols
 		defer func() {
 			ctrl.Close()
 			log.V(1).Info("controller stopped")
@@ -288,7 +315,8 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		csi.RegisterIdentityServer(g, &driver.Identity{})
 		csi.RegisterControllerServer(g, ctrl)
 		csi.RegisterGroupControllerServer(g, ctrl.Group())
-		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS})
+		csicommon.RegisterVolumes(g, ctrl)
+		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, MaxVolumesPerNode: *maxVols})
 
 		_, port, _ := net.SplitHostPort(srv.NFSAddr())
 		fmt.Printf(`hangar %s running (Ctrl-C stops it)
@@ -331,7 +359,12 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	root := fs.String("root", "", "directory to export as \"/\" (required)")
 	listen := fs.String("listen", "127.0.0.1:2049", "NFS (and MOUNT) listen address")
 	keyFile := fs.String("key-file", "", "file handle key, kept across restarts so clients' handles stay valid (default: .ROOTNAME.hangar-handle.key next to the root)")
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
+		}
 		if *root == "" {
 			return usagef("--root is required")
 		}
@@ -353,14 +386,15 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		// The export's identity is derived from its path so handles survive
 		// restarts.
 		sum := sha256.Sum256([]byte(abs))
-		if err := lfs.AddExport("/", abs, hex.EncodeToString(sum[:8])); err != nil {
+		if err := lfs.AddExport("/", abs, hex.EncodeToString(sum[:8]), nil); err != nil {
 			return err
 		}
 		l, err := net.Listen("tcp", *listen)
 		if err != nil {
 			return err
 		}
-		srv := nfs.NewServer(lfs, rpc.Options{Log: log.WithName("nfs")})
+		nfsO.Log = log.WithName("nfs")
+		srv := nfs.NewServer(lfs, nfsO)
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(l) }()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
@@ -375,6 +409,27 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			<-errc
 			return nil
 		}
+	}
+}
+
+// addNFSFlags adds the NFS server's connection limits; the function returns
+// them as options.
+func addNFSFlags(fs *flag.FlagSet) func() (rpc.Options, error) {
+	maxConns := fs.Int("nfs-max-conns", 0, "most NFS connections at once (0: 4096, or half the open-file limit if lower); a new one beyond it closes the least recently active idle one")
+	perAddr := fs.Int("nfs-max-conns-per-addr", 64, "most NFS connections from one client IP address (a Linux client uses one per server)")
+	idle := fs.Duration("nfs-idle-timeout", 5*time.Minute, "close an NFS connection idle this long")
+	record := fs.Duration("nfs-record-timeout", 30*time.Second, "close an NFS connection whose call takes longer than this to arrive once begun")
+	write := fs.Duration("nfs-write-timeout", 30*time.Second, "close an NFS connection that takes no reply bytes for this long")
+	backlog := fs.Int("nfs-max-reply-backlog", 1<<20, "bytes of replies an NFS client may leave unread before its calls wait (file data not counted)")
+	return func() (rpc.Options, error) {
+		for name, v := range map[string]int64{"nfs-max-conns": int64(*maxConns), "nfs-max-conns-per-addr": int64(*perAddr),
+			"nfs-idle-timeout": int64(*idle), "nfs-record-timeout": int64(*record), "nfs-write-timeout": int64(*write), "nfs-max-reply-backlog": int64(*backlog)} {
+			if v < 0 || v == 0 && name != "nfs-max-conns" {
+				return rpc.Options{}, usagef("--%s must be positive", name)
+			}
+		}
+		return rpc.Options{MaxConns: *maxConns, MaxConnsPerAddr: *perAddr, IdleTimeout: *idle, RecordTimeout: *record,
+			WriteTimeout: *write, MaxReplyBacklog: *backlog}, nil
 	}
 }
 

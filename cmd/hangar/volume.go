@@ -4,7 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -57,7 +57,7 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 		c := csi.NewControllerClient(conn)
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		out := os.Stdout
+		out := stdoutOf(ctx)
 		switch action {
 		case "create":
 			bytes, err := parseSize(*size)
@@ -77,10 +77,10 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 				return err
 			}
 			fmt.Fprintf(out, "created volume %s\n", resp.Volume.VolumeId)
-			printVolume(out, resp.Volume)
+			printVolume(out, resp.Volume, usedBytes(ctx, conn, resp.Volume.VolumeId))
 		case "list":
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VOLUME ID\tCAPACITY\tNFS ADDRESS\tEXPORT")
+			fmt.Fprintln(tw, "NAME\tVOLUME ID\tUSED\tCAPACITY\tNFS ADDRESS\tEXPORT")
 			token := ""
 			for {
 				resp, err := c.ListVolumes(ctx, &csi.ListVolumesRequest{StartingToken: token, MaxEntries: 100})
@@ -89,7 +89,8 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 				}
 				for _, e := range resp.Entries {
 					v := e.Volume
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.VolumeId, csicommon.FormatBytes(v.CapacityBytes), v.VolumeContext[csicommon.ContextAddress], v.VolumeContext[csicommon.ContextExport])
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", orDash(v.VolumeContext[csicommon.ContextName]), v.VolumeId, usedBytes(ctx, conn, v.VolumeId),
+						csicommon.FormatBytes(v.CapacityBytes), v.VolumeContext[csicommon.ContextAddress], v.VolumeContext[csicommon.ContextExport])
 				}
 				if token = resp.NextToken; token == "" {
 					break
@@ -97,11 +98,18 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			}
 			tw.Flush()
 		case "get":
-			resp, err := c.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: args[0]})
-			if err != nil {
+			// A volume ID, or else the name it was created with.
+			var v *csi.Volume
+			if _, _, perr := csicommon.ParseVolumeID(args[0]); perr == nil {
+				resp, err := c.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: args[0]})
+				if err != nil {
+					return err
+				}
+				v = resp.Volume
+			} else if v, err = csicommon.GetVolumeByName(ctx, conn, args[0]); err != nil {
 				return err
 			}
-			printVolume(out, resp.Volume)
+			printVolume(out, v, usedBytes(ctx, conn, v.VolumeId))
 		case "expand":
 			bytes, err := parseSize(*size)
 			if err != nil {
@@ -178,19 +186,43 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 				return err
 			}
 			fmt.Fprintf(out, "created volume %s from %s\n", resp.Volume.VolumeId, args[0])
-			printVolume(out, resp.Volume)
+			printVolume(out, resp.Volume, usedBytes(ctx, conn, resp.Volume.VolumeId))
 		}
 		return nil
 	}
 }
 
-func printVolume(out *os.File, v *csi.Volume) {
+func printVolume(out io.Writer, v *csi.Volume, used string) {
 	addr, export := v.VolumeContext[csicommon.ContextAddress], v.VolumeContext[csicommon.ContextExport]
-	fmt.Fprintf(out, "  id:        %s\n  capacity:  %s (%d bytes)\n  server:    %s\n  nfs:       %s\n  export:    %s\n",
-		v.VolumeId, csicommon.FormatBytes(v.CapacityBytes), v.CapacityBytes, v.VolumeContext[csicommon.ContextServer], addr, export)
+	fmt.Fprintf(out, "  name:      %s\n  id:        %s\n  capacity:  %s (%d bytes)\n  used:      %s\n  server:    %s\n  nfs:       %s\n  export:    %s\n",
+		orDash(v.VolumeContext[csicommon.ContextName]), v.VolumeId, csicommon.FormatBytes(v.CapacityBytes), v.CapacityBytes, used,
+		v.VolumeContext[csicommon.ContextServer], addr, export)
 	if source, port, err := driver.MountSource(addr, export); err == nil {
 		fmt.Fprintf(out, "mount it with:\n  mount -t nfs -o %s %s /mnt\n", strings.Join(driver.MountOptions(port), ","), source)
 	}
+}
+
+// usedBytes is the volume's live usage for display, or "-" when its server
+// cannot tell (volumes created before names were recorded show "-" as
+// their name, too).
+func usedBytes(ctx context.Context, cc grpc.ClientConnInterface, id string) string {
+	u, err := csicommon.GetVolumeUsage(ctx, cc, id)
+	if err != nil {
+		return "-"
+	}
+	for _, e := range u.GetUsage() {
+		if e.GetUnit() == csi.VolumeUsage_BYTES {
+			return csicommon.FormatBytes(e.GetUsed())
+		}
+	}
+	return "-"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // parseSize parses "1Gi", "512Mi", "10G", "4096".

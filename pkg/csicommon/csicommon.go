@@ -13,7 +13,8 @@
 //
 // Volume context. Volumes carry the keys ContextServer, ContextAddress
 // (the NFS server's host:port to mount) and ContextExport (the export
-// path), which the node plugin uses to mount without asking anyone.
+// path), which the node plugin uses to mount without asking anyone, and
+// ContextName, the volume's name, for people.
 package csicommon
 
 import (
@@ -24,8 +25,10 @@ import (
 // DriverName is the CSI driver name.
 const DriverName = "nfs.hangar.dev"
 
-// Volume context keys.
+// Volume context keys. ContextName is the volume's name (from
+// CreateVolume), for people; the others are how the node mounts it.
 const (
+	ContextName    = "name"
 	ContextServer  = "server"
 	ContextAddress = "nfsAddress"
 	ContextExport  = "export"

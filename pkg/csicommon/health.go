@@ -21,6 +21,10 @@ const (
 	ReasonNearlyFull        = "NearlyFull"
 	ReasonNearlyOutOfInodes = "NearlyOutOfInodes"
 	ReasonMountUnresponsive = "MountUnresponsive"
+	// The storage server's own disk under the volume, whatever the
+	// volume's quota says.
+	ReasonBackingDiskFull     = "BackingDiskFull"
+	ReasonBackingDiskReadOnly = "BackingDiskReadOnly"
 )
 
 // VolumeUsage is a volume's live usage and limits (0 = unlimited).
@@ -36,7 +40,7 @@ func UsageHealth(u VolumeUsage) []*csi.VolumeHealth_VolumeHealthEntry {
 		out = append(out, &csi.VolumeHealth_VolumeHealthEntry{
 			Status: csi.VolumeHealthErrorType_DEGRADED,
 			Reason: ReasonNearlyFull,
-			Message: fmt.Sprintf("volume is %d%% full (%s of %s used); expand the PersistentVolumeClaim or delete data, writes fail with \"Disk quota exceeded\" at 100%%",
+			Message: fmt.Sprintf("volume is %d%% full (%s of %s used); expand the PersistentVolumeClaim or delete data, writes fail with \"Disk quota exceeded\" at 100%% (or \"No space left on device\" if the storage server's disk fills first)",
 				u.Bytes*100/u.MaxBytes, FormatBytes(int64(u.Bytes)), FormatBytes(int64(u.MaxBytes))),
 		})
 	}

@@ -114,21 +114,33 @@ func ReadOnlyMode(c *csi.VolumeCapability) bool {
 	return false
 }
 
-// Capacity picks the capacity of a new volume from a capacity range: the
-// required bytes, or DefaultCapacity bounded by the limit.
+// MinCapacity is the smallest volume Hangar makes: smaller requests are
+// rounded up to it. A volume's root directory and first file already take
+// blocks of the quota, so a few bytes would be a volume that holds nothing.
+const MinCapacity = 1 << 20
+
+// Capacity picks the capacity of a volume from a capacity range: the
+// required bytes, or DefaultCapacity bounded by the limit, and at least
+// MinCapacity. A limit below MinCapacity is OutOfRange.
 func Capacity(r *csi.CapacityRange) (int64, error) {
 	req, lim := r.GetRequiredBytes(), r.GetLimitBytes()
+	var c int64
 	switch {
 	case req < 0 || lim < 0:
 		return 0, status.Errorf(codes.InvalidArgument, "capacity range must not be negative (required %d, limit %d)", req, lim)
 	case lim > 0 && req > lim:
 		return 0, status.Errorf(codes.InvalidArgument, "required capacity %d exceeds limit %d", req, lim)
 	case req > 0:
-		return req, nil
+		c = req
 	case lim > 0:
-		return min(lim, DefaultCapacity), nil
+		c = min(lim, DefaultCapacity)
+	default:
+		c = DefaultCapacity
 	}
-	return DefaultCapacity, nil
+	if lim > 0 && lim < MinCapacity {
+		return 0, status.Errorf(codes.OutOfRange, "limit %d bytes is below the smallest volume Hangar makes, %d bytes (1 MiB)", lim, MinCapacity)
+	}
+	return max(c, MinCapacity), nil
 }
 
 // ValidateCreate checks a CreateVolume request and returns the capacity to
@@ -141,6 +153,9 @@ func ValidateCreate(req *csi.CreateVolumeRequest) (int64, error) {
 		return 0, err
 	}
 	if err := ValidateParameters(req.GetParameters()); err != nil {
+		return 0, err
+	}
+	if err := ValidateMutableParameters(req.GetMutableParameters()); err != nil {
 		return 0, err
 	}
 	if cs := req.GetVolumeContentSource(); cs != nil && cs.GetSnapshot() == nil && cs.GetVolume() == nil {
@@ -162,6 +177,10 @@ var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
 	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 	csi.ControllerServiceCapability_RPC_PUBLISH_READONLY,
+	// Live volumes (issue 12).
+	csi.ControllerServiceCapability_RPC_MODIFY_VOLUME,
+	csi.ControllerServiceCapability_RPC_LIST_VOLUMES_PUBLISHED_NODES,
+	csi.ControllerServiceCapability_RPC_LIST_VOLUME_HEALTH,
 	csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
 	csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
 	csi.ControllerServiceCapability_RPC_GET_SNAPSHOT,
@@ -193,10 +212,14 @@ func ValidateVolumeCapabilities(req *csi.ValidateVolumeCapabilitiesRequest) (*cs
 	if err := ValidateParameters(req.GetParameters()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
 	}
+	if err := ValidateMutableParameters(req.GetMutableParameters()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
+	}
 	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
 		VolumeContext:      req.GetVolumeContext(),
 		VolumeCapabilities: req.GetVolumeCapabilities(),
 		Parameters:         req.GetParameters(),
+		MutableParameters:  req.GetMutableParameters(),
 	}}, nil
 }
 

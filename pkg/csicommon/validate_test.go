@@ -7,6 +7,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 func mountCap(mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeCapability {
@@ -75,12 +76,17 @@ func TestCapacity(t *testing.T) {
 		ok             bool
 	}{
 		{0, 0, DefaultCapacity, true},
-		{100, 0, 100, true},
-		{100, 200, 100, true},
-		{0, 200, 200, true},
+		{100 << 20, 0, 100 << 20, true},
+		{100 << 20, 200 << 20, 100 << 20, true},
+		{0, 200 << 20, 200 << 20, true},
 		{0, 4 << 30, DefaultCapacity, true},
-		{300, 200, 0, false},
+		{300 << 20, 200 << 20, 0, false},
 		{-1, 0, 0, false},
+		// Below the minimum: rounded up, unless the limit forbids it.
+		{1, 0, MinCapacity, true},
+		{1, MinCapacity, MinCapacity, true},
+		{1, 1000, 0, false},
+		{0, 1000, 0, false},
 	} {
 		got, err := Capacity(&csi.CapacityRange{RequiredBytes: c.req, LimitBytes: c.lim})
 		if (err == nil) != c.ok || got != c.want {
@@ -124,6 +130,33 @@ func TestKubernetesNames(t *testing.T) {
 	} {
 		if ValidDNSSubdomain(s) != want {
 			t.Errorf("ValidDNSSubdomain(%q) = %v", s, !want)
+		}
+	}
+}
+
+func TestCheckSizeLimits(t *testing.T) {
+	capWith := func(flags ...string) []*csi.VolumeCapability {
+		c := mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+		c.GetMount().MountFlags = flags
+		return []*csi.VolumeCapability{c}
+	}
+	for _, c := range []struct {
+		m     proto.Message
+		field string // "" = within limits
+	}{
+		{&csi.CreateVolumeRequest{Name: strings.Repeat("n", 128), Parameters: map[string]string{"k": strings.Repeat("v", 4000)}, VolumeCapabilities: capWith("ro", "noatime")}, ""},
+		{&csi.CreateVolumeRequest{Name: strings.Repeat("n", 129)}, "name"},
+		{&csi.CreateVolumeRequest{Name: "n", Parameters: map[string]string{"k": strings.Repeat("v", 4096)}}, "parameters"},
+		{&csi.CreateVolumeRequest{Name: "n", VolumeCapabilities: capWith(strings.Repeat("o", 2100), strings.Repeat("o", 2000))}, "volume_capabilities[0].mount.mount_flags"},
+		{&csi.NodePublishVolumeRequest{VolumeId: "v", TargetPath: "/" + strings.Repeat("p", 1000), VolumeContext: map[string]string{}}, ""},
+		{&csi.NodePublishVolumeRequest{VolumeId: strings.Repeat("v", 200)}, "volume_id"},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: "v", NodeId: strings.Repeat("n", 256)}, ""},
+		{&csi.ControllerPublishVolumeRequest{VolumeId: "v", NodeId: strings.Repeat("n", 257)}, "node_id"},
+		{&csi.ListVolumesRequest{StartingToken: strings.Repeat("t", 129)}, "starting_token"},
+	} {
+		err := CheckSizeLimits(c.m)
+		if c.field == "" && err != nil || c.field != "" && (status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), c.field+" is ")) {
+			t.Errorf("%T: %v, want field %q", c.m, err, c.field)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/server/api"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
@@ -27,7 +28,7 @@ type fakeExports struct {
 	paths map[string]string
 }
 
-func (f *fakeExports) AddExport(path, dir, id string) error {
+func (f *fakeExports) AddExport(path, dir, id string, _ vfs.Policy) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.paths[path] = dir
@@ -81,6 +82,7 @@ type freeQuota struct {
 }
 
 func (q freeQuota) SetCapacity(string, int64) error { return nil }
+func (q freeQuota) ApplyPolicy(string) error        { return nil }
 func (q freeQuota) Available() (int64, error)       { return max(q.ts.free.Load()-q.st.Promised(), 0), nil }
 func (q freeQuota) Usage(string) (csicommon.VolumeUsage, error) {
 	return csicommon.VolumeUsage{}, errors.New("fake exports report no usage")
@@ -103,6 +105,9 @@ func newTestController(t *testing.T, refs ...ServerRef) *Controller {
 	return c
 }
 
+// mib scales test sizes: volumes are at least csicommon.MinCapacity.
+const mib = 1 << 20
+
 func createReq(name string, size int64) *csi.CreateVolumeRequest {
 	return &csi.CreateVolumeRequest{
 		Name:               name,
@@ -113,16 +118,16 @@ func createReq(name string, size int64) *csi.CreateVolumeRequest {
 
 func TestControllerPlacementAndRouting(t *testing.T) {
 	ctx := context.Background()
-	a := startServer(t, "a", 1000)
-	b := startServer(t, "b", 600)
+	a := startServer(t, "a", 1000*mib)
+	b := startServer(t, "b", 600*mib)
 	c := newTestController(t, ServerRef{"a", a.addr}, ServerRef{"b", b.addr})
 
 	// Most free first: a (1000), then b (600 > 1000-500), then nothing fits.
-	v1, err := c.CreateVolume(ctx, createReq("v1", 500))
+	v1, err := c.CreateVolume(ctx, createReq("v1", 500*mib))
 	if err != nil || !strings.HasPrefix(v1.Volume.VolumeId, "a:") {
 		t.Fatalf("v1: %v %v", v1, err)
 	}
-	v2, err := c.CreateVolume(ctx, createReq("v2", 550))
+	v2, err := c.CreateVolume(ctx, createReq("v2", 550*mib))
 	if err != nil || !strings.HasPrefix(v2.Volume.VolumeId, "b:") {
 		t.Fatalf("v2: %v %v", v2, err)
 	}
@@ -133,27 +138,27 @@ func TestControllerPlacementAndRouting(t *testing.T) {
 	if _, ok := b.exports.paths[csicommon.ExportPath(id2)]; !ok {
 		t.Errorf("volume not exported on b: %v", b.exports.paths)
 	}
-	if _, err := c.CreateVolume(ctx, createReq("v3", 600)); status.Code(err) != codes.ResourceExhausted {
+	if _, err := c.CreateVolume(ctx, createReq("v3", 600*mib)); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("v3: %v, want ResourceExhausted", err)
 	}
 
 	// Idempotency across servers: v2 lives on b although a has more room now.
-	a.free.Store(10000)
-	again, err := c.CreateVolume(ctx, createReq("v2", 550))
+	a.free.Store(10000 * mib)
+	again, err := c.CreateVolume(ctx, createReq("v2", 550*mib))
 	if err != nil || again.Volume.VolumeId != v2.Volume.VolumeId {
 		t.Fatalf("retry: %v %v", again, err)
 	}
-	if _, err := c.CreateVolume(ctx, createReq("v2", 900)); status.Code(err) != codes.AlreadyExists {
+	if _, err := c.CreateVolume(ctx, createReq("v2", 900*mib)); status.Code(err) != codes.AlreadyExists {
 		t.Errorf("incompatible retry: %v", err)
 	}
 
 	// Routing by ID.
 	got, err := c.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: v2.Volume.VolumeId})
-	if err != nil || got.Volume.VolumeId != v2.Volume.VolumeId || got.Volume.CapacityBytes != 550 {
+	if err != nil || got.Volume.VolumeId != v2.Volume.VolumeId || got.Volume.CapacityBytes != 550*mib {
 		t.Fatalf("get: %v %v", got, err)
 	}
-	ex, err := c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: v2.Volume.VolumeId, CapacityRange: &csi.CapacityRange{RequiredBytes: 560}})
-	if err != nil || ex.CapacityBytes != 560 || ex.NodeExpansionRequired {
+	ex, err := c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: v2.Volume.VolumeId, CapacityRange: &csi.CapacityRange{RequiredBytes: 560 * mib}})
+	if err != nil || ex.CapacityBytes != 560*mib || ex.NodeExpansionRequired {
 		t.Fatalf("expand: %v %v", ex, err)
 	}
 	for _, vid := range []string{"a:" + id2, "zz:0123456789abcdef", "garbage"} {
@@ -177,7 +182,7 @@ func TestControllerPlacementAndRouting(t *testing.T) {
 	}
 
 	capr, err := c.GetCapacity(ctx, &csi.GetCapacityRequest{})
-	if err != nil || capr.AvailableCapacity != (10000-500)+600 || capr.MaximumVolumeSize.GetValue() != 9500 {
+	if err != nil || capr.AvailableCapacity != ((10000-500)+600)*mib || capr.MaximumVolumeSize.GetValue() != 9500*mib {
 		t.Errorf("capacity: %v %v", capr, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -24,6 +25,7 @@ type fakeQuota struct {
 
 func (q *fakeQuota) SetCapacity(id string, c int64) error { q.capacity[id] = c; return nil }
 func (q *fakeQuota) Available() (int64, error)            { return 1 << 40, nil }
+func (q *fakeQuota) ApplyPolicy(string) error             { return nil }
 func (q *fakeQuota) Usage(id string) (csicommon.VolumeUsage, error) {
 	u, ok := q.usage[id]
 	if !ok {
@@ -51,7 +53,7 @@ func TestVolumeHealth(t *testing.T) {
 	c := newTestController(t, ServerRef{"a", a.addr})
 	withDown := newTestController(t, ServerRef{"a", a.addr}, ServerRef{"down", dead})
 	withDown.CallTimeout = 5e9
-	v, err := c.CreateVolume(ctx, createReq("v", 1000))
+	v, err := c.CreateVolume(ctx, createReq("v", 1000*mib))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +93,10 @@ func TestVolumeHealth(t *testing.T) {
 		t.Fatalf("health of a missing volume: %v", err)
 	}
 	// Expansion reaches the live export.
-	if _, err := c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: id, CapacityRange: &csi.CapacityRange{RequiredBytes: 5000}}); err != nil {
+	if _, err := c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: id, CapacityRange: &csi.CapacityRange{RequiredBytes: 5000 * mib}}); err != nil {
 		t.Fatal(err)
 	}
-	if q.capacity[local] != 5000 {
+	if q.capacity[local] != 5000*mib {
 		t.Fatalf("export capacity after expansion: %d", q.capacity[local])
 	}
 	caps := csicommon.ControllerCapabilities()
@@ -132,5 +134,43 @@ func TestNodeVolumeHealth(t *testing.T) {
 	r, err = n.NodeGetVolumeHealth(ctx, &csi.NodeGetVolumeHealthRequest{VolumeId: "s1:0123456789abcdef", VolumePublishPath: target})
 	if err != nil || r.GetVolumeHealth() == nil {
 		t.Fatalf("health of a mounted volume: %v %v", r, err)
+	}
+}
+
+// TestNodeVolumeHealthFullDisk: a mount whose file system has no space
+// left (as FSSTAT reports it when the server's disk is full) is DEGRADED.
+func TestNodeVolumeHealthFullDisk(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	n, m, _ := newTestNode(nil)
+	target := t.TempDir()
+	if err := unix.Mount("tmpfs", target, "tmpfs", 0, "size=4m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(target, unix.MNT_DETACH)
+	if err := m.Mount("10.0.0.5:/0123456789abcdef", target, "nfs", nil); err != nil {
+		t.Fatal(err)
+	}
+	health := func() string {
+		r, err := n.NodeGetVolumeHealth(context.Background(), &csi.NodeGetVolumeHealthRequest{VolumeId: "s1:0123456789abcdef", VolumePublishPath: target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return healthReasons(r.GetVolumeHealth())
+	}
+	if got := health(); got != "" {
+		t.Fatalf("empty volume: %s", got)
+	}
+	f, err := os.Create(filepath.Join(target, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for err == nil {
+		_, err = f.Write(make([]byte, 64<<10))
+	}
+	if got := health(); got != "DEGRADED/"+csicommon.ReasonNearlyFull {
+		t.Fatalf("full volume: %q", got)
 	}
 }

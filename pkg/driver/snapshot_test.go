@@ -35,7 +35,7 @@ func TestSnapshotRouting(t *testing.T) {
 	if err != nil || !strings.HasPrefix(vb.Volume.VolumeId, "b:") {
 		t.Fatalf("vb: %v %v", vb, err)
 	}
-	a.free.Store(1 << 20) // b has more room, a enough
+	a.free.Store(64 << 20) // b has more room, a enough
 
 	sa, err := c.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "s", SourceVolumeId: va.Volume.VolumeId})
 	if err != nil || !strings.HasPrefix(sa.Snapshot.SnapshotId, "a:") || sa.Snapshot.SourceVolumeId != va.Volume.VolumeId {

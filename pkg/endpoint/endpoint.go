@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
 )
 
@@ -69,7 +72,17 @@ func DialTarget(ep string) (string, error) {
 }
 
 // NewGRPCServer returns a gRPC server that logs every call through the
-// request-ID interceptor; opts add to that (e.g. grpc.Creds).
+// request-ID interceptor and refuses requests over the CSI size limits
+// before any service sees them; opts add to that (e.g. grpc.Creds).
 func NewGRPCServer(log logr.Logger, opts ...grpc.ServerOption) *grpc.Server {
-	return grpc.NewServer(append([]grpc.ServerOption{grpc.UnaryInterceptor(logging.UnaryInterceptor(log))}, opts...)...)
+	return grpc.NewServer(append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(logging.UnaryInterceptor(log), checkSizeLimits)}, opts...)...)
+}
+
+func checkSizeLimits(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	if m, ok := req.(proto.Message); ok {
+		if err := csicommon.CheckSizeLimits(m); err != nil {
+			return nil, err
+		}
+	}
+	return next(ctx, req)
 }

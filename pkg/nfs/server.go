@@ -4,6 +4,9 @@
 package nfs
 
 import (
+	"context"
+	"net"
+
 	"github.com/hangar-csi/hangar/pkg/nfs/mount"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfs3"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
@@ -11,8 +14,17 @@ import (
 )
 
 // NewServer returns an rpc.Server serving NFS v3 (100003) and MOUNT v3
-// (100005) over fs. Call Serve with a listener to start it.
+// (100005) over fs. Call Serve with a listener to start it. Every call's
+// context carries the connection's peer address (vfs.ClientOf), which fs
+// checks against its exports' policies.
 func NewServer(fs vfs.FS, o rpc.Options) *rpc.Server {
+	conn := o.ConnContext
+	o.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if conn != nil {
+			ctx = conn(ctx, c)
+		}
+		return vfs.WithClient(ctx, c.RemoteAddr())
+	}
 	s := rpc.NewServer(o)
 	s.Register(nfs3.Program, nfs3.Version, nfs3.NewHandler(fs, o.Log.WithName("nfs3")), nfs3.Idempotent)
 	s.Register(mount.Program, mount.Version, mount.NewHandler(fs, o.Log.WithName("mount")), mount.Idempotent)

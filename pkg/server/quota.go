@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,12 +12,13 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/server/api"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
 )
 
 // volumes exports volume directories with their capacity and identity
-// policy (api.AllowExporter) and is the StorageAPI's live view of usage
+// policy (api.Exporter) and is the StorageAPI's live view of usage
 // (api.Quota).
 type volumes struct {
 	fs         *localfs.FS
@@ -30,9 +30,9 @@ type volumes struct {
 }
 
 var (
-	_ api.AllowExporter = (*volumes)(nil)
-	_ api.Quota         = (*volumes)(nil)
-	_ api.Freezer       = (*volumes)(nil)
+	_ api.Exporter = (*volumes)(nil)
+	_ api.Quota    = (*volumes)(nil)
+	_ api.Freezer  = (*volumes)(nil)
 )
 
 func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log logr.Logger) (*volumes, error) {
@@ -53,7 +53,7 @@ func (x *volumes) usageFile(id string) string { return filepath.Join(x.usageDir,
 
 // exportConfig is the localfs policy of volume v.
 func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
-	p, err := csicommon.ParseVolumeParams(v.Parameters)
+	p, err := csicommon.ParseVolumeParams(csicommon.EffectiveParameters(v.Parameters, v.MutableParameters))
 	if err != nil {
 		return localfs.ExportConfig{}, err
 	}
@@ -66,8 +66,9 @@ func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
 	}, nil
 }
 
-// AddExport exports the volume and applies its policy, scanning its usage.
-func (x *volumes) AddExport(path, dir, id string) error {
+// AddExport exports the volume under access policy p and applies its
+// export config, scanning its usage.
+func (x *volumes) AddExport(path, dir, id string, p vfs.Policy) error {
 	v, err := x.store.Get(id)
 	if err != nil {
 		return fmt.Errorf("exporting %s: %w", id, err)
@@ -77,7 +78,7 @@ func (x *volumes) AddExport(path, dir, id string) error {
 		return fmt.Errorf("volume %s: %w", id, err)
 	}
 	cfg.UsageFile = x.usageFile(id)
-	if err := x.fs.AddExport(path, dir, id); err != nil {
+	if err := x.fs.AddExport(path, dir, id, p); err != nil {
 		return err
 	}
 	if err := x.fs.Configure(path, cfg); err != nil {
@@ -114,10 +115,6 @@ func (x *volumes) Freeze(ids ...string) (thaw func(), err error) {
 	return x.fs.Freeze(paths...)
 }
 
-func (x *volumes) SetAllowed(path string, allow func(net.Addr) bool) error {
-	return x.fs.SetAllowed(path, allow)
-}
-
 // SetCapacity raises the live export's limits (the inode limit too, when
 // it follows the capacity).
 func (x *volumes) SetCapacity(id string, capacity int64) error {
@@ -125,11 +122,29 @@ func (x *volumes) SetCapacity(id string, capacity int64) error {
 	if err != nil {
 		return err
 	}
-	p, err := csicommon.ParseVolumeParams(v.Parameters)
+	p, err := csicommon.ParseVolumeParams(csicommon.EffectiveParameters(v.Parameters, v.MutableParameters))
 	if err != nil {
 		return err
 	}
 	return x.fs.SetLimits(csicommon.ExportPath(id), uint64(capacity), p.InodeLimit(capacity))
+}
+
+// ApplyPolicy applies volume id's recorded policy (after Modify) to its
+// live export: limits and root squash, with no rescan.
+func (x *volumes) ApplyPolicy(id string) error {
+	v, err := x.store.Get(id)
+	if err != nil {
+		return err
+	}
+	cfg, err := exportConfig(v)
+	if err != nil {
+		return err
+	}
+	path := csicommon.ExportPath(id)
+	if err := x.fs.SetLimits(path, cfg.MaxBytes, cfg.MaxInodes); err != nil {
+		return err
+	}
+	return x.fs.SetSquash(path, cfg.RootSquash, cfg.AnonUID, cfg.AnonGID)
 }
 
 func (x *volumes) Usage(id string) (csicommon.VolumeUsage, error) {

@@ -111,7 +111,7 @@ func New(o Options) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.api = &api.StorageAPI{Store: s.store, Exports: access.Exporter(vols), Access: access, Quota: vols, Freezer: vols, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
+	s.api = &api.StorageAPI{Store: s.store, Exports: vols, Access: access, Quota: vols, Freezer: vols, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
 	if err := s.api.ExportAll(); err != nil {
 		return nil, err
 	}

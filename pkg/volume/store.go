@@ -89,8 +89,11 @@ type Volume struct {
 	Name          string            `json:"name"`
 	CapacityBytes int64             `json:"capacityBytes"`
 	Parameters    map[string]string `json:"parameters,omitempty"`
-	CreatedAt     time.Time         `json:"createdAt"`
-	ContentSource *ContentSource    `json:"contentSource,omitempty"`
+	// MutableParameters are the policy parameters that may change over
+	// the volume's life (Modify); they override Parameters.
+	MutableParameters map[string]string `json:"mutableParameters,omitempty"`
+	CreatedAt         time.Time         `json:"createdAt"`
+	ContentSource     *ContentSource    `json:"contentSource,omitempty"`
 }
 
 // Request describes a volume to create. Capacity is chosen by the caller;
@@ -102,7 +105,10 @@ type Request struct {
 	RequiredBytes int64
 	LimitBytes    int64
 	Parameters    map[string]string
-	ContentSource *ContentSource
+	// MutableParameters are not part of a volume's identity: a retried
+	// Create finds the volume whatever they became since.
+	MutableParameters map[string]string
+	ContentSource     *ContentSource
 	// From, if set, is a complete, synced tree in staging (StagingDir)
 	// that becomes the volume's contents, as restores and clones do.
 	From string
@@ -300,12 +306,13 @@ func (s *Store) Create(r Request) (v Volume, created bool, err error) {
 		id = randHex(IDBytes)
 	}
 	nv := &Volume{
-		ID:            id,
-		Name:          r.Name,
-		CapacityBytes: r.CapacityBytes,
-		Parameters:    maps.Clone(r.Parameters),
-		CreatedAt:     time.Now().UTC().Truncate(time.Microsecond),
-		ContentSource: r.ContentSource,
+		ID:                id,
+		Name:              r.Name,
+		CapacityBytes:     r.CapacityBytes,
+		Parameters:        maps.Clone(r.Parameters),
+		MutableParameters: maps.Clone(r.MutableParameters),
+		CreatedAt:         time.Now().UTC().Truncate(time.Microsecond),
+		ContentSource:     r.ContentSource,
 	}
 	if r.From != "" {
 		if err := os.Rename(r.From, s.VolumeDir(id)); err != nil {
@@ -460,6 +467,30 @@ func (s *Store) Expand(id string, capacity int64) (Volume, error) {
 	return nv.clone(), nil
 }
 
+// Modify sets the given mutable parameters of volume id (other keys keep
+// their values) and persists the record before returning it.
+func (s *Store) Modify(id string, mutable map[string]string) (Volume, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.byID[id]
+	if !ok {
+		return Volume{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	nv := v.clone()
+	if nv.MutableParameters == nil {
+		nv.MutableParameters = map[string]string{}
+	}
+	maps.Copy(nv.MutableParameters, mutable)
+	if maps.Equal(nv.MutableParameters, v.MutableParameters) {
+		return nv, nil
+	}
+	if err := s.writeRecord(&nv); err != nil {
+		return Volume{}, err
+	}
+	s.byID[id] = &nv
+	return nv.clone(), nil
+}
+
 // Promised is the sum of all volumes' capacities.
 func (s *Store) Promised() int64 {
 	s.mu.Lock()
@@ -498,6 +529,7 @@ func (s *Store) Available() (int64, error) {
 func (v *Volume) clone() Volume {
 	c := *v
 	c.Parameters = maps.Clone(v.Parameters)
+	c.MutableParameters = maps.Clone(v.MutableParameters)
 	if v.ContentSource != nil {
 		cs := *v.ContentSource
 		c.ContentSource = &cs

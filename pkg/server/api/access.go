@@ -4,15 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hangar-csi/hangar/pkg/fileutil"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 )
 
 // Attachment is one node's publication of a volume (a
@@ -32,25 +33,49 @@ var (
 	ErrPublishConflict    = errors.New("volume is already published to this node with different read-only setting")
 )
 
-// AllowExporter is an Exporter whose exports can be restricted to some
-// clients (localfs.FS is one).
-type AllowExporter interface {
-	Exporter
-	SetAllowed(path string, allow func(net.Addr) bool) error
-}
-
 // Access is a storage server's export allow-lists: for every volume, the
 // nodes it is published to. Each volume's list is a small JSON file in
 // dir (written atomically), so publications survive restarts. When
-// enforcing, MOUNT of a volume's export succeeds only from an address of a
-// node it is published to; otherwise lists are kept but not applied.
+// enforcing, a volume's export (see Policy) exists only for the addresses
+// of the nodes it is published to, read-only for read-only publications;
+// otherwise lists are kept but not applied.
 type Access struct {
 	dir     string
 	enforce bool
 
-	wmu   sync.Mutex // serializes changes (and their file writes)
-	mu    sync.RWMutex
-	byVol map[string][]Attachment
+	wmu    sync.Mutex // serializes changes (and their file writes)
+	mu     sync.RWMutex
+	byVol  map[string][]Attachment
+	grants map[string]*grantTable // by volume, made by Policy
+}
+
+// grantTable is one volume's grants by client address: an immutable map
+// replaced whole on every change, so the check the NFS server makes on
+// every call is an atomic load and a map lookup, and a revocation applies
+// to the next call.
+type grantTable struct {
+	m atomic.Pointer[map[netip.Addr]vfs.Grant]
+}
+
+func (t *grantTable) grant(client netip.Addr) vfs.Grant { return (*t.m.Load())[client] }
+
+// grantsOf is what list grants each address: read-write if any of its
+// attachments is read-write, else read-only.
+func grantsOf(list []Attachment) *map[netip.Addr]vfs.Grant {
+	m := map[netip.Addr]vfs.Grant{}
+	for _, at := range list {
+		g := vfs.GrantReadWrite
+		if at.ReadOnly {
+			g = vfs.GrantReadOnly
+		}
+		for _, s := range at.Addrs {
+			if ip, err := netip.ParseAddr(s); err == nil {
+				ip = ip.Unmap()
+				m[ip] = max(m[ip], g)
+			}
+		}
+	}
+	return &m
 }
 
 // OpenAccess loads the allow-lists kept in dir (created if missing).
@@ -62,7 +87,7 @@ func OpenAccess(dir string, enforce bool) (*Access, error) {
 	if err != nil {
 		return nil, fmt.Errorf("access lists: %w", err)
 	}
-	a := &Access{dir: dir, enforce: enforce, byVol: map[string][]Attachment{}}
+	a := &Access{dir: dir, enforce: enforce, byVol: map[string][]Attachment{}, grants: map[string]*grantTable{}}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
 		id, ok := strings.CutSuffix(e.Name(), ".json")
@@ -144,8 +169,36 @@ func (a *Access) Prune(exists func(id string) bool) error {
 	return nil
 }
 
-// Forget drops volume id's list (the volume was deleted).
-func (a *Access) Forget(id string) error { return a.Unpublish(id, "") }
+// Forget drops volume id's list (the volume was deleted and unexported).
+func (a *Access) Forget(id string) error {
+	if err := a.Unpublish(id, ""); err != nil {
+		return err
+	}
+	// A policy still held by an export would now deny everyone.
+	a.mu.Lock()
+	delete(a.grants, id)
+	a.mu.Unlock()
+	return nil
+}
+
+// Policy is the NFS access policy of volume id's export: it grants the
+// addresses of the nodes the volume is published to, read-only where the
+// publication is, and follows Publish and Unpublish from the next call on.
+// Nil (every client read-write) when not enforcing.
+func (a *Access) Policy(id string) vfs.Policy {
+	if !a.enforce {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.grants[id]
+	if t == nil {
+		t = &grantTable{}
+		t.m.Store(grantsOf(a.byVol[id]))
+		a.grants[id] = t
+	}
+	return t.grant
+}
 
 func (a *Access) set(id string, list []Attachment) error {
 	p := filepath.Join(a.dir, id+".json")
@@ -166,64 +219,10 @@ func (a *Access) set(id string, list []Attachment) error {
 	} else {
 		a.byVol[id] = list
 	}
+	if t := a.grants[id]; t != nil {
+		t.m.Store(grantsOf(list))
+	}
 	a.mu.Unlock()
-	return nil
-}
-
-// Allowed reports whether a client at addr may mount volume id.
-func (a *Access) Allowed(id string, addr net.Addr) bool {
-	ip, ok := addrIP(addr)
-	if !ok {
-		return false
-	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	for _, at := range a.byVol[id] {
-		for _, s := range at.Addrs {
-			if p, err := netip.ParseAddr(s); err == nil && p.Unmap() == ip {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func addrIP(addr net.Addr) (netip.Addr, bool) {
-	if t, ok := addr.(*net.TCPAddr); ok {
-		ip, ok := netip.AddrFromSlice(t.IP)
-		return ip.Unmap(), ok
-	}
-	if addr == nil {
-		return netip.Addr{}, false
-	}
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return ap.Addr().Unmap(), true
-}
-
-// Exporter wraps inner so every export it adds is restricted to the
-// volume's allow-list (when enforcing). The filter reads the live list, so
-// publishing needs no re-export.
-func (a *Access) Exporter(inner AllowExporter) Exporter { return accessExporter{inner, a} }
-
-type accessExporter struct {
-	AllowExporter
-	a *Access
-}
-
-func (e accessExporter) AddExport(path, dir, volumeID string) error {
-	if err := e.AllowExporter.AddExport(path, dir, volumeID); err != nil {
-		return err
-	}
-	if !e.a.enforce {
-		return nil
-	}
-	if err := e.SetAllowed(path, func(addr net.Addr) bool { return e.a.Allowed(volumeID, addr) }); err != nil {
-		e.RemoveExport(path)
-		return fmt.Errorf("restricting export %s: %w", path, err)
-	}
 	return nil
 }
 

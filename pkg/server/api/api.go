@@ -20,12 +20,15 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
 // Exporter publishes volume directories over NFS (localfs.FS does).
 type Exporter interface {
-	AddExport(path, dir, volumeID string) error
+	// AddExport exports dir at path under policy p, which must be in
+	// force before the export is reachable.
+	AddExport(path, dir, volumeID string, p vfs.Policy) error
 	RemoveExport(path string) error
 }
 
@@ -64,21 +67,30 @@ type StorageAPI struct {
 }
 
 // ExportAll exports every volume in the store; call it once at startup.
+// policy is the access policy of volume id's export (nil without access
+// lists: everyone).
+func (a *StorageAPI) policy(id string) vfs.Policy {
+	if a.Access == nil {
+		return nil
+	}
+	return a.Access.Policy(id)
+}
+
 func (a *StorageAPI) ExportAll() error {
 	for _, v := range a.Store.List() {
-		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil {
+		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil {
 			return fmt.Errorf("exporting volume %s: %w", v.ID, err)
 		}
 	}
 	return nil
 }
 
-// Register registers the API (the Controller service and the by-name
-// lookup) on s; the caller adds the Identity service.
+// Register registers the API (the Controller and Volumes services) on s;
+// the caller adds the Identity service.
 func (a *StorageAPI) Register(s *grpc.Server) {
 	csi.RegisterControllerServer(s, a)
 	csi.RegisterGroupControllerServer(s, groupAPI{a: a})
-	csicommon.RegisterVolumeByName(s, a.volumeByName)
+	csicommon.RegisterVolumes(s, a)
 	csicommon.RegisterSnapshotLookup(s, csicommon.SnapshotLookup{Snapshot: a.snapshotByName, Group: a.groupByName})
 	csicommon.RegisterTransfer(s, transfer{a})
 }
@@ -88,6 +100,7 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 		VolumeId:      v.ID,
 		CapacityBytes: v.CapacityBytes,
 		VolumeContext: map[string]string{
+			csicommon.ContextName:    v.Name,
 			csicommon.ContextServer:  a.Name,
 			csicommon.ContextAddress: a.NFSAddr,
 			csicommon.ContextExport:  csicommon.ExportPath(v.ID),
@@ -97,12 +110,29 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 	return cv
 }
 
-func (a *StorageAPI) volumeByName(ctx context.Context, name string) (*csi.Volume, error) {
+// GetVolumeByName returns the volume called name (Volumes service).
+func (a *StorageAPI) GetVolumeByName(ctx context.Context, name string) (*csi.Volume, error) {
 	v, err := a.Store.GetByName(name)
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "no volume named %q on server %s", name, a.Name)
 	}
 	return a.csiVolume(v), nil
+}
+
+// GetVolumeUsage reports volume id's live usage (Volumes service).
+func (a *StorageAPI) GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGetVolumeStatsResponse, error) {
+	v, err := a.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if a.Quota == nil {
+		return nil, status.Errorf(codes.Unimplemented, "server %s does not track usage", a.Name)
+	}
+	u, err := a.Quota.Usage(v.ID)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "server %s does not export volume %s: %v", a.Name, v.ID, err)
+	}
+	return csicommon.UsageResponse(u), nil
 }
 
 // available is what may still be promised: the store's or quota's figure
@@ -196,6 +226,8 @@ func (a *StorageAPI) create(ctx context.Context, req *csi.CreateVolumeRequest, c
 		Parameters:    req.GetParameters(),
 		ContentSource: source,
 		From:          stage,
+		// The provisioner passes a VolumeAttributesClass's parameters here.
+		MutableParameters: req.GetMutableParameters(),
 	})
 	if errors.Is(err, volume.ErrExists) {
 		return nil, status.Error(codes.AlreadyExists, err.Error())
@@ -204,7 +236,7 @@ func (a *StorageAPI) create(ctx context.Context, req *csi.CreateVolumeRequest, c
 		return nil, status.Errorf(codes.Internal, "server %s: creating volume: %v", a.Name, err)
 	}
 	// Exporting is idempotent from our side: a retried create re-adds it.
-	if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID); err != nil && created {
+	if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil && created {
 		if derr := a.Store.Delete(v.ID); derr != nil {
 			logging.FromContext(ctx).Error(derr, "rolling back volume after failed export", "volumeID", v.ID)
 		}
@@ -240,7 +272,7 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	if err != nil {
 		// The volume still exists: serve it again.
 		if _, gerr := a.Store.Get(id); gerr == nil {
-			if xerr := a.Exports.AddExport(csicommon.ExportPath(id), a.Store.VolumeDir(id), id); xerr != nil {
+			if xerr := a.Exports.AddExport(csicommon.ExportPath(id), a.Store.VolumeDir(id), id, a.policy(id)); xerr != nil {
 				logging.FromContext(ctx).Error(xerr, "re-exporting volume after failed delete")
 			}
 		}
@@ -272,8 +304,20 @@ func (a *StorageAPI) ControllerGetVolume(ctx context.Context, req *csi.Controlle
 	}
 	return &csi.ControllerGetVolumeResponse{
 		Volume: a.csiVolume(v),
-		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{},
+		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{PublishedNodeIds: a.publishedNodes(v.ID)},
 	}, nil
+}
+
+// publishedNodes lists the nodes volume id is controller-published to.
+func (a *StorageAPI) publishedNodes(id string) []string {
+	if a.Access == nil {
+		return nil
+	}
+	var ids []string
+	for _, at := range a.Access.Nodes(id) {
+		ids = append(ids, at.NodeID)
+	}
+	return ids
 }
 
 func (a *StorageAPI) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
@@ -349,7 +393,10 @@ func (a *StorageAPI) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 			resp.NextToken = resp.Entries[len(resp.Entries)-1].Volume.VolumeId
 			break
 		}
-		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{Volume: a.csiVolume(v)})
+		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{
+			Volume: a.csiVolume(v),
+			Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: a.publishedNodes(v.ID)},
+		})
 	}
 	return resp, nil
 }

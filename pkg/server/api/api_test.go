@@ -8,6 +8,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
@@ -16,7 +17,7 @@ type fakeExports struct {
 	paths map[string]string
 }
 
-func (f *fakeExports) AddExport(path, dir, id string) error {
+func (f *fakeExports) AddExport(path, dir, id string, _ vfs.Policy) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.paths[path] = dir

@@ -15,8 +15,9 @@ import (
 
 // ControllerPublishVolume and ControllerUnpublishVolume maintain each
 // volume's export allow-list (see Access): with attachRequired, Kubernetes
-// publishes a volume to a node before the node mounts it, so a node without
-// a publication is refused at MOUNT.
+// publishes a volume to a node before the node mounts it, so to a node
+// without a publication the volume's export does not exist (MOUNT, EXPORT
+// and every NFS call), and a read-only publication allows no change.
 
 func (a *StorageAPI) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
 	if err := csicommon.ValidatePublish(req); err != nil {

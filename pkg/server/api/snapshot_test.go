@@ -33,6 +33,7 @@ func (fixedQuota) Usage(string) (csicommon.VolumeUsage, error) {
 	return csicommon.VolumeUsage{Bytes: 10 << 20}, nil
 }
 func (fixedQuota) Available() (int64, error) { return 1 << 30, nil }
+func (fixedQuota) ApplyPolicy(string) error  { return nil }
 
 func waitReady(t *testing.T, a *StorageAPI, id string) *csi.Snapshot {
 	t.Helper()

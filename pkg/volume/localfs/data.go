@@ -13,7 +13,7 @@ import (
 
 // Read reads into buf from off.
 func (f *FS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf []byte) (int, bool, *vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return 0, false, nil, err
 	}
@@ -72,7 +72,7 @@ func checkData(n *node) error {
 
 // Write writes data at off and makes it as durable as stable asks.
 func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
-	n, st, err := f.resolveStat(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return 0, 0, vfs.Wcc{}, err
 	}
@@ -156,7 +156,7 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 
 // Commit makes h's data durable.
 func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (vfs.Wcc, error) {
-	n, st, err := f.resolveStat(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}

@@ -22,7 +22,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -80,7 +79,7 @@ type export struct {
 	// RemoveExport never closes it under a running open_by_handle_at.
 	refs    atomic.Int64
 	removed atomic.Bool
-	allow   atomic.Pointer[func(net.Addr) bool]
+	policy  atomic.Pointer[vfs.Policy] // nil: everyone read-write
 	// dirSyncEnough: a directory fsync also persists new inodes (see
 	// dirSyncCoversInodes).
 	dirSyncEnough bool
@@ -133,6 +132,35 @@ func (e *export) openByHandle(ktype int32, kfh []byte, flags int) (int, error) {
 	}
 }
 
+// grant is what e's policy grants the client of ctx.
+func (e *export) grant(ctx context.Context) vfs.Grant {
+	if p := e.policy.Load(); p != nil {
+		return (*p)(vfs.ClientOf(ctx))
+	}
+	return vfs.GrantReadWrite
+}
+
+// allow fails unless the client of ctx has at least grant need on e: a
+// client with none may not learn anything of e (not even whether a handle
+// is stale), a reader may not change it.
+func (e *export) allow(ctx context.Context, need vfs.Grant) error {
+	switch g := e.grant(ctx); {
+	case g == vfs.GrantNone:
+		return vfs.ErrNotAllowed
+	case g < need:
+		return unix.EROFS
+	}
+	return nil
+}
+
+func (e *export) setPolicy(p vfs.Policy) {
+	if p == nil {
+		e.policy.Store(nil)
+	} else {
+		e.policy.Store(&p)
+	}
+}
+
 // New returns an FS with no exports.
 func New(o Options) (*FS, error) {
 	if o.KeyFile == "" {
@@ -158,10 +186,11 @@ func New(o Options) (*FS, error) {
 	return f, nil
 }
 
-// AddExport exports directory dir at path ("/<volume-id>" or "/").
-// volumeID is the volume's stable identity: it is baked into every handle
-// and the fsid, so it must never change for the same data.
-func (f *FS) AddExport(path, dir, volumeID string) error {
+// AddExport exports directory dir at path ("/<volume-id>" or "/") under
+// policy p (nil: every client read-write). The export is never reachable
+// without p. volumeID is the volume's stable identity: it is baked into
+// every handle and the fsid, so it must never change for the same data.
+func (f *FS) AddExport(path, dir, volumeID string, p vfs.Policy) error {
 	if path != "/" && (!strings.HasPrefix(path, "/") || len(path) < 2 || strings.ContainsAny(path[1:], "/\x00")) {
 		return fmt.Errorf("localfs: invalid export path %q", path)
 	}
@@ -192,6 +221,7 @@ func (f *FS) AddExport(path, dir, volumeID string) error {
 		dirSyncEnough: dirSyncCoversInodes(fd, st.Dev),
 	}
 	e.refs.Store(1)
+	e.setPolicy(p)
 	e.q.blockSize = max(int64(st.Blksize), 512)
 	if e.root, err = f.mint(e, fd, "", unix.AT_EMPTY_PATH); err != nil {
 		unix.Close(fd)
@@ -251,44 +281,43 @@ func (f *FS) RemoveExport(path string) error {
 	return nil
 }
 
-// SetAllowed installs the client filter Mount consults for path; nil allows
-// every client (the default).
-func (f *FS) SetAllowed(path string, allow func(net.Addr) bool) error {
+// SetPolicy replaces the policy of the export at path (nil: every client
+// read-write). It applies from the next operation on, on every connection.
+func (f *FS) SetPolicy(path string, p vfs.Policy) error {
 	f.mu.RLock()
 	e := f.byPath[path]
 	f.mu.RUnlock()
 	if e == nil {
 		return vfs.ErrNoExport
 	}
-	if allow == nil {
-		e.allow.Store(nil)
-	} else {
-		e.allow.Store(&allow)
-	}
+	e.setPolicy(p)
 	return nil
 }
 
-// Exports lists the export paths, sorted.
-func (f *FS) Exports() []vfs.Export {
+// Exports lists, sorted, the export paths the client of ctx may mount.
+func (f *FS) Exports(ctx context.Context) []vfs.Export {
 	f.mu.RLock()
 	out := make([]vfs.Export, 0, len(f.byPath))
-	for p := range f.byPath {
-		out = append(out, vfs.Export{Path: p})
+	for p, e := range f.byPath {
+		if e.grant(ctx) != vfs.GrantNone {
+			out = append(out, vfs.Export{Path: p})
+		}
 	}
 	f.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 
-// Mount returns the root handle of the export at path.
-func (f *FS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
+// Mount returns the root handle of the export at path for the client of
+// ctx.
+func (f *FS) Mount(ctx context.Context, path string) (vfs.Handle, error) {
 	f.mu.RLock()
 	e := f.byPath[path]
 	f.mu.RUnlock()
 	if e == nil {
 		return nil, vfs.ErrNoExport
 	}
-	if allow := e.allow.Load(); allow != nil && !(*allow)(addr) {
+	if e.grant(ctx) == vfs.GrantNone {
 		return nil, vfs.ErrNotAllowed
 	}
 	return append(vfs.Handle(nil), e.root...), nil
@@ -334,13 +363,20 @@ func (f *FS) exportByTag(t tag) *export {
 	return e
 }
 
-// resolve returns the node for h, with a reference the caller must release.
-func (f *FS) resolve(h vfs.Handle) (*node, error) {
+// resolve returns the node for h, with a reference the caller must release,
+// if the client of ctx has grant need on its export (see export.allow):
+// every operation on a handle comes through here, so the export's policy
+// is applied to every call.
+func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, error) {
 	if n := f.cache.get(h); n != nil {
 		// No MAC check needed: the cache holds only handles we minted or
 		// verified, and a hit needs the exact bytes, MAC included. (Map
 		// timing depends on a per-process random hash seed, which gives an
 		// attacker no handle on the MAC bytes.)
+		if err := n.exp.allow(ctx, need); err != nil {
+			f.cache.release(n)
+			return nil, err
+		}
 		if n.exp.removed.Load() {
 			f.cache.release(n)
 			return nil, vfs.ErrStale
@@ -354,6 +390,9 @@ func (f *FS) resolve(h vfs.Handle) (*node, error) {
 	e := f.exportByTag(t)
 	if e == nil {
 		return nil, vfs.ErrStale
+	}
+	if err := e.allow(ctx, need); err != nil {
+		return nil, err
 	}
 	fd, err := e.openByHandle(ktype, kfh, unix.O_PATH)
 	if err != nil {
@@ -391,9 +430,9 @@ func (f *FS) resolve(h vfs.Handle) (*node, error) {
 // resolveStat returns the node for h and its attributes, as every
 // operation starts; the caller owns a reference to the node. A removed
 // object is stale.
-func (f *FS) resolveStat(h vfs.Handle) (*node, unix.Stat_t, error) {
+func (f *FS) resolveStat(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, unix.Stat_t, error) {
 	var st unix.Stat_t
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, need)
 	if err != nil {
 		return nil, st, err
 	}

@@ -138,7 +138,7 @@ func (f *FS) syncNew(n *node) error {
 
 // Create makes a regular file.
 func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	d, dst, err := f.resolveStat(dir)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, nil, vfs.Wcc{}, err
 	}
@@ -248,7 +248,7 @@ func (f *FS) createExisting(c *vfs.Cred, d *node, dst *unix.Stat_t, name string,
 
 // Mkdir makes a directory.
 func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.makeNode(c, dir, name, sa, defaultDirMode, unix.S_IFDIR, "", func(dirfd int) (int, error) {
+	return f.makeNode(ctx, c, dir, name, sa, defaultDirMode, unix.S_IFDIR, "", func(dirfd int) (int, error) {
 		if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
 			return -1, err
 		}
@@ -258,7 +258,7 @@ func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 
 // Symlink makes a symlink with target stored verbatim.
 func (f *FS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.makeNode(c, dir, name, sa, 0o777, unix.S_IFLNK, target, func(dirfd int) (int, error) {
+	return f.makeNode(ctx, c, dir, name, sa, 0o777, unix.S_IFLNK, target, func(dirfd int) (int, error) {
 		switch {
 		case target == "":
 			return -1, unix.EINVAL
@@ -293,13 +293,13 @@ func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 		// mknodat takes a 32-bit dev_t: a 12-bit major and a 20-bit minor.
 		// Wider numbers would be truncated into another device.
 		if major >= 1<<12 || minor >= 1<<20 {
-			return f.refuse(dir, unix.EINVAL)
+			return f.refuse(ctx, dir, unix.EINVAL)
 		}
 		dev = unix.Mkdev(major, minor)
 	default:
-		return f.refuse(dir, vfs.ErrBadType)
+		return f.refuse(ctx, dir, vfs.ErrBadType)
 	}
-	return f.makeNode(c, dir, name, sa, 0o644, mode, "", func(dirfd int) (int, error) {
+	return f.makeNode(ctx, c, dir, name, sa, 0o644, mode, "", func(dirfd int) (int, error) {
 		if err := unix.Mknodat(dirfd, name, mode|0o600, int(dev)); err != nil {
 			return -1, err
 		}
@@ -308,8 +308,8 @@ func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 }
 
 // refuse fails a creating operation on dir with err, with dir's wcc data.
-func (f *FS) refuse(dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	d, dst, rerr := f.resolveStat(dir)
+func (f *FS) refuse(ctx context.Context, dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	d, dst, rerr := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if rerr != nil {
 		return nil, nil, vfs.Wcc{}, rerr
 	}
@@ -319,8 +319,8 @@ func (f *FS) refuse(dir vfs.Handle, err error) (vfs.Handle, *vfs.Attr, vfs.Wcc, 
 
 // makeNode runs mk, which creates name in the directory fd it is given and
 // returns an O_PATH fd of the new object, and finishes the object.
-func (f *FS) makeNode(c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode, typ uint32, target string, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	d, dst, err := f.resolveStat(dir)
+func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode, typ uint32, target string, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, nil, vfs.Wcc{}, err
 	}
@@ -390,16 +390,16 @@ func (f *FS) childKey(d *node, name string) vfs.Handle {
 
 // Remove removes a non-directory.
 func (f *FS) Remove(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
-	return f.unlink(c, dir, name, 0)
+	return f.unlink(ctx, c, dir, name, 0)
 }
 
 // Rmdir removes an empty directory.
 func (f *FS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
-	return f.unlink(c, dir, name, unix.AT_REMOVEDIR)
+	return f.unlink(ctx, c, dir, name, unix.AT_REMOVEDIR)
 }
 
-func (f *FS) unlink(c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
-	d, dst, err := f.resolveStat(dir)
+func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc, error) {
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -441,12 +441,12 @@ func (f *FS) unlink(c vfs.Cred, dir vfs.Handle, name string, flags int) (vfs.Wcc
 
 // Rename moves fromName in fromDir to toName in toDir, replacing toName.
 func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromName string, toDir vfs.Handle, toName string) (vfs.Wcc, vfs.Wcc, error) {
-	fromD, fst, err := f.resolveStat(fromDir)
+	fromD, fst, err := f.resolveStat(ctx, fromDir, vfs.GrantReadWrite)
 	if err != nil {
 		return vfs.Wcc{}, vfs.Wcc{}, err
 	}
 	defer f.cache.release(fromD)
-	toD, tst, err := f.resolveStat(toDir)
+	toD, tst, err := f.resolveStat(ctx, toDir, vfs.GrantReadWrite)
 	if err != nil {
 		return dirWcc(fromD, &fst), vfs.Wcc{}, err
 	}
@@ -522,12 +522,12 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 
 // Link makes name in dir a new link to h.
 func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle, name string) (*vfs.Attr, vfs.Wcc, error) {
-	n, st, err := f.resolveStat(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, vfs.Wcc{}, err
 	}
 	defer f.cache.release(n)
-	d, dst, err := f.resolveStat(dir)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return attrPtr(n.exp, &st), vfs.Wcc{}, err
 	}

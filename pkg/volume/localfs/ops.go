@@ -21,7 +21,7 @@ func (f *FS) stale(n *node, err error) error {
 
 // GetAttr returns h's attributes.
 func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
-	n, st, err := f.resolveStat(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.Attr{}, err
 	}
@@ -31,7 +31,7 @@ func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
 
 // SetAttr changes h's attributes if guard (when set) equals its ctime.
 func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAttr, guard *time.Time) (vfs.Wcc, error) {
-	n, st, err := f.resolveStat(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -166,7 +166,7 @@ func appendUint(b []byte, v uint64) []byte {
 // Lookup resolves one name in dir. It never follows a symlink: looking up a
 // symlink returns the symlink.
 func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Handle, vfs.Attr, *vfs.Attr, error) {
-	d, dst, err := f.resolveStat(dir)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, vfs.Attr{}, nil, err
 	}
@@ -209,18 +209,22 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 
 // Access reports which of want c may do to h by the POSIX mode bits.
 func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) (uint32, vfs.Attr, error) {
-	n, st, err := f.resolveStat(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return 0, vfs.Attr{}, err
 	}
 	defer f.cache.release(n)
 	c = n.exp.cred(c)
-	return accessBits(&c, &st) & want, toAttr(n.exp, &st), nil
+	granted := accessBits(&c, &st) & want
+	if n.exp.grant(ctx) == vfs.GrantReadOnly {
+		granted &^= vfs.AccessModify | vfs.AccessExtend | vfs.AccessDelete
+	}
+	return granted, toAttr(n.exp, &st), nil
 }
 
 // Readlink returns a symlink's target verbatim.
 func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *vfs.Attr, error) {
-	n, st, err := f.resolveStat(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return "", nil, err
 	}
@@ -239,7 +243,7 @@ func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *v
 
 // FSStat reports the space and inodes of h's file system.
 func (f *FS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, error) {
-	n, st, err := f.resolveStat(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.FSStat{}, nil, err
 	}

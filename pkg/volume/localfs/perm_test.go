@@ -302,7 +302,7 @@ func TestPermMakeNodeSwapped(t *testing.T) {
 			t.Fatal(err)
 		}
 		env.write(t, secret, 0, "hush")
-		_, _, _, err = f.makeNode(other, env.root, "x", vfs.SetAttr{}, 0o777, unix.S_IFLNK, "t", func(dirfd int) (int, error) {
+		_, _, _, err = f.makeNode(ctx, other, env.root, "x", vfs.SetAttr{}, 0o777, unix.S_IFLNK, "t", func(dirfd int) (int, error) {
 			if err := unix.Symlinkat("t", dirfd, "x"); err != nil {
 				return -1, err
 			}

@@ -430,7 +430,7 @@ func TestQuotaRemoveDuringWrite(t *testing.T) {
 		// Enough usage that an undercount cannot hide below zero.
 		env.write(t, env.create(t, env.root, "keep"), 0, string(pattern(512<<10, 2)))
 		h := env.create(t, env.root, "f")
-		n, err := f.resolve(h)
+		n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 		if err != nil {
 			t.Fatal(err)
 		}

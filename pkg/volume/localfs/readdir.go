@@ -18,7 +18,7 @@ var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &
 // valid while the directory changes, so the verifier is always zero.
 func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, emit func(vfs.DirEntry) bool) (vfs.Verifier, bool, *vfs.Attr, error) {
 	var zero vfs.Verifier
-	d, dst, err := f.resolveStat(dir)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadOnly)
 	if err != nil {
 		return zero, false, nil, err
 	}

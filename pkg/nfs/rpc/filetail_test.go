@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
@@ -26,24 +27,10 @@ func (l plainListener) Accept() (net.Conn, error) {
 	return plainConn{c}, nil
 }
 
-// observedListener wraps connections in a SendfileConn, as a connection
-// counter would: sendfile must still be used.
-type observedListener struct{ net.Listener }
-
-type observedConn struct{ net.Conn }
-
-func (c observedConn) SendfileConn() net.Conn { return c.Conn }
-
-func (l observedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return observedConn{plainConn{c}.Conn}, nil
-}
-
 // fileHandler answers each call (args: offset, count) with a 4-byte
 // prefix and count bytes of path from offset attached with AttachFile.
+// Procedures from 1000 on also put count and the data's XDR length before
+// the data, and say how to shorten the reply.
 func fileHandler(t *testing.T, path string) HandlerFunc {
 	return func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
 		r := xdr.NewReader(c.Args)
@@ -60,7 +47,15 @@ func fileHandler(t *testing.T, path string) HandlerFunc {
 			return SystemErr
 		}
 		w.Uint32(0xabcdef01)
-		c.AttachFile(fd, int64(off), int(n))
+		if c.Proc >= 1000 {
+			w.Uint32(n)
+			w.Uint32(n)
+			c.AttachFile(fd, int64(off), int(n), func(reply []byte, got int) {
+				binary.BigEndian.PutUint32(reply[len(reply)-8:], uint32(got))
+			})
+			return Success
+		}
+		c.AttachFile(fd, int64(off), int(n), nil)
 		return Success
 	}
 }
@@ -76,11 +71,10 @@ func TestAttachFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	modes := []struct {
-		name     string
-		plain    bool // no descriptor: copied into the reply
-		drc      bool // through the duplicate request cache: copied too
-		observed bool // under a SendfileConn wrapper: sendfile
-	}{{"sendfile", false, false, false}, {"copy", true, false, false}, {"drc", false, true, false}, {"wrapped", false, false, true}}
+		name  string
+		plain bool // under a net.Conn wrapper
+		drc   bool // through the duplicate request cache: read into the reply
+	}{{"tcp", false, false}, {"wrapped", true, false}, {"drc", false, true}}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			s := NewServer(Options{})
@@ -96,9 +90,6 @@ func TestAttachFile(t *testing.T) {
 			var sl net.Listener = l
 			if m.plain {
 				sl = plainListener{l}
-			}
-			if m.observed {
-				sl = observedListener{l}
 			}
 			go s.Serve(sl)
 			defer s.Close()
@@ -135,15 +126,16 @@ func TestAttachFile(t *testing.T) {
 			a.Uint32(20)
 			_, err = cl.Call(context.Background(), testProg, testVers, 99, Cred{}, a.Bytes())
 			var ae *AcceptError
-			switch {
-			case m.plain || m.drc:
-				if !errors.As(err, &ae) || ae.Stat != SystemErr {
-					t.Fatalf("short file, copied: got %v, want SYSTEM_ERR", err)
-				}
-			default:
-				if err == nil || errors.As(err, &ae) {
-					t.Fatalf("short file, sendfile: got %v, want the connection closed", err)
-				}
+			if !errors.As(err, &ae) || ae.Stat != SystemErr {
+				t.Fatalf("short file: got %v, want SYSTEM_ERR", err)
+			}
+			// With a ShortFunc, the bytes the file holds.
+			res, err := cl.Call(context.Background(), testProg, testVers, 1000, Cred{}, a.Bytes())
+			want := append([]byte{0xab, 0xcd, 0xef, 0x01}, words(10, 10)...)
+			want = append(want, data[len(data)-10:]...)
+			want = append(want, 0, 0)
+			if err != nil || !bytes.Equal(res, want) {
+				t.Fatalf("short file with ShortFunc: got %x, %v; want %x", res, err, want)
 			}
 		})
 	}
@@ -200,4 +192,45 @@ func openFds(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestAttachFileReadError: a file that cannot be read when the reply is
+// written (here a directory) gives SYSTEM_ERR; the connection, which all
+// of a client's mounts share, stays up.
+func TestAttachFileReadError(t *testing.T) {
+	dir := t.TempDir()
+	_, addr := startServer(t, Options{}, func(s *Server) {
+		s.Register(testProg, testVers, HandlerFunc(func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
+			if c.Proc == 0 {
+				return Success
+			}
+			f, err := os.Open(dir)
+			if err != nil {
+				t.Error(err)
+				return SystemErr
+			}
+			defer f.Close()
+			fd, err := dupFd(f)
+			if err != nil {
+				t.Error(err)
+				return SystemErr
+			}
+			w.Uint32(10)
+			c.AttachFile(fd, 0, 10, func([]byte, int) {})
+			return Success
+		}), func(uint32) bool { return true })
+	})
+	cl, err := Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = cl.Call(context.Background(), testProg, testVers, 1, Cred{}, nil)
+	var ae *AcceptError
+	if !errors.As(err, &ae) || ae.Stat != SystemErr {
+		t.Fatalf("unreadable file: got %v, want SYSTEM_ERR", err)
+	}
+	if _, err := cl.Call(context.Background(), testProg, testVers, 0, Cred{}, nil); err != nil {
+		t.Fatalf("connection unusable after an unreadable file: %v", err)
+	}
 }
