@@ -314,6 +314,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		g := endpoint.NewGRPCServer(log.WithName("csi"))
 		csi.RegisterIdentityServer(g, &driver.Identity{})
 		csi.RegisterControllerServer(g, ctrl)
+		csi.RegisterGroupControllerServer(g, ctrl.Group())
 		csicommon.RegisterVolumes(g, ctrl)
 		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, MaxVolumesPerNode: *maxVols})
 

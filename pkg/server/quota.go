@@ -33,6 +33,7 @@ type volumes struct {
 var (
 	_ api.Exporter = (*volumes)(nil)
 	_ api.Quota    = (*volumes)(nil)
+	_ api.Freezer  = (*volumes)(nil)
 )
 
 func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log logr.Logger) (*volumes, error) {
@@ -107,6 +108,15 @@ func (x *volumes) RemoveExport(path string) error {
 		}
 	}
 	return err
+}
+
+// Freeze holds every change to volumes ids over NFS until thaw.
+func (x *volumes) Freeze(ids ...string) (thaw func(), err error) {
+	paths := make([]string, len(ids))
+	for i, id := range ids {
+		paths[i] = csicommon.ExportPath(id)
+	}
+	return x.fs.Freeze(paths...)
 }
 
 // SetCapacity raises the live export's limits (the inode limit too, when

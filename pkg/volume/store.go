@@ -9,6 +9,7 @@
 //	DATA/meta/<id>.json    the volume's record: the commit point of its existence
 //	DATA/meta/.<id>.json.tmp-*  a record being written (removed on Open)
 //	DATA/trash/<name>      directories of deleted or abandoned volumes, being removed
+//	DATA/snapshots, snapmeta, groups, staging: snapshots (see snapshot.go)
 //
 // A volume exists if and only if its record exists. Steps are ordered so
 // that every crash point is recoverable by Open:
@@ -108,6 +109,9 @@ type Request struct {
 	// Create finds the volume whatever they became since.
 	MutableParameters map[string]string
 	ContentSource     *ContentSource
+	// From, if set, is a complete, synced tree in staging (StagingDir)
+	// that becomes the volume's contents, as restores and clones do.
+	From string
 }
 
 // Store is an open data directory. It is safe for concurrent use.
@@ -119,6 +123,13 @@ type Store struct {
 	mu     sync.Mutex // serializes mutations and guards the maps
 	byID   map[string]*Volume
 	byName map[string]string
+
+	// Snapshots (snapshot.go), under mu too.
+	snaps       map[string]*Snapshot
+	snapByName  map[string]string
+	groups      map[string]*Group
+	groupByName map[string]string
+	reflink     bool
 }
 
 // Open opens (creating if needed) the data directory dir, takes its lock and
@@ -139,6 +150,10 @@ func Open(dir string, log logr.Logger) (*Store, error) {
 	}
 	s := &Store{dir: dir, log: log, lock: lf, byID: map[string]*Volume{}, byName: map[string]string{}}
 	if err := s.reconcile(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	if err := s.openSnapshots(); err != nil {
 		lf.Close()
 		return nil, err
 	}
@@ -299,20 +314,33 @@ func (s *Store) Create(r Request) (v Volume, created bool, err error) {
 		CreatedAt:         time.Now().UTC().Truncate(time.Microsecond),
 		ContentSource:     r.ContentSource,
 	}
-	if err := os.Mkdir(s.VolumeDir(id), 0o777); err != nil {
-		return Volume{}, false, fmt.Errorf("volume store: creating directory: %w", err)
-	}
-	// 0777 before umask; the volume root is shared by whatever UIDs the
-	// pods use, so make it world-writable like an empty NFS export.
-	if err := os.Chmod(s.VolumeDir(id), 0o777); err != nil {
-		return Volume{}, false, fmt.Errorf("volume store: %w", err)
+	if r.From != "" {
+		if err := os.Rename(r.From, s.VolumeDir(id)); err != nil {
+			return Volume{}, false, fmt.Errorf("volume store: moving contents into place: %w", err)
+		}
+		if err := syncDir(filepath.Dir(r.From)); err != nil {
+			return Volume{}, false, err
+		}
+	} else {
+		if err := os.Mkdir(s.VolumeDir(id), 0o777); err != nil {
+			return Volume{}, false, fmt.Errorf("volume store: creating directory: %w", err)
+		}
+		// 0777 before umask; the volume root is shared by whatever UIDs the
+		// pods use, so make it world-writable like an empty NFS export.
+		if err := os.Chmod(s.VolumeDir(id), 0o777); err != nil {
+			return Volume{}, false, fmt.Errorf("volume store: %w", err)
+		}
 	}
 	if err := syncDir(filepath.Join(s.dir, "volumes")); err != nil {
 		return Volume{}, false, err
 	}
 	if err := s.writeRecord(nv); err != nil {
 		// Best effort: leave no orphan behind (Open would clean it anyway).
-		os.Remove(s.VolumeDir(id))
+		if r.From != "" {
+			os.Rename(s.VolumeDir(id), r.From)
+		} else {
+			os.Remove(s.VolumeDir(id))
+		}
 		return Volume{}, false, err
 	}
 	s.byID[id] = nv

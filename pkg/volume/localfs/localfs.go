@@ -96,6 +96,7 @@ type export struct {
 	// what it saw still holds (see victim and makeNode).
 	entries [64]sync.Mutex
 	squash  atomic.Pointer[squash] // nil: no root squash
+	hold    hold                   // changes shared, Freeze exclusive (freeze.go)
 }
 
 func (e *export) acquire() bool {
