@@ -11,31 +11,45 @@ import (
 	"sync/atomic"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/driver"
 )
 
-// switchableController serves the CSI Controller service from whichever
-// *csi.Controller is current, so the set of storage servers can change
-// without restarting the gRPC endpoint. It forwards every method of the
-// generated service description, whatever csi.Controller implements.
+// switchableController serves the CSI Controller and Volumes services from
+// whichever *driver.Controller is current, so the set of storage servers can
+// change without restarting the gRPC endpoint. It forwards every method of the
+// generated service description, whatever driver.Controller implements.
 type switchableController struct {
-	cur atomic.Pointer[csi.Controller]
+	cur atomic.Pointer[driver.Controller]
 }
 
 func (s *switchableController) register(g *grpc.Server) {
-	desc := csipb.Controller_ServiceDesc
-	desc.Methods = make([]grpc.MethodDesc, len(csipb.Controller_ServiceDesc.Methods))
-	for i, m := range csipb.Controller_ServiceDesc.Methods {
-		h := m.Handler
-		desc.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(_ any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
-			return h(s.cur.Load(), ctx, dec, icpt)
-		}}
+	forward := func(d grpc.ServiceDesc, srv func() any) {
+		desc := d
+		desc.Methods = make([]grpc.MethodDesc, len(d.Methods))
+		for i, m := range d.Methods {
+			h := m.Handler
+			desc.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(_ any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+				return h(srv(), ctx, dec, icpt)
+			}}
+		}
+		g.RegisterService(&desc, srv())
 	}
-	g.RegisterService(&desc, s.cur.Load())
+	forward(csi.Controller_ServiceDesc, func() any { return s.cur.Load() })
+	forward(csi.GroupController_ServiceDesc, func() any { return s.cur.Load().Group() })
+	csicommon.RegisterVolumes(g, s)
+}
+
+func (s *switchableController) GetVolumeByName(ctx context.Context, name string) (*csi.Volume, error) {
+	return s.cur.Load().GetVolumeByName(ctx, name)
+}
+
+func (s *switchableController) GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGetVolumeStatsResponse, error) {
+	return s.cur.Load().GetVolumeUsage(ctx, id)
 }
 
 // discovery finds storage servers by resolving a DNS name (in Kubernetes,
@@ -74,12 +88,12 @@ func identifyServer(ctx context.Context, addr string, dialOpts []grpc.DialOption
 		return "", err
 	}
 	defer cc.Close()
-	info, err := csipb.NewIdentityClient(cc).GetPluginInfo(ctx, &csipb.GetPluginInfoRequest{})
+	info, err := csi.NewIdentityClient(cc).GetPluginInfo(ctx, &csi.GetPluginInfoRequest{})
 	if err != nil {
 		return "", err
 	}
-	name := info.GetManifest()[csi.ManifestServer]
-	if err := csi.ValidServerName(name); err != nil {
+	name := info.GetManifest()[csicommon.ManifestServer]
+	if err := csicommon.ValidServerName(name); err != nil {
 		return "", fmt.Errorf("%s is not a Hangar storage server: %w", addr, err)
 	}
 	return name, nil
@@ -87,7 +101,7 @@ func identifyServer(ctx context.Context, addr string, dialOpts []grpc.DialOption
 
 // refresh resolves and identifies the servers; changed reports whether the
 // known set differs from before.
-func (d *discovery) refresh(ctx context.Context) (refs []csi.ServerRef, changed bool, err error) {
+func (d *discovery) refresh(ctx context.Context) (refs []driver.ServerRef, changed bool, err error) {
 	ips, err := d.resolve(ctx, d.host)
 	if err != nil {
 		return d.refs(), false, fmt.Errorf("resolving %s: %w", d.host, err)
@@ -113,25 +127,25 @@ func (d *discovery) refresh(ctx context.Context) (refs []csi.ServerRef, changed 
 	return d.refsLocked(), changed, nil
 }
 
-func (d *discovery) refs() []csi.ServerRef {
+func (d *discovery) refs() []driver.ServerRef {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.refsLocked()
 }
 
-func (d *discovery) refsLocked() []csi.ServerRef {
-	refs := make([]csi.ServerRef, 0, len(d.known))
+func (d *discovery) refsLocked() []driver.ServerRef {
+	refs := make([]driver.ServerRef, 0, len(d.known))
 	for n, a := range d.known {
-		refs = append(refs, csi.ServerRef{Name: n, Addr: a})
+		refs = append(refs, driver.ServerRef{Name: n, Addr: a})
 	}
-	slices.SortFunc(refs, func(a, b csi.ServerRef) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(refs, func(a, b driver.ServerRef) int { return strings.Compare(a.Name, b.Name) })
 	return refs
 }
 
 // run refreshes every interval until ctx ends, switching sw to a new
 // controller when the set changes. The old controller's connections close
 // after a grace period, once calls in flight on it are done.
-func (d *discovery) run(ctx context.Context, sw *switchableController, interval time.Duration, newCtrl func([]csi.ServerRef) (*csi.Controller, error)) {
+func (d *discovery) run(ctx context.Context, sw *switchableController, interval time.Duration, newCtrl func([]driver.ServerRef) (*driver.Controller, error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -145,7 +159,7 @@ func (d *discovery) run(ctx context.Context, sw *switchableController, interval 
 }
 
 // apply does one refresh and switch.
-func (d *discovery) apply(ctx context.Context, sw *switchableController, newCtrl func([]csi.ServerRef) (*csi.Controller, error)) {
+func (d *discovery) apply(ctx context.Context, sw *switchableController, newCtrl func([]driver.ServerRef) (*driver.Controller, error)) {
 	refs, changed, err := d.refresh(ctx)
 	if err != nil {
 		d.log.Info("storage server discovery failed; keeping the known servers", "error", err.Error())

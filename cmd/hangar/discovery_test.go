@@ -5,23 +5,24 @@ import (
 	"net"
 	"testing"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/driver"
 )
 
 // fakeServer is a storage server's API as discovery sees it: its name in
 // GetPluginInfo, and a capacity to tell servers apart.
 type fakeServer struct {
-	csipb.UnimplementedControllerServer
+	csi.UnimplementedControllerServer
 	avail int64
 }
 
-func (f *fakeServer) GetCapacity(context.Context, *csipb.GetCapacityRequest) (*csipb.GetCapacityResponse, error) {
-	return &csipb.GetCapacityResponse{AvailableCapacity: f.avail}, nil
+func (f *fakeServer) GetCapacity(context.Context, *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
+	return &csi.GetCapacityResponse{AvailableCapacity: f.avail}, nil
 }
 
 func serveFake(t *testing.T, addr, name string, avail int64) {
@@ -31,8 +32,8 @@ func serveFake(t *testing.T, addr, name string, avail int64) {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer()
-	csipb.RegisterIdentityServer(g, &csi.Identity{Manifest: map[string]string{csi.ManifestServer: name}})
-	csipb.RegisterControllerServer(g, &fakeServer{avail: avail})
+	csi.RegisterIdentityServer(g, &driver.Identity{Manifest: map[string]string{csicommon.ManifestServer: name}})
+	csi.RegisterControllerServer(g, &fakeServer{avail: avail})
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
 }
@@ -64,8 +65,8 @@ func TestDiscoverySwitchesController(t *testing.T) {
 		}
 		return ips, nil
 	}
-	newCtrl := func(refs []csi.ServerRef) (*csi.Controller, error) {
-		return csi.NewController(refs, logr.Discard(), dial...)
+	newCtrl := func(refs []driver.ServerRef) (*driver.Controller, error) {
+		return driver.NewController(refs, logr.Discard(), dial...)
 	}
 	sw := &switchableController{}
 	empty, _ := newCtrl(nil)
@@ -85,10 +86,10 @@ func TestDiscoverySwitchesController(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	client := csipb.NewControllerClient(cc)
+	client := csi.NewControllerClient(cc)
 	capacity := func() int64 {
 		t.Helper()
-		r, err := client.GetCapacity(context.Background(), &csipb.GetCapacityRequest{})
+		r, err := client.GetCapacity(context.Background(), &csi.GetCapacityRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,6 +97,10 @@ func TestDiscoverySwitchesController(t *testing.T) {
 	}
 	if c := capacity(); c != 0 {
 		t.Fatalf("capacity before discovery = %d", c)
+	}
+	// The GroupController is served through the switch too.
+	if caps, err := csi.NewGroupControllerClient(cc).GroupControllerGetCapabilities(context.Background(), &csi.GroupControllerGetCapabilitiesRequest{}); err != nil || len(caps.Capabilities) != 1 {
+		t.Fatalf("group controller through the switch: %v %v", caps, err)
 	}
 	d.apply(context.Background(), sw, newCtrl)
 	if c := capacity(); c != 120 {

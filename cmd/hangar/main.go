@@ -17,7 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc/status"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
 )
 
@@ -36,7 +36,7 @@ var commands = []command{
 	{"controller", "", "CSI controller (Identity + Controller), routing to storage servers", controllerCmd},
 	{"node", "", "CSI node plugin (Identity + Node), mounting volumes over NFS", nodeCmd},
 	{"run", "", "all in one process: storage server + controller + node on one CSI socket", runCmd},
-	{"volume", "create NAME --size 1Gi | list | get ID | expand ID --size 2Gi | delete ID", "CSI client for a running controller", volumeCmd},
+	{"volume", "create NAME --size 1Gi | list | get ID|NAME | expand ID --size 2Gi | delete ID | snapshot ID NAME | snapshots [ID] | delete-snapshot SNAP | restore SNAP NAME | clone ID NAME", "CSI client for a running controller", volumeCmd},
 	{"nfs", "", "serve one directory over NFSv3 (no CSI)", nfsCmd},
 	{"version", "", "print the version", versionCmd},
 }
@@ -49,7 +49,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	csi.Version = versionString()
+	csicommon.Version = versionString()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c := findCommand(args[1]); c != nil {
@@ -84,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = logr.NewContext(ctx, log)
+	ctx = context.WithValue(ctx, stdoutKey{}, stdout)
 	if err := action(ctx, log, rest); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -99,6 +100,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// stdoutKey holds the io.Writer commands print results to (run's stdout).
+type stdoutKey struct{}
+
+func stdoutOf(ctx context.Context) io.Writer {
+	if w, ok := ctx.Value(stdoutKey{}).(io.Writer); ok {
+		return w
+	}
+	return os.Stdout
 }
 
 type usageError struct{ error }
@@ -166,7 +177,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "hangar %s — CSI driver %s: NFS volumes from Hangar's own NFSv3 server on local disk\n\nusage: hangar COMMAND [flags]\n\ncommands:\n", versionString(), csi.DriverName)
+	fmt.Fprintf(w, "hangar %s — CSI driver %s: NFS volumes from Hangar's own NFSv3 server on local disk\n\nusage: hangar COMMAND [flags]\n\ncommands:\n", versionString(), csicommon.DriverName)
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
@@ -191,7 +202,7 @@ func versionString() string {
 
 func versionCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
 	return func(ctx context.Context, log logr.Logger, args []string) error {
-		fmt.Printf("hangar %s (%s)\n", versionString(), csi.DriverName)
+		fmt.Printf("hangar %s (%s)\n", versionString(), csicommon.DriverName)
 		return nil
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -38,7 +38,7 @@ func TestNodeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := csipb.NewNodeClient(conn).NodeGetCapabilities(context.Background(), &csipb.NodeGetCapabilitiesRequest{}); err != nil {
+	if _, err := csi.NewNodeClient(conn).NodeGetCapabilities(context.Background(), &csi.NodeGetCapabilitiesRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	body, _ := fetchMetrics(maddr)

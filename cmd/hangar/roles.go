@@ -13,14 +13,16 @@ import (
 	"strings"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	mount "k8s.io/mount-utils"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/driver"
+	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/server"
@@ -67,13 +69,18 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 	apiListen := fs.String("api-listen", ":7070", "management API listen address (host:port or unix:///path)")
 	name := fs.String("name", server.DefaultName(hostname()), "server name: the prefix of its volume IDs; never change it once volumes exist")
 	advertise := fs.String("advertise", "", "host:port that nodes mount (default: the NFS listen address, or this machine's first non-loopback address)")
-	access := fs.Bool("access-control", false, "let only nodes a volume is published to (ControllerPublishVolume) mount it")
+	access := fs.Bool("access-control", false, "let only nodes a volume is published to (ControllerPublishVolume) reach it, read-only if published so")
 	tlsFlags := addTLSFlags(fs, "management API")
 	overcommit := fs.Float64("overcommit-ratio", 1, "how many times the data disk's space volumes may be promised in total (>= 1; 1: never promise more than the disk holds)")
 	mf := addMetricsFlags(fs)
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if *data == "" {
 			return usagef("--data is required")
+		}
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
 		}
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
@@ -84,7 +91,7 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			if tlsConf, err = server.ServerTLS(*tlsFlags.ca, *tlsFlags.cert, *tlsFlags.key); err != nil {
 				return usagef("--tls-*: %v", err)
 			}
-		} else if network, addr, _ := csi.ParseEndpoint(*apiListen); network == "tcp" && !loopback(addr) {
+		} else if network, addr, _ := endpoint.Parse(*apiListen); network == "tcp" && !loopback(addr) {
 			log.Info("WARNING: management API without TLS on a non-loopback address: anyone who reaches it can create, delete and publish volumes; set --tls-ca, --tls-cert and --tls-key")
 		}
 		reg, err := mf.start(ctx, log)
@@ -92,7 +99,7 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			return err
 		}
 		srv, err := server.New(server.Options{DataDir: *data, Name: *name, NFSListen: *nfsListen, APIListen: *apiListen, Advertise: *advertise, Log: log, AccessControl: *access, TLS: tlsConf,
-			Overcommit: *overcommit, Metrics: registerer(reg)})
+			Overcommit: *overcommit, Metrics: registerer(reg), NFS: nfsO})
 		if err != nil {
 			return err
 		}
@@ -115,16 +122,20 @@ func serveServer(ctx context.Context, log logr.Logger, srv *server.Server) error
 }
 
 func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
-	endpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
+	csiEndpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
 	servers := fs.String("servers", "", "storage servers as name=host:port[,name=host:port...] (their --name and --api-listen)")
 	serversDNS := fs.String("servers-dns", "", "discover storage servers instead: host:port, every address host resolves to is a server's API (a headless Service in Kubernetes)")
 	interval := fs.Duration("discovery-interval", 30*time.Second, "how often --servers-dns is resolved again")
 	tlsFlags := addTLSFlags(fs, "storage servers' management API")
 	serverName := fs.String("tls-server-name", server.DefaultTLSServerName, "name the storage servers' certificates must carry")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes one node may have published (0: no limit); give the node plugin and the controller the same number")
 	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if (*servers == "") == (*serversDNS == "") {
 			return usagef("give exactly one of --servers and --servers-dns")
+		}
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
 		}
 		var dialOpts []grpc.DialOption
 		if tlsFlags.set() {
@@ -134,11 +145,17 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 			}
 			dialOpts = append(dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 		}
-		newCtrl := func(refs []csi.ServerRef) (*csi.Controller, error) { return csi.NewController(refs, log, dialOpts...) }
+		newCtrl := func(refs []driver.ServerRef) (*driver.Controller, error) {
+			c, err := driver.NewController(refs, log, dialOpts...)
+			if err == nil {
+				c.MaxVolumesPerNode = *maxVols
+			}
+			return c, err
+		}
 		sw := &switchableController{}
 		var disc *discovery
 		if *servers != "" {
-			refs, err := csi.ParseServers(*servers)
+			refs, err := driver.ParseServers(*servers)
 			if err != nil {
 				return usagef("--servers: %v", err)
 			}
@@ -161,7 +178,7 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 			go disc.run(ctx, sw, *interval, newCtrl)
 		}
 		defer func() { sw.cur.Load().Close() }()
-		l, err := csi.Listen(*endpoint)
+		l, err := endpoint.Listen(*csiEndpoint)
 		if err != nil {
 			return err
 		}
@@ -169,10 +186,10 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 		if err != nil {
 			return err
 		}
-		g := csi.NewGRPCServer(log, grpcMetrics(reg, "controller")...)
-		csipb.RegisterIdentityServer(g, &csi.Identity{})
+		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "controller")...)
+		csi.RegisterIdentityServer(g, &driver.Identity{})
 		sw.register(g)
-		log.Info("controller serving", "endpoint", *endpoint, "servers", *servers, "serversDNS", *serversDNS, "tls", tlsFlags.set())
+		log.Info("controller serving", "endpoint", *csiEndpoint, "servers", *servers, "serversDNS", *serversDNS, "tls", tlsFlags.set())
 		return serveUntilDone(ctx, g, l)
 	}
 }
@@ -184,11 +201,11 @@ func nodeSetup(mounterKind, name, addrs string) (mount.Interface, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	ips, err := csi.ParseNodeAddresses(addrs)
+	ips, err := csicommon.ParseNodeAddresses(addrs)
 	if err != nil {
 		return nil, "", usagef("--node-address: %v", err)
 	}
-	return m, csi.FormatNodeID(name, ips), nil
+	return m, csicommon.FormatNodeID(name, ips), nil
 }
 
 // newMounter returns the node's mounter. "record" is test-only: it records
@@ -205,19 +222,23 @@ func newMounter(kind string) (mount.Interface, error) {
 }
 
 func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
-	endpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
+	csiEndpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
 	nodeID := fs.String("node-id", hostname(), "node name (the Kubernetes node name)")
 	nodeAddr := fs.String("node-address", "", "IP address(es), comma-separated, this node's NFS client mounts from; reported in the node ID (NAME@IP) so ControllerPublishVolume can allow them")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
 	probeTimeout := fs.Duration("probe-timeout", 5*time.Second, "how long the NFS server may take to answer the pre-mount probe")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes one node may have published (0: no limit); give the node plugin and the controller the same number")
 	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
+		}
 		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
 		}
 		*nodeID = id
-		l, err := csi.Listen(*endpoint)
+		l, err := endpoint.Listen(*csiEndpoint)
 		if err != nil {
 			return err
 		}
@@ -225,25 +246,34 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 		if err != nil {
 			return err
 		}
-		g := csi.NewGRPCServer(log, grpcMetrics(reg, "node")...)
-		csipb.RegisterIdentityServer(g, &csi.Identity{})
-		csipb.RegisterNodeServer(g, &csi.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout})
-		log.Info("node plugin serving", "endpoint", *endpoint, "nodeID", *nodeID, "mounter", *mounterKind)
+		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "node")...)
+		csi.RegisterIdentityServer(g, &driver.Identity{})
+		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout, MaxVolumesPerNode: *maxVols})
+		log.Info("node plugin serving", "endpoint", *csiEndpoint, "nodeID", *nodeID, "mounter", *mounterKind)
 		return serveUntilDone(ctx, g, l)
 	}
 }
 
 func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
 	data := fs.String("data", "./hangar-data", "data directory holding the volumes")
-	endpoint := fs.String("csi-endpoint", "", "CSI endpoint to serve (default unix://DATA/csi.sock)")
+	csiEndpoint := fs.String("csi-endpoint", "", "CSI endpoint to serve (default unix://DATA/csi.sock)")
 	nfsListen := fs.String("nfs-listen", "127.0.0.1:2049", "NFS (and MOUNT) listen address")
 	advertise := fs.String("advertise", "", "host:port that clients mount (default: the NFS listen address)")
 	name := fs.String("name", "local", "server name: the prefix of volume IDs")
 	nodeID := fs.String("node-id", hostname(), "node name reported to the CO")
 	nodeAddr := fs.String("node-address", "127.0.0.1", "IP address(es) this machine's NFS client mounts from (see \"hangar help node\")")
-	access := fs.Bool("access-control", false, "let only nodes a volume is published to mount it (off: hand mounts work)")
+	access := fs.Bool("access-control", false, "let only nodes a volume is published to reach it (off: hand mounts work)")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes this node may have published (0: no limit)")
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
+		}
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
+		}
 		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
@@ -253,11 +283,11 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		if err != nil {
 			return err
 		}
-		if *endpoint == "" {
-			*endpoint = "unix://" + filepath.Join(abs, "csi.sock")
+		if *csiEndpoint == "" {
+			*csiEndpoint = "unix://" + filepath.Join(abs, "csi.sock")
 		}
 		apiSock := "unix://" + filepath.Join(abs, "api.sock")
-		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access})
+		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access, NFS: nfsO})
 		if err != nil {
 			return err
 		}
@@ -268,22 +298,25 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			log.V(1).Info("storage server stopped")
 		}()
 
-		ctrl, err := csi.NewController([]csi.ServerRef{{Name: *name, Addr: apiSock}}, log.WithName("controller"))
+		ctrl, err := driver.NewController([]driver.ServerRef{{Name: *name, Addr: apiSock}}, log.WithName("controller"))
 		if err != nil {
 			return err
 		}
+		ctrl.MaxVolumesPerNode = *maxVols
 		defer func() {
 			ctrl.Close()
 			log.V(1).Info("controller stopped")
 		}()
-		l, err := csi.Listen(*endpoint)
+		l, err := endpoint.Listen(*csiEndpoint)
 		if err != nil {
 			return err
 		}
-		g := csi.NewGRPCServer(log.WithName("csi"))
-		csipb.RegisterIdentityServer(g, &csi.Identity{})
-		csipb.RegisterControllerServer(g, ctrl)
-		csipb.RegisterNodeServer(g, &csi.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS})
+		g := endpoint.NewGRPCServer(log.WithName("csi"))
+		csi.RegisterIdentityServer(g, &driver.Identity{})
+		csi.RegisterControllerServer(g, ctrl)
+		csi.RegisterGroupControllerServer(g, ctrl.Group())
+		csicommon.RegisterVolumes(g, ctrl)
+		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, MaxVolumesPerNode: *maxVols})
 
 		_, port, _ := net.SplitHostPort(srv.NFSAddr())
 		fmt.Printf(`hangar %s running (Ctrl-C stops it)
@@ -295,8 +328,8 @@ Create a volume:
   hangar volume create myvol --size 1Gi --csi-endpoint %s
 Mount it by hand (VOLUME-ID is the part after "%s:" in the volume ID):
   mount -t nfs -o %s %s:/VOLUME-ID /mnt
-`, versionString(), abs, *endpoint, srv.NFSAddr(), *endpoint, *name,
-			strings.Join(csi.MountOptions(port), ","), hostOf(srv.NFSAddr()))
+`, versionString(), abs, *csiEndpoint, srv.NFSAddr(), *csiEndpoint, *name,
+			strings.Join(driver.MountOptions(port), ","), hostOf(srv.NFSAddr()))
 
 		errc := make(chan error, 1)
 		go func() { errc <- serveUntilDone(ctx, g, l) }()
@@ -326,7 +359,12 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	root := fs.String("root", "", "directory to export as \"/\" (required)")
 	listen := fs.String("listen", "127.0.0.1:2049", "NFS (and MOUNT) listen address")
 	keyFile := fs.String("key-file", "", "file handle key, kept across restarts so clients' handles stay valid (default: .ROOTNAME.hangar-handle.key next to the root)")
+	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		nfsO, err := nfsOpts()
+		if err != nil {
+			return err
+		}
 		if *root == "" {
 			return usagef("--root is required")
 		}
@@ -348,20 +386,21 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		// The export's identity is derived from its path so handles survive
 		// restarts.
 		sum := sha256.Sum256([]byte(abs))
-		if err := lfs.AddExport("/", abs, hex.EncodeToString(sum[:8])); err != nil {
+		if err := lfs.AddExport("/", abs, hex.EncodeToString(sum[:8]), nil); err != nil {
 			return err
 		}
 		l, err := net.Listen("tcp", *listen)
 		if err != nil {
 			return err
 		}
-		srv := nfs.NewServer(lfs, rpc.Options{Log: log.WithName("nfs")})
+		nfsO.Log = log.WithName("nfs")
+		srv := nfs.NewServer(lfs, nfsO)
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(l) }()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		log.Info("serving NFS", "root", abs, "listen", l.Addr().String())
 		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\nor over NFSv4.1:\n  mount -t nfs -o vers=4.1,proto=tcp,port=%s %s:/ /mnt\n",
-			strings.Join(csi.MountOptions(port), ","), hostOf(l.Addr().String()), port, hostOf(l.Addr().String()))
+			strings.Join(driver.MountOptions(port), ","), hostOf(l.Addr().String()), port, hostOf(l.Addr().String()))
 		select {
 		case err := <-errc:
 			return err
@@ -371,6 +410,27 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			<-errc
 			return nil
 		}
+	}
+}
+
+// addNFSFlags adds the NFS server's connection limits; the function returns
+// them as options.
+func addNFSFlags(fs *flag.FlagSet) func() (rpc.Options, error) {
+	maxConns := fs.Int("nfs-max-conns", 0, "most NFS connections at once (0: 4096, or half the open-file limit if lower); a new one beyond it closes the least recently active idle one")
+	perAddr := fs.Int("nfs-max-conns-per-addr", 64, "most NFS connections from one client IP address (a Linux client uses one per server)")
+	idle := fs.Duration("nfs-idle-timeout", 5*time.Minute, "close an NFS connection idle this long")
+	record := fs.Duration("nfs-record-timeout", 30*time.Second, "close an NFS connection whose call takes longer than this to arrive once begun")
+	write := fs.Duration("nfs-write-timeout", 30*time.Second, "close an NFS connection that takes no reply bytes for this long")
+	backlog := fs.Int("nfs-max-reply-backlog", 1<<20, "bytes of replies an NFS client may leave unread before its calls wait (file data not counted)")
+	return func() (rpc.Options, error) {
+		for name, v := range map[string]int64{"nfs-max-conns": int64(*maxConns), "nfs-max-conns-per-addr": int64(*perAddr),
+			"nfs-idle-timeout": int64(*idle), "nfs-record-timeout": int64(*record), "nfs-write-timeout": int64(*write), "nfs-max-reply-backlog": int64(*backlog)} {
+			if v < 0 || v == 0 && name != "nfs-max-conns" {
+				return rpc.Options{}, usagef("--%s must be positive", name)
+			}
+		}
+		return rpc.Options{MaxConns: *maxConns, MaxConnsPerAddr: *perAddr, IdleTimeout: *idle, RecordTimeout: *record,
+			WriteTimeout: *write, MaxReplyBacklog: *backlog}, nil
 	}
 }
 

@@ -6,7 +6,6 @@ package metrics
 
 import (
 	"context"
-	"net"
 	"sync"
 	"time"
 
@@ -174,10 +173,10 @@ func (m *NFS) end(c call, err error) {
 	m.inflight.Dec()
 }
 
-func (m *NFS) Exports() []vfs.Export { return m.fs.Exports() }
+func (m *NFS) Exports(ctx context.Context) []vfs.Export { return m.fs.Exports(ctx) }
 
-func (m *NFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
-	h, err := m.fs.Mount(ctx, path, addr)
+func (m *NFS) Mount(ctx context.Context, path string) (vfs.Handle, error) {
+	h, err := m.fs.Mount(ctx, path)
 	id, ok := m.vol(h)
 	if !ok {
 		id = UnknownVolume
@@ -233,8 +232,8 @@ func (m *NFS) Read(ctx context.Context, cr vfs.Cred, h vfs.Handle, off uint64, b
 	return n, eof, a, err
 }
 
-// ReadFile forwards vfs.FileReader, so that counting keeps large READs on
-// the zero-copy (sendfile) path; ErrNotSupp sends the caller to Read when
+// ReadFile forwards vfs.FileReader, so that counting keeps READs on the
+// file path (data read only as the reply is written); ErrNotSupp sends the caller to Read when
 // the wrapped FS has no files to hand out.
 func (m *NFS) ReadFile(ctx context.Context, cr vfs.Cred, h vfs.Handle, off uint64, count uint32) (int, int, bool, *vfs.Attr, error) {
 	fr, ok := m.fs.(vfs.FileReader)

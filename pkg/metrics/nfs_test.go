@@ -21,7 +21,7 @@ func TestNFSCounts(t *testing.T) {
 	mem := vfstest.NewMemFS()
 	mem.AddExport("/")
 	m := NewNFS(mem, oneVolume("v1"), reg)
-	root, err := m.Mount(ctx, "/", nil)
+	root, err := m.Mount(ctx, "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func BenchmarkNFSGetAttr(b *testing.B) {
 			if wrapped {
 				fs = NewNFS(fs, oneVolume("v1"), prometheus.NewRegistry())
 			}
-			root, _ := fs.Mount(ctx, "/", nil)
+			root, _ := fs.Mount(ctx, "/")
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				if _, err := fs.GetAttr(ctx, root); err != nil {

@@ -104,10 +104,6 @@ type countedConn struct {
 	open prometheus.Gauge
 }
 
-// SendfileConn lets the RPC server send READ data on the connection
-// underneath with sendfile (rpc.SendfileConn): counting only observes.
-func (c *countedConn) SendfileConn() net.Conn { return c.Conn }
-
 func (c *countedConn) Close() error {
 	c.once.Do(c.open.Dec)
 	return c.Conn.Close()

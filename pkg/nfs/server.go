@@ -5,6 +5,9 @@
 package nfs
 
 import (
+	"context"
+	"net"
+
 	"github.com/hangar-csi/hangar/pkg/nfs/mount"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfs3"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
@@ -13,8 +16,17 @@ import (
 )
 
 // NewServer returns an rpc.Server serving NFS v3 and v4 (100003) and
-// MOUNT v3 (100005) over fs. Call Serve with a listener to start it.
+// MOUNT v3 (100005) over fs. Call Serve with a listener to start it. Every
+// call's context carries the connection's peer address (vfs.ClientOf),
+// which fs checks against its exports' policies.
 func NewServer(fs vfs.FS, o rpc.Options) *rpc.Server {
+	conn := o.ConnContext
+	o.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if conn != nil {
+			ctx = conn(ctx, c)
+		}
+		return vfs.WithClient(ctx, c.RemoteAddr())
+	}
 	s := rpc.NewServer(o)
 	s.Register(nfs3.Program, nfs3.Version, nfs3.NewHandler(fs, o.Log.WithName("nfs3")), nfs3.Idempotent)
 	s.Register(nfs4.Program, nfs4.Version, nfs4.NewHandler(fs, o.Log.WithName("nfs4"), nfs4.Options{MaxRequest: o.MaxRecordSize}), nfs4.Idempotent)

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ type server struct {
 	addr        string
 	root, root2 vfs.Handle
 	dir1        string
+	fs          *localfs.FS
 }
 
 func start(t *testing.T) *server { return startB(t) }
@@ -46,10 +49,10 @@ func startB(t testing.TB) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.AddExport("/vol1", dir1, "vol1"); err != nil {
+	if err := fs.AddExport("/vol1", dir1, "vol1", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.AddExport("/vol2", dir2, "vol2"); err != nil {
+	if err := fs.AddExport("/vol2", dir2, "vol2", nil); err != nil {
 		t.Fatal(err)
 	}
 	srv := nfs.NewServer(fs, rpc.Options{})
@@ -70,7 +73,7 @@ func startB(t testing.TB) *server {
 		<-done
 		fs.Close()
 	})
-	s := &server{c: c, addr: l.Addr().String(), dir1: dir1}
+	s := &server{c: c, addr: l.Addr().String(), dir1: dir1, fs: fs}
 	if s.root, err = c.Mount(ctx, "/vol1"); err != nil {
 		t.Fatal(err)
 	}
@@ -490,9 +493,14 @@ func BenchmarkLoopback(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		size int
-	}{{"GETATTR", 0}, {"READ-1MiB", 1 << 20}, {"WRITE-1MiB-unstable", -(1 << 20)}} {
+	}{{"GETATTR", 0}, {"GETATTR-policy", 0}, {"READ-1MiB", 1 << 20}, {"WRITE-1MiB-unstable", -(1 << 20)}} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := startB(b)
+			if strings.HasSuffix(bc.name, "-policy") {
+				// The client's address is looked up on every call.
+				grants := map[netip.Addr]vfs.Grant{netip.MustParseAddr("127.0.0.1"): vfs.GrantReadWrite}
+				s.fs.SetPolicy("/vol1", func(c netip.Addr) vfs.Grant { return grants[c] })
+			}
 			f, err := s.c.Create(ctx, s.root, "bench", 0o644, vfs.CreateUnchecked)
 			if err != nil {
 				b.Fatal(err)
@@ -521,5 +529,49 @@ func BenchmarkLoopback(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPolicySeesPeerAddress: the server hands each connection's peer
+// address to the FS, which applies the export's policy to every call.
+func TestPolicySeesPeerAddress(t *testing.T) {
+	ctx := context.Background()
+	s := start(t)
+	f, err := s.c.Create(ctx, s.root, "f", 0o644, vfs.CreateUnchecked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grants := map[netip.Addr]vfs.Grant{
+		netip.MustParseAddr("127.0.0.1"): vfs.GrantReadWrite,
+		netip.MustParseAddr("127.0.0.2"): vfs.GrantReadOnly,
+	}
+	if err := s.fs.SetPolicy("/vol1", func(c netip.Addr) vfs.Grant { return grants[c] }); err != nil {
+		t.Fatal(err)
+	}
+	from := func(ip string) *nfsclient.Client {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		nc, err := d.DialContext(ctx, "tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := nfsclient.New(rpc.NewClient(nc))
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	if _, _, _, err := s.c.Write(ctx, f, 0, []byte("x"), vfs.FileSync); err != nil {
+		t.Errorf("WRITE from 127.0.0.1 (read-write): %v", err)
+	}
+	ro := from("127.0.0.2")
+	if _, err := ro.GetAttr(ctx, f); err != nil {
+		t.Errorf("GETATTR from 127.0.0.2 (read-only): %v", err)
+	}
+	_, _, _, err = ro.Write(ctx, f, 0, []byte("x"), vfs.FileSync)
+	wantStatus(t, err, nfs3.StatusROFS)
+	none := from("127.0.0.3")
+	_, err = none.GetAttr(ctx, f)
+	wantStatus(t, err, nfs3.StatusAcces)
+	ex, err := none.Exports(ctx)
+	if err != nil || len(ex) != 1 || ex[0].Dir != "/vol2" {
+		t.Errorf("EXPORT to 127.0.0.3: %v, %v; want only /vol2", ex, err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,7 +23,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/driver"
 	"github.com/hangar-csi/hangar/pkg/nfs/mount"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 )
@@ -98,7 +99,7 @@ func (p testPKI) client(t *testing.T, name string) grpc.DialOption {
 
 // startSecure runs a storage server with mutual TLS and access control,
 // and a controller routed to it.
-func startSecure(t *testing.T, pki testPKI, dir string) (*Server, *csi.Controller, func()) {
+func startSecure(t *testing.T, pki testPKI, dir string) (*Server, *driver.Controller, func()) {
 	t.Helper()
 	conf, err := ServerTLS(pki.file("ca.crt"), pki.file("server.crt"), pki.file("server.key"))
 	if err != nil {
@@ -110,7 +111,7 @@ func startSecure(t *testing.T, pki testPKI, dir string) (*Server, *csi.Controlle
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
-	ctrl, err := csi.NewController([]csi.ServerRef{{Name: "s1", Addr: srv.APIAddr()}}, logr.Discard(), pki.client(t, "controller"))
+	ctrl, err := driver.NewController([]driver.ServerRef{{Name: "s1", Addr: srv.APIAddr()}}, logr.Discard(), pki.client(t, "controller"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +124,9 @@ func startSecure(t *testing.T, pki testPKI, dir string) (*Server, *csi.Controlle
 	}
 }
 
-var rwo = &csipb.VolumeCapability{
-	AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
-	AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+var rwo = &csi.VolumeCapability{
+	AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+	AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 }
 
 // mountStatus MOUNTs export from 127.0.0.1 over the wire and returns the
@@ -162,11 +163,11 @@ func TestPublishControlsMount(t *testing.T) {
 	dir := t.TempDir()
 	srv, ctrl, stop := startSecure(t, pki, dir)
 
-	vol, err := ctrl.CreateVolume(ctx, &csipb.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: []*csipb.VolumeCapability{rwo}})
+	vol, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: []*csi.VolumeCapability{rwo}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vid, export := vol.Volume.VolumeId, vol.Volume.VolumeContext[csi.ContextExport]
+	vid, export := vol.Volume.VolumeId, vol.Volume.VolumeContext[csicommon.ContextExport]
 	nfsAddr := srv.NFSListenAddr()
 	if st := mountStatus(t, nfsAddr, export); st != mount.StatusAcces {
 		t.Fatalf("MOUNT before any publish: status %d, want MNT3ERR_ACCES (%d)", st, mount.StatusAcces)
@@ -174,7 +175,7 @@ func TestPublishControlsMount(t *testing.T) {
 
 	// Published to another node only: 127.0.0.1 is still refused.
 	other := "node-b@192.0.2.7"
-	if _, err := ctrl.ControllerPublishVolume(ctx, &csipb.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: other, VolumeCapability: rwo}); err != nil {
+	if _, err := ctrl.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: other, VolumeCapability: rwo}); err != nil {
 		t.Fatal(err)
 	}
 	if st := mountStatus(t, nfsAddr, export); st != mount.StatusAcces {
@@ -182,14 +183,14 @@ func TestPublishControlsMount(t *testing.T) {
 	}
 	// RWO: a second node is refused while the first holds it.
 	local := "node-a@127.0.0.1"
-	_, err = ctrl.ControllerPublishVolume(ctx, &csipb.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: local, VolumeCapability: rwo})
+	_, err = ctrl.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: local, VolumeCapability: rwo})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("publishing an RWO volume to a second node: %v, want FailedPrecondition", err)
 	}
-	if _, err := ctrl.ControllerUnpublishVolume(ctx, &csipb.ControllerUnpublishVolumeRequest{VolumeId: vid, NodeId: other}); err != nil {
+	if _, err := ctrl.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vid, NodeId: other}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ctrl.ControllerPublishVolume(ctx, &csipb.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: local, VolumeCapability: rwo}); err != nil {
+	if _, err := ctrl.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: local, VolumeCapability: rwo}); err != nil {
 		t.Fatal(err)
 	}
 	if st := mountStatus(t, nfsAddr, export); st != mount.StatusOK {
@@ -204,23 +205,23 @@ func TestPublishControlsMount(t *testing.T) {
 	if st := mountStatus(t, nfsAddr, export); st != mount.StatusOK {
 		t.Fatalf("MOUNT from the published node after restart: status %d, want OK", st)
 	}
-	if _, err := ctrl.ControllerUnpublishVolume(ctx, &csipb.ControllerUnpublishVolumeRequest{VolumeId: vid, NodeId: local}); err != nil {
+	if _, err := ctrl.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vid, NodeId: local}); err != nil {
 		t.Fatal(err)
 	}
 	if st := mountStatus(t, nfsAddr, export); st != mount.StatusAcces {
 		t.Fatalf("MOUNT after unpublish: status %d, want MNT3ERR_ACCES", st)
 	}
 	// Unpublishing again, and unpublishing a deleted volume, succeed.
-	if _, err := ctrl.ControllerUnpublishVolume(ctx, &csipb.ControllerUnpublishVolumeRequest{VolumeId: vid, NodeId: local}); err != nil {
+	if _, err := ctrl.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vid, NodeId: local}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ctrl.ControllerPublishVolume(ctx, &csipb.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: local, VolumeCapability: rwo}); err != nil {
+	if _, err := ctrl.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: vid, NodeId: local, VolumeCapability: rwo}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ctrl.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: vid}); err != nil {
+	if _, err := ctrl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: vid}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ctrl.ControllerUnpublishVolume(ctx, &csipb.ControllerUnpublishVolumeRequest{VolumeId: vid, NodeId: local}); err != nil {
+	if _, err := ctrl.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vid, NodeId: local}); err != nil {
 		t.Fatal(err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dir, "access")); len(ents) != 0 {
@@ -250,7 +251,7 @@ func TestManagementAPIRequiresClientCert(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err = csipb.NewControllerClient(cc).ListVolumes(ctx, &csipb.ListVolumesRequest{})
+		_, err = csi.NewControllerClient(cc).ListVolumes(ctx, &csi.ListVolumesRequest{})
 		cancel()
 		cc.Close()
 		if name == "valid (control case)" {
@@ -274,11 +275,11 @@ func TestServerNameInPluginInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	info, err := csipb.NewIdentityClient(cc).GetPluginInfo(context.Background(), &csipb.GetPluginInfoRequest{})
+	info, err := csi.NewIdentityClient(cc).GetPluginInfo(context.Background(), &csi.GetPluginInfoRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := info.GetManifest()[csi.ManifestServer]; got != "s1" {
-		t.Fatalf("manifest %v, want %s=s1", info.GetManifest(), csi.ManifestServer)
+	if got := info.GetManifest()[csicommon.ManifestServer]; got != "s1" {
+		t.Fatalf("manifest %v, want %s=s1", info.GetManifest(), csicommon.ManifestServer)
 	}
 }

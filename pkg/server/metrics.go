@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/metrics"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 )
@@ -14,16 +14,18 @@ import (
 // gRPC options that count API calls, and wraps the NFS listener to count
 // connections.
 func (s *Server) instrument(reg prometheus.Registerer, vols *volumes) (vfs.FS, []grpc.ServerOption) {
+	// Changes take their volume's hold, so snapshots can stop them.
+	served := s.fs.Holding()
 	if reg == nil {
-		return s.fs, nil
+		return served, nil
 	}
-	m := metrics.NewNFS(s.fs, s.fs.VolumeOf, reg)
+	m := metrics.NewNFS(served, s.fs.VolumeOf, reg)
 	vols.onRemove = m.Forget
 	s.nfsL = metrics.CountConns(s.nfsL, reg)
 	reg.MustRegister(metrics.NewUsageCollector(func() []metrics.VolumeStat {
 		var out []metrics.VolumeStat
 		for _, v := range s.store.List() {
-			if u, err := s.fs.Usage(csi.ExportPath(v.ID)); err == nil {
+			if u, err := s.fs.Usage(csicommon.ExportPath(v.ID)); err == nil {
 				out = append(out, metrics.VolumeStat{ID: v.ID, Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes})
 			}
 		}

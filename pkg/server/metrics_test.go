@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -76,7 +76,7 @@ func TestMetricsMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	v := createWith(t, csipb.NewControllerClient(conn), "m", 1<<20, nil)
+	v := createWith(t, csi.NewControllerClient(conn), "m", 1<<20, nil)
 	id := v.VolumeId
 
 	before := scrape(t, url)

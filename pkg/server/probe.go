@@ -9,7 +9,7 @@ import (
 
 // ProbeNFS checks that the NFS server at addr serves export: it mounts the
 // export and reads the attributes of its root, as a client's first steps
-// would. The node plugin runs it before every mount (csi.ProbeFunc).
+// would. The node plugin runs it before every mount (driver.ProbeFunc).
 func ProbeNFS(ctx context.Context, addr, export string) error {
 	c, err := nfsclient.Dial(ctx, addr)
 	if err != nil {

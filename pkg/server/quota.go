@@ -4,21 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/go-logr/logr"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/fileutil"
+	"github.com/hangar-csi/hangar/pkg/server/api"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
 )
 
 // volumes exports volume directories with their capacity and identity
-// policy (csi.AllowExporter) and is the StorageAPI's live view of usage
-// (csi.Quota).
+// policy (api.Exporter) and is the StorageAPI's live view of usage
+// (api.Quota).
 type volumes struct {
 	fs         *localfs.FS
 	store      *volume.Store
@@ -29,8 +31,9 @@ type volumes struct {
 }
 
 var (
-	_ csi.AllowExporter = (*volumes)(nil)
-	_ csi.Quota         = (*volumes)(nil)
+	_ api.Exporter = (*volumes)(nil)
+	_ api.Quota    = (*volumes)(nil)
+	_ api.Freezer  = (*volumes)(nil)
 )
 
 func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log logr.Logger) (*volumes, error) {
@@ -44,6 +47,9 @@ func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log log
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("usage directory: %w", err)
 	}
+	if err := fileutil.RemoveTemps(dir); err != nil {
+		return nil, fmt.Errorf("usage directory: %w", err)
+	}
 	return &volumes{fs: fs, store: store, usageDir: dir, overcommit: overcommit, log: log}, nil
 }
 
@@ -51,7 +57,7 @@ func (x *volumes) usageFile(id string) string { return filepath.Join(x.usageDir,
 
 // exportConfig is the localfs policy of volume v.
 func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
-	p, err := csi.ParseVolumeParams(v.Parameters)
+	p, err := csicommon.ParseVolumeParams(csicommon.EffectiveParameters(v.Parameters, v.MutableParameters))
 	if err != nil {
 		return localfs.ExportConfig{}, err
 	}
@@ -64,8 +70,9 @@ func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
 	}, nil
 }
 
-// AddExport exports the volume and applies its policy, scanning its usage.
-func (x *volumes) AddExport(path, dir, id string) error {
+// AddExport exports the volume under access policy p and applies its
+// export config, scanning its usage.
+func (x *volumes) AddExport(path, dir, id string, p vfs.Policy) error {
 	v, err := x.store.Get(id)
 	if err != nil {
 		return fmt.Errorf("exporting %s: %w", id, err)
@@ -75,7 +82,7 @@ func (x *volumes) AddExport(path, dir, id string) error {
 		return fmt.Errorf("volume %s: %w", id, err)
 	}
 	cfg.UsageFile = x.usageFile(id)
-	if err := x.fs.AddExport(path, dir, id); err != nil {
+	if err := x.fs.AddExport(path, dir, id, p); err != nil {
 		return err
 	}
 	if err := x.fs.Configure(path, cfg); err != nil {
@@ -103,8 +110,13 @@ func (x *volumes) RemoveExport(path string) error {
 	return err
 }
 
-func (x *volumes) SetAllowed(path string, allow func(net.Addr) bool) error {
-	return x.fs.SetAllowed(path, allow)
+// Freeze holds every change to volumes ids over NFS until thaw.
+func (x *volumes) Freeze(ids ...string) (thaw func(), err error) {
+	paths := make([]string, len(ids))
+	for i, id := range ids {
+		paths[i] = csicommon.ExportPath(id)
+	}
+	return x.fs.Freeze(paths...)
 }
 
 // SetCapacity raises the live export's limits (the inode limit too, when
@@ -114,19 +126,37 @@ func (x *volumes) SetCapacity(id string, capacity int64) error {
 	if err != nil {
 		return err
 	}
-	p, err := csi.ParseVolumeParams(v.Parameters)
+	p, err := csicommon.ParseVolumeParams(csicommon.EffectiveParameters(v.Parameters, v.MutableParameters))
 	if err != nil {
 		return err
 	}
-	return x.fs.SetLimits(csi.ExportPath(id), uint64(capacity), p.InodeLimit(capacity))
+	return x.fs.SetLimits(csicommon.ExportPath(id), uint64(capacity), p.InodeLimit(capacity))
 }
 
-func (x *volumes) Usage(id string) (csi.VolumeUsage, error) {
-	u, err := x.fs.Usage(csi.ExportPath(id))
+// ApplyPolicy applies volume id's recorded policy (after Modify) to its
+// live export: limits and root squash, with no rescan.
+func (x *volumes) ApplyPolicy(id string) error {
+	v, err := x.store.Get(id)
 	if err != nil {
-		return csi.VolumeUsage{}, err
+		return err
 	}
-	return csi.VolumeUsage{Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes}, nil
+	cfg, err := exportConfig(v)
+	if err != nil {
+		return err
+	}
+	path := csicommon.ExportPath(id)
+	if err := x.fs.SetLimits(path, cfg.MaxBytes, cfg.MaxInodes); err != nil {
+		return err
+	}
+	return x.fs.SetSquash(path, cfg.RootSquash, cfg.AnonUID, cfg.AnonGID)
+}
+
+func (x *volumes) Usage(id string) (csicommon.VolumeUsage, error) {
+	u, err := x.fs.Usage(csicommon.ExportPath(id))
+	if err != nil {
+		return csicommon.VolumeUsage{}, err
+	}
+	return csicommon.VolumeUsage{Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes}, nil
 }
 
 // Available is what may still be promised: the space volumes can use (free
@@ -141,7 +171,7 @@ func (x *volumes) Available() (int64, error) {
 	var used, promised float64
 	for _, v := range x.store.List() {
 		promised += float64(v.CapacityBytes)
-		if u, err := x.fs.Usage(csi.ExportPath(v.ID)); err == nil {
+		if u, err := x.fs.Usage(csicommon.ExportPath(v.ID)); err == nil {
 			used += float64(min(u.Bytes, uint64(max(v.CapacityBytes, 0))))
 		}
 	}

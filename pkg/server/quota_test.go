@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
@@ -24,15 +24,15 @@ const (
 	nfs3ErrDquot = 69
 )
 
-func createWith(t *testing.T, c csipb.ControllerClient, name string, capacity int64, params map[string]string) *csipb.Volume {
+func createWith(t *testing.T, c csi.ControllerClient, name string, capacity int64, params map[string]string) *csi.Volume {
 	t.Helper()
-	r, err := c.CreateVolume(context.Background(), &csipb.CreateVolumeRequest{
+	r, err := c.CreateVolume(context.Background(), &csi.CreateVolumeRequest{
 		Name:          name,
-		CapacityRange: &csipb.CapacityRange{RequiredBytes: capacity},
+		CapacityRange: &csi.CapacityRange{RequiredBytes: capacity},
 		Parameters:    params,
-		VolumeCapabilities: []*csipb.VolumeCapability{{
-			AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
-			AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+		VolumeCapabilities: []*csi.VolumeCapability{{
+			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 		}},
 	})
 	if err != nil {
@@ -55,7 +55,7 @@ func TestQuotaOverNFS(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	srv, c, stop := start(t, dir, "127.0.0.1:0")
 	const capacity = 1 << 20
-	v := createWith(t, c, "q", capacity, map[string]string{csi.ParamMaxInodes: "50"})
+	v := createWith(t, c, "q", capacity, map[string]string{csicommon.ParamMaxInodes: "50"})
 	nc, err := nfsclient.Dial(ctx, srv.NFSListenAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -110,20 +110,20 @@ func TestQuotaOverNFS(t *testing.T) {
 	if fs.TotalBytes != capacity || fs.AvailBytes > capacity-off {
 		t.Fatalf("fsstat of a nearly full volume: %+v (wrote %d)", fs, off)
 	}
-	health, err := srv.api.ControllerGetVolumeHealth(ctx, &csipb.ControllerGetVolumeHealthRequest{VolumeId: v.VolumeId})
+	health, err := srv.api.ControllerGetVolumeHealth(ctx, &csi.ControllerGetVolumeHealthRequest{VolumeId: v.VolumeId})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hs := health.GetVolumeHealth().GetHealthStatuses(); len(hs) != 1 || hs[0].Reason != csi.ReasonNearlyFull {
+	if hs := health.GetVolumeHealth().GetHealthStatuses(); len(hs) != 1 || hs[0].Reason != csicommon.ReasonNearlyFull {
 		t.Fatalf("health of a nearly full volume: %v", hs)
 	}
 
 	// Shrinking is refused; growing is online.
-	_, err = c.ControllerExpandVolume(ctx, &csipb.ControllerExpandVolumeRequest{VolumeId: v.VolumeId, CapacityRange: &csipb.CapacityRange{RequiredBytes: capacity / 2, LimitBytes: capacity / 2}})
+	_, err = c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: v.VolumeId, CapacityRange: &csi.CapacityRange{RequiredBytes: capacity / 2, LimitBytes: capacity / 2}})
 	if status.Code(err) != codes.OutOfRange {
 		t.Fatalf("shrink: %v", err)
 	}
-	er, err := c.ControllerExpandVolume(ctx, &csipb.ControllerExpandVolumeRequest{VolumeId: v.VolumeId, CapacityRange: &csipb.CapacityRange{RequiredBytes: 4 * capacity}})
+	er, err := c.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: v.VolumeId, CapacityRange: &csi.CapacityRange{RequiredBytes: 4 * capacity}})
 	if err != nil || er.NodeExpansionRequired {
 		t.Fatalf("expand: %v %+v", err, er)
 	}
@@ -133,7 +133,7 @@ func TestQuotaOverNFS(t *testing.T) {
 	if fs, _ = nc.FSStat(ctx, root); fs.TotalBytes != 4*capacity {
 		t.Fatalf("fsstat after expansion: %+v", fs)
 	}
-	health, _ = srv.api.ControllerGetVolumeHealth(ctx, &csipb.ControllerGetVolumeHealthRequest{VolumeId: v.VolumeId})
+	health, _ = srv.api.ControllerGetVolumeHealth(ctx, &csi.ControllerGetVolumeHealthRequest{VolumeId: v.VolumeId})
 	if hs := health.GetVolumeHealth().GetHealthStatuses(); len(hs) != 0 {
 		t.Fatalf("health after expansion: %v", hs)
 	}
@@ -155,7 +155,7 @@ func TestQuotaOverNFS(t *testing.T) {
 		t.Fatalf("usage after restart %+v (%v), before %+v", after, err, before)
 	}
 	// Deleting the volume drops its saved usage.
-	if _, err := c.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: v.VolumeId}); err != nil {
+	if _, err := c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.VolumeId}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "usage", v.VolumeId+".json")); !os.IsNotExist(err) {
@@ -170,7 +170,7 @@ func TestIdentityOverNFS(t *testing.T) {
 	defer cancel()
 	srv, c, stop := start(t, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0")
 	defer stop()
-	v := createWith(t, c, "squashed", 1<<20, map[string]string{csi.ParamRootSquash: "true", csi.ParamAnonUID: "4000", csi.ParamAnonGID: "4001"})
+	v := createWith(t, c, "squashed", 1<<20, map[string]string{csicommon.ParamRootSquash: "true", csicommon.ParamAnonUID: "4000", csicommon.ParamAnonGID: "4001"})
 	nc, err := nfsclient.Dial(ctx, srv.NFSListenAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -201,14 +201,14 @@ func TestIdentityOverNFS(t *testing.T) {
 		t.Fatalf("squashed root creates in a private dir: %v, want NFS3ERR_ACCES", err)
 	}
 	// Bad parameters are refused, naming the parameter.
-	_, err = c.CreateVolume(ctx, &csipb.CreateVolumeRequest{
-		Name: "bad", Parameters: map[string]string{csi.ParamMaxInodes: "lots"},
-		VolumeCapabilities: []*csipb.VolumeCapability{{
-			AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
-			AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	_, err = c.CreateVolume(ctx, &csi.CreateVolumeRequest{
+		Name: "bad", Parameters: map[string]string{csicommon.ParamMaxInodes: "lots"},
+		VolumeCapabilities: []*csi.VolumeCapability{{
+			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 		}},
 	})
-	if status.Code(err) != codes.InvalidArgument || !bytes.Contains([]byte(err.Error()), []byte(csi.ParamMaxInodes)) {
+	if status.Code(err) != codes.InvalidArgument || !bytes.Contains([]byte(err.Error()), []byte(csicommon.ParamMaxInodes)) {
 		t.Fatalf("bad maxInodes: %v", err)
 	}
 }
@@ -223,7 +223,7 @@ func TestAvailableOvercommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	createWith(t, c, "a", 1<<30, nil)
-	r, err := c.GetCapacity(context.Background(), &csipb.GetCapacityRequest{})
+	r, err := c.GetCapacity(context.Background(), &csi.GetCapacityRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package server is Hangar's storage server role: a volume store on a local
 // data directory, exported by the embedded NFSv3 server, and managed through
 // a gRPC API (the CSI Controller service over local volume IDs, see
-// csi.StorageAPI).
+// api.StorageAPI).
 package server
 
 import (
@@ -13,14 +13,18 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/driver"
+	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
+	"github.com/hangar-csi/hangar/pkg/server/api"
 	"github.com/hangar-csi/hangar/pkg/volume"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
 )
@@ -62,7 +66,7 @@ type Server struct {
 	grpc  *grpc.Server
 	nfsL  net.Listener
 	apiL  net.Listener
-	api   *csi.StorageAPI
+	api   *api.StorageAPI
 	adv   string
 
 	closeOnce sync.Once
@@ -72,7 +76,7 @@ type Server struct {
 // New opens the data directory, exports its volumes and listens; Serve
 // starts answering.
 func New(o Options) (s *Server, err error) {
-	if err := csi.ValidServerName(o.Name); err != nil {
+	if err := csicommon.ValidServerName(o.Name); err != nil {
 		return nil, err
 	}
 	s = &Server{log: o.Log}
@@ -92,14 +96,14 @@ func New(o Options) (s *Server, err error) {
 	if s.nfsL, err = net.Listen("tcp", o.NFSListen); err != nil {
 		return nil, fmt.Errorf("NFS listener: %w", err)
 	}
-	if s.apiL, err = csi.Listen(o.APIListen); err != nil {
+	if s.apiL, err = endpoint.Listen(o.APIListen); err != nil {
 		return nil, fmt.Errorf("API listener: %w", err)
 	}
 	s.adv = o.Advertise
 	if s.adv == "" {
 		s.adv = advertiseAddr(s.nfsL.Addr().(*net.TCPAddr))
 	}
-	access, err := csi.OpenAccess(filepath.Join(o.DataDir, "access"), o.AccessControl)
+	access, err := api.OpenAccess(filepath.Join(o.DataDir, "access"), o.AccessControl)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +111,7 @@ func New(o Options) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.api = &csi.StorageAPI{Store: s.store, Exports: access.Exporter(vols), Access: access, Quota: vols, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
+	s.api = &api.StorageAPI{Store: s.store, Exports: vols, Access: access, Quota: vols, Freezer: vols, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
 	if err := s.api.ExportAll(); err != nil {
 		return nil, err
 	}
@@ -123,8 +127,9 @@ func New(o Options) (s *Server, err error) {
 	if o.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
-	s.grpc = csi.NewGRPCServer(o.Log.WithName("api"), gopts...)
+	s.grpc = endpoint.NewGRPCServer(o.Log.WithName("api"), gopts...)
 	s.api.Register(s.grpc)
+	csi.RegisterIdentityServer(s.grpc, &driver.Identity{Manifest: map[string]string{csicommon.ManifestServer: o.Name}})
 	return s, nil
 }
 
@@ -175,6 +180,9 @@ func (s *Server) Close() error {
 		} else if s.apiL != nil {
 			s.apiL.Close()
 		}
+		if s.api != nil {
+			s.api.Close() // background snapshot copies
+		}
 		if s.nfs != nil {
 			errs = append(errs, s.nfs.Close())
 		} else if s.nfsL != nil {
@@ -211,7 +219,7 @@ func advertiseAddr(a *net.TCPAddr) string {
 // DefaultName derives a server name from a host name.
 func DefaultName(hostname string) string {
 	n := strings.ToLower(hostname)
-	if csi.ValidServerName(n) == nil {
+	if csicommon.ValidServerName(n) == nil {
 		return n
 	}
 	return "local"

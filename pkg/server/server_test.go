@@ -2,20 +2,21 @@ package server
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 )
 
-func start(t *testing.T, dir, nfsAddr string) (*Server, csipb.ControllerClient, func()) {
+func start(t *testing.T, dir, nfsAddr string) (*Server, csi.ControllerClient, func()) {
 	t.Helper()
 	srv, err := New(Options{DataDir: dir, Name: "t", NFSListen: nfsAddr, APIListen: "127.0.0.1:0", Log: logr.Discard()})
 	if err != nil {
@@ -34,17 +35,17 @@ func start(t *testing.T, dir, nfsAddr string) (*Server, csipb.ControllerClient, 
 			t.Errorf("Serve: %v", err)
 		}
 	}
-	return srv, csipb.NewControllerClient(conn), stop
+	return srv, csi.NewControllerClient(conn), stop
 }
 
-func createVolume(t *testing.T, c csipb.ControllerClient, name string) *csipb.Volume {
+func createVolume(t *testing.T, c csi.ControllerClient, name string) *csi.Volume {
 	t.Helper()
-	r, err := c.CreateVolume(context.Background(), &csipb.CreateVolumeRequest{
+	r, err := c.CreateVolume(context.Background(), &csi.CreateVolumeRequest{
 		Name:          name,
-		CapacityRange: &csipb.CapacityRange{RequiredBytes: 1 << 20},
-		VolumeCapabilities: []*csipb.VolumeCapability{{
-			AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
-			AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+		CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 20},
+		VolumeCapabilities: []*csi.VolumeCapability{{
+			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 		}},
 	})
 	if err != nil {
@@ -64,11 +65,11 @@ func TestExportsFollowVolumes(t *testing.T) {
 	nfsAddr := srv.NFSListenAddr()
 	keep := createVolume(t, c, "keep")
 	gone := createVolume(t, c, "gone")
-	if keep.VolumeContext[csi.ContextAddress] != nfsAddr || keep.VolumeContext[csi.ContextExport] != "/"+keep.VolumeId {
+	if keep.VolumeContext[csicommon.ContextAddress] != nfsAddr || keep.VolumeContext[csicommon.ContextExport] != "/"+keep.VolumeId {
 		t.Fatalf("volume context %v (NFS at %s)", keep.VolumeContext, nfsAddr)
 	}
-	for _, v := range []*csipb.Volume{keep, gone} {
-		if err := ProbeNFS(ctx, nfsAddr, v.VolumeContext[csi.ContextExport]); err != nil {
+	for _, v := range []*csi.Volume{keep, gone} {
+		if err := ProbeNFS(ctx, nfsAddr, v.VolumeContext[csicommon.ContextExport]); err != nil {
 			t.Fatalf("probe %s: %v", v.VolumeId, err)
 		}
 	}
@@ -81,7 +82,7 @@ func TestExportsFollowVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Close()
-	if _, err := c.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: gone.VolumeId}); err != nil {
+	if _, err := c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: gone.VolumeId}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ProbeNFS(ctx, nfsAddr, "/"+gone.VolumeId); err == nil {
@@ -91,7 +92,7 @@ func TestExportsFollowVolumes(t *testing.T) {
 
 	// Restart on the same port: the surviving volume is exported again
 	// and the root handle obtained before the restart still works.
-	srv, c, stop = start(t, dir, nfsAddr)
+	_, c, stop = start(t, dir, nfsAddr)
 	defer stop()
 	if err := ProbeNFS(ctx, nfsAddr, "/"+keep.VolumeId); err != nil {
 		t.Fatalf("after restart: %v", err)
@@ -107,8 +108,31 @@ func TestExportsFollowVolumes(t *testing.T) {
 	if _, err := nc.GetAttr(ctx, root); err != nil {
 		t.Fatalf("pre-restart handle: %v", err)
 	}
-	lr, err := c.ListVolumes(ctx, &csipb.ListVolumesRequest{})
+	lr, err := c.ListVolumes(ctx, &csi.ListVolumesRequest{})
 	if err != nil || len(lr.Entries) != 1 || lr.Entries[0].Volume.VolumeId != keep.VolumeId {
 		t.Fatalf("list after restart: %v %v", lr, err)
+	}
+}
+
+// TestRestartRemovesTempFiles: a crash in the middle of saving a usage
+// file leaves its temp file in DATA/usage; the next start removes it, and
+// keeps the real files.
+func TestRestartRemovesTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	_, c, stop := start(t, dir, "127.0.0.1:0")
+	v := createVolume(t, c, "keep")
+	stop()
+	usage := filepath.Join(dir, "usage")
+	leftover := filepath.Join(usage, "."+v.VolumeId+".json.tmp-123456")
+	if err := os.WriteFile(leftover, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stop = start(t, dir, "127.0.0.1:0")
+	defer stop()
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Fatalf("temp file left by a crash is still there after restart: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(usage, v.VolumeId+".json")); err != nil {
+		t.Fatalf("usage file: %v", err)
 	}
 }

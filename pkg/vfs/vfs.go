@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -24,8 +25,53 @@ var (
 	ErrNotSupp    = errors.New("vfs: operation not supported")   // NFS3ERR_NOTSUPP
 	ErrBadType    = errors.New("vfs: object type not supported") // NFS3ERR_BADTYPE
 	ErrNoExport   = errors.New("vfs: no such export")
-	ErrNotAllowed = errors.New("vfs: client not allowed for this export")
+	ErrNotAllowed = errors.New("vfs: client not allowed for this export") // NFS3ERR_ACCES, MNT3ERR_ACCES
 )
+
+// Grant is what an export's policy lets one client do.
+type Grant uint8
+
+const (
+	GrantNone      Grant = iota // the export does not exist for the client
+	GrantReadOnly               // reads only: changes fail with EROFS
+	GrantReadWrite              // everything the caller's credentials allow
+)
+
+// Policy says what a client at an IP address may do with an export. It is
+// consulted on every operation, so it must be cheap (a map lookup, not a
+// parse) and safe for concurrent use. The zero netip.Addr is a client of
+// unknown address. A nil Policy grants every client read-write.
+type Policy func(client netip.Addr) Grant
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying the address of the client the operations
+// run for; the RPC server attaches it once per connection. Addresses that
+// are not IP (or nil) make an unknown client.
+func WithClient(ctx context.Context, addr net.Addr) context.Context {
+	var ip netip.Addr
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	case *net.UDPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	case nil:
+	default:
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			ip = ap.Addr()
+		}
+	}
+	// A v4 client on a dual-stack socket is ::ffff:a.b.c.d; policies list
+	// it as a.b.c.d.
+	return context.WithValue(ctx, clientKey{}, ip.Unmap())
+}
+
+// ClientOf returns the client address WithClient put in ctx, or the zero
+// netip.Addr.
+func ClientOf(ctx context.Context) netip.Addr {
+	ip, _ := ctx.Value(clientKey{}).(netip.Addr)
+	return ip
+}
 
 // MaxHandleSize is the NFSv3 limit on file handles.
 const MaxHandleSize = 64
@@ -161,12 +207,29 @@ const (
 // FS is a set of exported volumes. Every handle names its own volume, so one
 // FS serves every export of a server. Implementations are safe for
 // concurrent use.
+//
+// Access control. An export may have a Policy; every call is made for the
+// client ClientOf(ctx) and an implementation must apply the export's policy
+// to it on every call, not only at Mount, so a change (a revoked client)
+// takes effect on the next call:
+//   - GrantNone: the export is invisible. Exports omits it, Mount fails
+//     with ErrNotAllowed, and every operation on one of its handles fails
+//     with ErrNotAllowed before anything about the handle (stale or not)
+//     is revealed.
+//   - GrantReadOnly: every operation that would change the export
+//     (SetAttr, Write, Create, Mkdir, Symlink, Mknod, Remove, Rmdir,
+//     Rename, Link) fails with EROFS, and Access grants no AccessModify,
+//     AccessExtend or AccessDelete; reads work.
+//   - GrantReadWrite: the caller's credentials decide.
+//
+// An export must never be reachable without its policy: it is installed
+// when the export is added.
 type FS interface {
-	// Exports lists what MOUNT EXPORT shows.
-	Exports() []Export
-	// Mount returns the root handle of the export at path for a client at
-	// addr, or ErrNoExport / ErrNotAllowed.
-	Mount(ctx context.Context, path string, addr net.Addr) (Handle, error)
+	// Exports lists the exports the client in ctx may mount.
+	Exports(ctx context.Context) []Export
+	// Mount returns the root handle of the export at path for the client
+	// in ctx, or ErrNoExport / ErrNotAllowed.
+	Mount(ctx context.Context, path string) (Handle, error)
 
 	GetAttr(ctx context.Context, h Handle) (Attr, error)
 	// SetAttr applies sa; guard, if set, must equal the object's ctime.
@@ -215,8 +278,9 @@ type FS interface {
 
 // FileReader is an optional interface of an FS whose files are kernel
 // files. The protocol layer detects it with a type assertion and uses it for
-// large READs, so the data can go from the page cache to the socket
-// (sendfile) without being copied through a buffer.
+// large READs, so the data is read only as the reply is written, into a
+// buffer the connection reuses, not held in replies waiting for a slow
+// client. A file that has shrunk by then gives a short read with eof.
 type FileReader interface {
 	// ReadFile checks what Read checks and returns, instead of the data, a
 	// new file descriptor open for reading h (the caller owns it and must

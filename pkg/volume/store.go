@@ -7,8 +7,9 @@
 //	DATA/lock              flock'ed while a Store is open (one server per disk)
 //	DATA/volumes/<id>/     the volume's contents (exported over NFS)
 //	DATA/meta/<id>.json    the volume's record: the commit point of its existence
-//	DATA/meta/.<id>.tmp-*  a record being written (ignored and removed on Open)
+//	DATA/meta/.<id>.json.tmp-*  a record being written (removed on Open)
 //	DATA/trash/<name>      directories of deleted or abandoned volumes, being removed
+//	DATA/snapshots, snapmeta, groups, staging: snapshots (see snapshot.go)
 //
 // A volume exists if and only if its record exists. Steps are ordered so
 // that every crash point is recoverable by Open:
@@ -48,6 +49,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 )
 
 // IDBytes is the number of random bytes in a volume ID (hex encoded).
@@ -86,8 +89,11 @@ type Volume struct {
 	Name          string            `json:"name"`
 	CapacityBytes int64             `json:"capacityBytes"`
 	Parameters    map[string]string `json:"parameters,omitempty"`
-	CreatedAt     time.Time         `json:"createdAt"`
-	ContentSource *ContentSource    `json:"contentSource,omitempty"`
+	// MutableParameters are the policy parameters that may change over
+	// the volume's life (Modify); they override Parameters.
+	MutableParameters map[string]string `json:"mutableParameters,omitempty"`
+	CreatedAt         time.Time         `json:"createdAt"`
+	ContentSource     *ContentSource    `json:"contentSource,omitempty"`
 }
 
 // Request describes a volume to create. Capacity is chosen by the caller;
@@ -99,7 +105,13 @@ type Request struct {
 	RequiredBytes int64
 	LimitBytes    int64
 	Parameters    map[string]string
-	ContentSource *ContentSource
+	// MutableParameters are not part of a volume's identity: a retried
+	// Create finds the volume whatever they became since.
+	MutableParameters map[string]string
+	ContentSource     *ContentSource
+	// From, if set, is a complete, synced tree in staging (StagingDir)
+	// that becomes the volume's contents, as restores and clones do.
+	From string
 }
 
 // Store is an open data directory. It is safe for concurrent use.
@@ -111,6 +123,13 @@ type Store struct {
 	mu     sync.Mutex // serializes mutations and guards the maps
 	byID   map[string]*Volume
 	byName map[string]string
+
+	// Snapshots (snapshot.go), under mu too.
+	snaps       map[string]*Snapshot
+	snapByName  map[string]string
+	groups      map[string]*Group
+	groupByName map[string]string
+	reflink     bool
 }
 
 // Open opens (creating if needed) the data directory dir, takes its lock and
@@ -131,6 +150,10 @@ func Open(dir string, log logr.Logger) (*Store, error) {
 	}
 	s := &Store{dir: dir, log: log, lock: lf, byID: map[string]*Volume{}, byName: map[string]string{}}
 	if err := s.reconcile(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	if err := s.openSnapshots(); err != nil {
 		lf.Close()
 		return nil, err
 	}
@@ -283,27 +306,41 @@ func (s *Store) Create(r Request) (v Volume, created bool, err error) {
 		id = randHex(IDBytes)
 	}
 	nv := &Volume{
-		ID:            id,
-		Name:          r.Name,
-		CapacityBytes: r.CapacityBytes,
-		Parameters:    maps.Clone(r.Parameters),
-		CreatedAt:     time.Now().UTC().Truncate(time.Microsecond),
-		ContentSource: r.ContentSource,
+		ID:                id,
+		Name:              r.Name,
+		CapacityBytes:     r.CapacityBytes,
+		Parameters:        maps.Clone(r.Parameters),
+		MutableParameters: maps.Clone(r.MutableParameters),
+		CreatedAt:         time.Now().UTC().Truncate(time.Microsecond),
+		ContentSource:     r.ContentSource,
 	}
-	if err := os.Mkdir(s.VolumeDir(id), 0o777); err != nil {
-		return Volume{}, false, fmt.Errorf("volume store: creating directory: %w", err)
-	}
-	// 0777 before umask; the volume root is shared by whatever UIDs the
-	// pods use, so make it world-writable like an empty NFS export.
-	if err := os.Chmod(s.VolumeDir(id), 0o777); err != nil {
-		return Volume{}, false, fmt.Errorf("volume store: %w", err)
+	if r.From != "" {
+		if err := os.Rename(r.From, s.VolumeDir(id)); err != nil {
+			return Volume{}, false, fmt.Errorf("volume store: moving contents into place: %w", err)
+		}
+		if err := syncDir(filepath.Dir(r.From)); err != nil {
+			return Volume{}, false, err
+		}
+	} else {
+		if err := os.Mkdir(s.VolumeDir(id), 0o777); err != nil {
+			return Volume{}, false, fmt.Errorf("volume store: creating directory: %w", err)
+		}
+		// 0777 before umask; the volume root is shared by whatever UIDs the
+		// pods use, so make it world-writable like an empty NFS export.
+		if err := os.Chmod(s.VolumeDir(id), 0o777); err != nil {
+			return Volume{}, false, fmt.Errorf("volume store: %w", err)
+		}
 	}
 	if err := syncDir(filepath.Join(s.dir, "volumes")); err != nil {
 		return Volume{}, false, err
 	}
 	if err := s.writeRecord(nv); err != nil {
 		// Best effort: leave no orphan behind (Open would clean it anyway).
-		os.Remove(s.VolumeDir(id))
+		if r.From != "" {
+			os.Rename(s.VolumeDir(id), r.From)
+		} else {
+			os.Remove(s.VolumeDir(id))
+		}
 		return Volume{}, false, err
 	}
 	s.byID[id] = nv
@@ -338,27 +375,10 @@ func (s *Store) writeRecord(v *Volume) error {
 	if err != nil {
 		return fmt.Errorf("volume store: %w", err)
 	}
-	metaDir := filepath.Join(s.dir, "meta")
-	tmp := filepath.Join(metaDir, "."+v.ID+".tmp-"+randHex(4))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("volume store: %w", err)
+	if err := fileutil.WriteFileAtomic(s.metaPath(v.ID), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("volume store: record of %s: %w", v.ID, err)
 	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.metaPath(v.ID))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("volume store: writing record for %s: %w", v.ID, err)
-	}
-	return syncDir(metaDir)
+	return nil
 }
 
 // Delete removes volume id and its contents. Deleting a volume that does not
@@ -447,6 +467,30 @@ func (s *Store) Expand(id string, capacity int64) (Volume, error) {
 	return nv.clone(), nil
 }
 
+// Modify sets the given mutable parameters of volume id (other keys keep
+// their values) and persists the record before returning it.
+func (s *Store) Modify(id string, mutable map[string]string) (Volume, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.byID[id]
+	if !ok {
+		return Volume{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	nv := v.clone()
+	if nv.MutableParameters == nil {
+		nv.MutableParameters = map[string]string{}
+	}
+	maps.Copy(nv.MutableParameters, mutable)
+	if maps.Equal(nv.MutableParameters, v.MutableParameters) {
+		return nv, nil
+	}
+	if err := s.writeRecord(&nv); err != nil {
+		return Volume{}, err
+	}
+	s.byID[id] = &nv
+	return nv.clone(), nil
+}
+
 // Promised is the sum of all volumes' capacities.
 func (s *Store) Promised() int64 {
 	s.mu.Lock()
@@ -469,8 +513,11 @@ func (s *Store) DiskFree() (int64, error) {
 }
 
 // Available is what new volumes may still be promised: free disk space
-// minus the capacity promised to existing volumes (their unused part), never
-// negative.
+// minus the whole capacity of every existing volume, never negative. The
+// store does not know how much of a volume is already written (and so
+// already missing from the free space), so it counts all of every promise
+// as still to come: conservative, never over-promising. A storage server
+// uses the exact, usage-aware figure of pkg/server instead.
 func (s *Store) Available() (int64, error) {
 	free, err := s.DiskFree()
 	if err != nil {
@@ -482,6 +529,7 @@ func (s *Store) Available() (int64, error) {
 func (v *Volume) clone() Volume {
 	c := *v
 	c.Parameters = maps.Clone(v.Parameters)
+	c.MutableParameters = maps.Clone(v.MutableParameters)
 	if v.ContentSource != nil {
 		cs := *v.ContentSource
 		c.ContentSource = &cs
@@ -490,13 +538,8 @@ func (v *Volume) clone() Volume {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := fileutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("volume store: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("volume store: fsync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -103,7 +103,7 @@ func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.Acc
 		h.mnt(ctx, c, string(p), w)
 		return rpc.Success
 	case ProcDump:
-		h.dump(w)
+		h.dump(ctx, w)
 		return rpc.Success
 	case ProcUmnt:
 		p := r.Opaque(1 << 30)
@@ -127,10 +127,12 @@ func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.Acc
 		h.mu.Unlock()
 		return rpc.Success
 	case ProcExport:
-		for _, e := range h.fs.Exports() {
+		// Only what this client may mount: the list of volumes is not
+		// everyone's business.
+		for _, e := range h.fs.Exports(ctx) {
 			w.Uint32(1)
 			w.String(e.Path)
-			w.Uint32(0) // no groups: everyone (access is checked at MNT)
+			w.Uint32(0) // no groups (the FS applies its policy per call)
 		}
 		w.Uint32(0)
 		return rpc.Success
@@ -139,7 +141,7 @@ func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.Acc
 }
 
 func (h *Handler) mnt(ctx context.Context, c *rpc.Call, path string, w *xdr.Writer) {
-	fh, err := h.fs.Mount(ctx, path, c.Remote)
+	fh, err := h.fs.Mount(ctx, path)
 	if err != nil {
 		switch {
 		case errors.Is(err, vfs.ErrNoExport):
@@ -174,11 +176,19 @@ func (h *Handler) mnt(ctx context.Context, c *rpc.Call, path string, w *xdr.Writ
 	h.mounts[e] = struct{}{}
 }
 
-func (h *Handler) dump(w *xdr.Writer) {
+// dump lists the recorded mounts of the exports the caller may mount
+// itself: the others' paths are not its business.
+func (h *Handler) dump(ctx context.Context, w *xdr.Writer) {
+	visible := map[string]bool{}
+	for _, e := range h.fs.Exports(ctx) {
+		visible[e.Path] = true
+	}
 	h.mu.Lock()
 	list := make([]entry, 0, len(h.mounts))
 	for e := range h.mounts {
-		list = append(list, e)
+		if visible[e.dir] {
+			list = append(list, e)
+		}
 	}
 	h.mu.Unlock()
 	sort.Slice(list, func(i, j int) bool {

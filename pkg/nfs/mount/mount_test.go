@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -15,18 +16,13 @@ import (
 	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
 
-type deniedFS struct{ *vfstest.MemFS }
-
-func (deniedFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
-	return nil, vfs.ErrNotAllowed
-}
-
 func serve(t *testing.T, h *Handler, proc uint32, ip string, args []byte) (rpc.AcceptStat, *xdr.Reader) {
 	t.Helper()
 	w := xdr.NewWriter(nil)
 	c := &rpc.Call{Prog: Program, Vers: Version, Proc: proc, Args: args,
 		Remote: &net.TCPAddr{IP: net.ParseIP(ip), Port: 700}}
-	st := h.Serve(context.Background(), c, w)
+	// The client's address travels in the context, as pkg/nfs attaches it.
+	st := h.Serve(vfs.WithClient(context.Background(), c.Remote), c, w)
 	return st, xdr.NewReader(w.Bytes())
 }
 
@@ -36,9 +32,11 @@ func path(p string) []byte {
 	return w.Bytes()
 }
 
-func dump(t *testing.T, h *Handler) []string {
+func dump(t *testing.T, h *Handler) []string { t.Helper(); return dumpFrom(t, h, "10.0.0.1") }
+
+func dumpFrom(t *testing.T, h *Handler, ip string) []string {
 	t.Helper()
-	st, r := serve(t, h, ProcDump, "10.0.0.1", nil)
+	st, r := serve(t, h, ProcDump, ip, nil)
 	if st != rpc.Success {
 		t.Fatalf("DUMP: %d", st)
 	}
@@ -95,24 +93,56 @@ func TestMount(t *testing.T) {
 			t.Errorf("MNT %.20q: %d/%d want %d", c.path, st, s, c.want)
 		}
 	}
-	hd := NewHandler(deniedFS{fs}, logr.Discard())
-	if _, r := serve(t, hd, ProcMnt, "10.0.0.1", path("/a")); r.Uint32() != StatusAcces {
-		t.Error("MNT not allowed: want ACCES")
+	exports := func(ip string) string {
+		st, r := serve(t, h, ProcExport, ip, nil)
+		var exports []string
+		for r.Bool() {
+			exports = append(exports, r.String(MaxPath))
+			if r.Bool() {
+				t.Error("export has groups")
+			}
+		}
+		if st != rpc.Success || len(r.Remaining()) != 0 {
+			t.Errorf("EXPORT from %s: %d, %d bytes left", ip, st, len(r.Remaining()))
+		}
+		return strings.Join(exports, " ")
 	}
-	if len(dump(t, hd)) != 0 {
-		t.Error("refused mount recorded")
+	if got := exports("10.0.0.1"); got != "/a /b" {
+		t.Errorf("EXPORT %q", got)
 	}
 
-	st, r = serve(t, h, ProcExport, "10.0.0.1", nil)
-	var exports []string
-	for r.Bool() {
-		exports = append(exports, r.String(MaxPath))
-		if r.Bool() {
-			t.Error("export has groups")
+	// /b only for 10.0.0.2: invisible to 10.0.0.1.
+	only2 := netip.MustParseAddr("10.0.0.2")
+	if err := fs.SetPolicy("/b", func(c netip.Addr) vfs.Grant {
+		if c == only2 {
+			return vfs.GrantReadWrite
 		}
+		return vfs.GrantNone
+	}); err != nil {
+		t.Fatal(err)
 	}
-	if st != rpc.Success || strings.Join(exports, " ") != "/a /b" || len(r.Remaining()) != 0 {
-		t.Errorf("EXPORT %v", exports)
+	serve(t, h, ProcUmntAll, "10.0.0.2", nil)
+	if _, r := serve(t, h, ProcMnt, "10.0.0.1", path("/b")); r.Uint32() != StatusAcces {
+		t.Error("MNT not allowed: want ACCES")
+	}
+	if len(dump(t, h)) != 0 {
+		t.Error("refused mount recorded")
+	}
+	if _, r := serve(t, h, ProcMnt, "10.0.0.2", path("/b")); r.Uint32() != StatusOK {
+		t.Error("MNT from the allowed client refused")
+	}
+	// DUMP names volumes too: only the ones the caller may mount.
+	if got := dumpFrom(t, h, "10.0.0.1"); len(got) != 0 {
+		t.Errorf("DUMP to a client /b is not for: %q", got)
+	}
+	if got := strings.Join(dumpFrom(t, h, "10.0.0.2"), " "); got != "10.0.0.2:/b" {
+		t.Errorf("DUMP to /b's client: %q", got)
+	}
+	if got := exports("10.0.0.1"); got != "/a" {
+		t.Errorf("EXPORT to a client /b is not for: %q", got)
+	}
+	if got := exports("10.0.0.2"); got != "/a /b" {
+		t.Errorf("EXPORT to /b's client: %q", got)
 	}
 
 	for _, proc := range []uint32{ProcMnt, ProcUmnt} {

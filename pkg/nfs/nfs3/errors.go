@@ -20,6 +20,10 @@ import (
 //     would wrongly suggest a permission problem.
 //   - vfs.ErrNoExport (a handle naming an export that was removed) → STALE,
 //     so clients drop the handle instead of retrying.
+//   - vfs.ErrNotAllowed (the export's policy grants this client nothing,
+//     e.g. its node was unpublished) → ACCES, not STALE: the handle is
+//     still good and works again once the node is published again, and a
+//     revoked pod sees "Permission denied", which says what happened.
 //   - EAGAIN/EWOULDBLOCK, EINTR and context cancellation → JUKEBOX: the
 //     operation may succeed if retried later.
 func StatusOf(err error) (status uint32, expected bool) {

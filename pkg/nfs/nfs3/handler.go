@@ -2,6 +2,7 @@ package nfs3
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -287,6 +288,9 @@ func (h *Handler) read(x *call) rpc.AcceptStat {
 			return st
 		}
 	}
+	if err := x.rc.ReserveReply(x.ctx, int(count)); err != nil {
+		return rpc.SystemErr // the connection is closing
+	}
 	w := x.w
 	w.Uint32(StatusOK)
 	attrOff := w.Len()
@@ -347,8 +351,16 @@ func (h *Handler) readFile(x *call, fh vfs.Handle, off uint64, count uint32) (rp
 		unix.Close(fd)
 		return rpc.Success, true
 	}
-	x.rc.AttachFile(fd, int64(off), n)
+	x.rc.AttachFile(fd, int64(off), n, shortRead)
 	return rpc.Success, true
+}
+
+// shortRead fixes a READ reply whose file held only n bytes from the offset
+// when they were read (it was truncated since ReadFile looked): the reply
+// ends count, eof, data length; the read then reached the end of the file.
+func shortRead(reply []byte, n int) {
+	binary.BigEndian.PutUint32(reply[len(reply)-12:], uint32(n))
+	binary.BigEndian.PutUint32(reply[len(reply)-8:], 1)
 }
 
 func (h *Handler) write(x *call) rpc.AcceptStat {
@@ -608,6 +620,9 @@ func (h *Handler) readdirplus(x *call) rpc.AcceptStat {
 // as the filesystem emits them; the reply counts the status word too, which
 // keeps it within the limit whichever way a client reads the RFC.
 func (h *Handler) dirList(x *call, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, count, dircount int) rpc.AcceptStat {
+	if err := x.rc.ReserveReply(x.ctx, count); err != nil {
+		return rpc.SystemErr // the connection is closing
+	}
 	w := x.w
 	w.Uint32(StatusOK)
 	attrOff := w.Len()

@@ -51,14 +51,12 @@ func isPseudo(fh []byte) bool { return fh[0] == fhPseudo }
 // vol returns the vfs handle of a volume filehandle.
 func vol(fh []byte) vfs.Handle { return vfs.Handle(fh[1:]) }
 
-// visible lists the export paths this client may mount: the pseudo root
-// shows a client only those.
+// visible lists the export paths this client may mount (the client is in
+// ctx): the pseudo root shows a client only those.
 func (h *Handler) visible(x *compound) []string {
 	var out []string
-	for _, e := range h.fs.Exports() {
-		if _, err := h.fs.Mount(x.ctx, e.Path, x.rc.Remote); err == nil {
-			out = append(out, path.Clean(e.Path))
-		}
+	for _, e := range h.fs.Exports(x.ctx) {
+		out = append(out, path.Clean(e.Path))
 	}
 	slices.Sort(out)
 	return out
@@ -120,8 +118,8 @@ func pseudoAttrs(p string, exports []string, s *attrs) {
 
 // rootExport reports whether the server exports "/" (one directory): then
 // the pseudo root is that volume's root.
-func (h *Handler) rootExport() bool {
-	for _, e := range h.fs.Exports() {
+func (h *Handler) rootExport(x *compound) bool {
+	for _, e := range h.fs.Exports(x.ctx) {
 		if path.Clean(e.Path) == "/" {
 			return true
 		}
@@ -135,7 +133,7 @@ func (h *Handler) pseudoLookup(x *compound, dir, name string, out *fhBuf) uint32
 	c := childPath(dir, name)
 	// Mount decides directly (without listing every export) for the usual
 	// case, a volume; one this client may not mount does not exist for it.
-	root, err := h.fs.Mount(x.ctx, c, x.rc.Remote)
+	root, err := h.fs.Mount(x.ctx, c)
 	switch {
 	case err == nil:
 		out.setVol(root)
@@ -199,8 +197,8 @@ func (h *Handler) notDir(x *compound, fh []byte, err error) uint32 {
 
 func (h *Handler) putRootFH(x *compound) uint32 {
 	x.hasCurSID = false
-	if h.rootExport() {
-		root, err := h.fs.Mount(x.ctx, "/", x.rc.Remote)
+	if h.rootExport(x) {
+		root, err := h.fs.Mount(x.ctx, "/")
 		if err != nil {
 			return h.failErr(x, err)
 		}
@@ -291,7 +289,7 @@ func (h *Handler) lookupp(x *compound) uint32 {
 	}
 	// The root of a volume: its parent is the pseudo directory holding it.
 	for _, e := range h.visible(x) {
-		root, err := h.fs.Mount(x.ctx, e, x.rc.Remote)
+		root, err := h.fs.Mount(x.ctx, e)
 		if err != nil || !bytes.Equal(root, vh) {
 			continue
 		}

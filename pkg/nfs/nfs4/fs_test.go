@@ -3,7 +3,7 @@ package nfs4
 import (
 	"bytes"
 	"context"
-	"net"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -12,19 +12,6 @@ import (
 	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
 )
-
-// hidingFS refuses one export to every client, as an allow-list would.
-type hidingFS struct {
-	*vfstest.MemFS
-	hidden string
-}
-
-func (f hidingFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
-	if path == f.hidden {
-		return nil, vfs.ErrNotAllowed
-	}
-	return f.MemFS.Mount(ctx, path, addr)
-}
 
 func readdirOp(cookie uint64, verf []byte, maxcount uint32, req bitmap) op {
 	return mkop(OpReadDir, func(w *xdr.Writer) {
@@ -88,8 +75,12 @@ func TestPseudoFS(t *testing.T) {
 	mem.AddExport("/vol2")
 	mem.AddExport("/secret")
 	mem.AddExport("/deep/a")
+	// An export this client may not mount, as an allow-list makes one.
+	if err := mem.SetPolicy("/secret", func(netip.Addr) vfs.Grant { return vfs.GrantNone }); err != nil {
+		t.Fatal(err)
+	}
 	e := &env{t: t, fs: mem, root: vol}
-	e.h = NewHandler(hidingFS{mem, "/secret"}, discard(), Options{})
+	e.h = NewHandler(mem, discard(), Options{})
 	c := e.client()
 	c.connect("pseudo")
 	root := c.fh(putrootfh())

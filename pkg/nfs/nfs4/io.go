@@ -1,6 +1,7 @@
 package nfs4
 
 import (
+	"encoding/binary"
 	"errors"
 	"syscall"
 
@@ -394,6 +395,9 @@ func (h *Handler) read(x *compound) uint32 {
 			return st
 		}
 	}
+	if err := x.rc.ReserveReply(x.ctx, n); err != nil {
+		return fail(x.w, ErrDelay) // the connection is closing
+	}
 	w := x.w
 	start := w.Len()
 	w.Uint32(OK)
@@ -448,9 +452,17 @@ func (h *Handler) readFile(x *compound, vh vfs.Handle, off uint64, n int) (uint3
 		unix.Close(fd)
 		return OK, true
 	}
-	x.rc.AttachFile(fd, int64(off), got)
+	x.rc.AttachFile(fd, int64(off), got, shortRead)
 	x.attached = true
 	return OK, true
+}
+
+// shortRead fixes a READ reply whose file held only n bytes from the
+// offset when they were read (it was truncated since ReadFile looked): the
+// reply ends with eof and the data length (which the rpc server patches);
+// the read then reached the end of the file.
+func shortRead(reply []byte, n int) {
+	binary.BigEndian.PutUint32(reply[len(reply)-8:], 1)
 }
 
 func (h *Handler) write(x *compound) uint32 {

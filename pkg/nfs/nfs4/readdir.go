@@ -35,6 +35,9 @@ func (h *Handler) readdir(x *compound) uint32 {
 	if limit < readdirFixed {
 		return fail(x.w, ErrTooSmall)
 	}
+	if err := x.rc.ReserveReply(x.ctx, limit); err != nil {
+		return fail(x.w, ErrDelay) // the connection is closing
+	}
 	d := dirList{h: h, x: x, req: req, limit: limit, dircount: int(dircount)}
 	cur := x.cur.bytes()
 	if isPseudo(cur) {
@@ -169,7 +172,7 @@ func (d *dirList) pseudo(dir string, cookie uint64) uint32 {
 	for ; i < len(names); i++ {
 		c := childPath(dir, names[i])
 		if _, isExport := slices.BinarySearch(exports, c); isExport {
-			root, err := h.fs.Mount(x.ctx, c, x.rc.Remote)
+			root, err := h.fs.Mount(x.ctx, c)
 			if err != nil {
 				continue // gone since listed
 			}

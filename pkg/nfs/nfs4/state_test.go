@@ -3,6 +3,7 @@ package nfs4
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"syscall"
 	"testing"
 
@@ -533,5 +534,37 @@ func TestQuota(t *testing.T) {
 	}
 	if _, _, st := c.open(dir, openArgs{access: ShareAccessBoth, owner: "o", create: true, how: createGuarded, name: "g"}); st != ErrDQuot {
 		t.Fatalf("OPEN create past the inode quota: %d", st)
+	}
+}
+
+// Export policies are the filesystem's: a read-only grant makes changes
+// ROFS and leaves reads alone; a revoked client loses the export at once.
+func TestExportPolicy(t *testing.T) {
+	e := newEnv(t, Options{})
+	c := e.client()
+	c.connect("policy")
+	dir := c.volRoot()
+	sid, fh, _ := c.open(dir, openArgs{access: ShareAccessBoth, owner: "o", create: true, how: createUnchecked, name: "f"})
+	c.must(putfh(fh), writeOp(sid, 0, []byte("data")))
+	if err := e.fs.SetPolicy("/vol", func(netip.Addr) vfs.Grant { return vfs.GrantReadOnly }); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.do(putfh(fh), writeOp(sid, 0, []byte("x"))); p.status != ErrROFS {
+		t.Fatalf("WRITE under a read-only grant: %d", p.status)
+	}
+	if p := c.do(putfh(dir), mkdirOp("d")); p.status != ErrROFS {
+		t.Fatalf("CREATE under a read-only grant: %d", p.status)
+	}
+	if p := c.do(putfh(fh), readOp(sid, 0, 4)); p.status != OK {
+		t.Fatalf("READ under a read-only grant: %d", p.status)
+	}
+	if err := e.fs.SetPolicy("/vol", func(netip.Addr) vfs.Grant { return vfs.GrantNone }); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.do(putfh(fh), readOp(sid, 0, 4)); p.status != ErrAccess {
+		t.Fatalf("READ after the grant was revoked: %d", p.status)
+	}
+	if p := c.do(putrootfh(), lookup("vol")); p.status != ErrNoEnt {
+		t.Fatalf("LOOKUP of a revoked export: %d", p.status)
 	}
 }

@@ -42,10 +42,13 @@ func startWire(t testing.TB) *wireServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.AddExport("/vol", dir, "vol"); err != nil {
+	if err := fs.AddExport("/vol", dir, "vol", nil); err != nil {
 		t.Fatal(err)
 	}
-	s := rpc.NewServer(rpc.Options{})
+	// As pkg/nfs.NewServer: calls carry their client's address.
+	s := rpc.NewServer(rpc.Options{ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+		return vfs.WithClient(ctx, c.RemoteAddr())
+	}})
 	s.Register(nfs3.Program, nfs3.Version, nfs3.NewHandler(fs, discard()), nfs3.Idempotent)
 	s.Register(mount.Program, mount.Version, mount.NewHandler(fs, discard()), mount.Idempotent)
 	s.Register(Program, Version, NewHandler(fs, discard(), Options{}), Idempotent)

@@ -41,7 +41,7 @@ func (c *conn) dispatchSync(t *testing.T, msg []byte) *task {
 		t.Fatal("byte budget")
 	}
 	tk := taskPool.Get().(*task)
-	tk.rec, tk.nbytes = rec, len(rec)
+	tk.rec, tk.nbytes, tk.running = rec, len(rec), true
 	c.busy.Add(1)
 	if h := c.prepare(tk); h != nil {
 		c.handlers.Add(1)

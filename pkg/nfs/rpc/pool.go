@@ -2,9 +2,11 @@ package rpc
 
 import "sync"
 
-// Buffer size classes. The largest holds a whole 1 MiB WRITE call or READ
-// reply with its headers, so the data path never allocates a megabyte.
-var sizeClasses = [...]int{4 << 10, 64 << 10, 1<<20 + 64<<10}
+// Buffer size classes. The middle one holds a 64 KiB directory listing (the
+// dtpref clients use) with its headers; the largest a whole 1 MiB WRITE
+// call or READ reply with its headers, so the data path never allocates a
+// megabyte.
+var sizeClasses = [...]int{4 << 10, 68 << 10, 1<<20 + 64<<10}
 
 // DefaultMaxRecordSize fits a 1 MiB WRITE plus its RPC and NFS headers.
 const DefaultMaxRecordSize = 1<<20 + 64<<10
@@ -45,19 +47,22 @@ func putBuf(b []byte) {
 	}
 }
 
+// bufCap is the capacity of the buffer getBuf(n) returns.
+func bufCap(n int) int {
+	for _, sz := range sizeClasses {
+		if n <= sz {
+			return sz
+		}
+	}
+	return n
+}
+
 // ptrPool recycles the *[]byte boxes that sync.Pool needs, so that Get/Put
 // pairs do not allocate.
 var ptrPool sync.Pool
 
-// growBuf moves b into a pooled buffer with room for n more bytes and
-// recycles the old one. Only for buffers nobody else holds slices of.
-func growBuf(b []byte, n int) []byte {
-	nb := growReply(b, n)
-	putBuf(b)
-	return nb
-}
-
-// growReply is the xdr.GrowFunc of reply and request writers: like growBuf,
+// growReply is the xdr.GrowFunc of reply and request writers: it moves b
+// into a pooled buffer with room for n more bytes,
 // but the outgrown buffer is left to the garbage collector, because a
 // handler may still hold a slice of it (from Reserve, say); recycling it
 // would let a stale write land in another call's buffer. It is usually a

@@ -19,9 +19,19 @@ const firstChunk = 64 << 10
 
 // recordReader reassembles RFC 5531 record-marked records (section 11).
 type recordReader struct {
-	r   io.Reader
-	max int
-	hdr [4]byte
+	r    io.Reader
+	max  int
+	acct recordAccount // may be nil
+	hdr  [4]byte
+}
+
+// recordAccount follows the records a recordReader assembles.
+type recordAccount interface {
+	// begin is called when the first byte of a record has been read.
+	begin()
+	// grow is called before a record's buffer grows by n bytes (first:
+	// its first chunk); an error abandons the record.
+	grow(n int, first bool) error
 }
 
 // next reads one whole record into a pooled buffer (release with putBuf).
@@ -37,8 +47,16 @@ func (rr *recordReader) next() ([]byte, error) {
 		return nil, err
 	}
 	for first := true; ; first = false {
-		if _, err := io.ReadFull(rr.r, rr.hdr[:]); err != nil {
-			if err == io.EOF && !first {
+		k := 0
+		if first && rr.acct != nil {
+			if _, err := io.ReadFull(rr.r, rr.hdr[:1]); err != nil {
+				return fail(err)
+			}
+			rr.acct.begin()
+			k = 1
+		}
+		if _, err := io.ReadFull(rr.r, rr.hdr[k:]); err != nil {
+			if err == io.EOF && (!first || k > 0) {
 				err = io.ErrUnexpectedEOF
 			}
 			return fail(err)
@@ -51,11 +69,21 @@ func (rr *recordReader) next() ([]byte, error) {
 		for n > 0 {
 			if cap(buf) == len(buf) {
 				want := len(buf) + min(n, firstChunk)
-				if buf == nil {
-					buf = getBuf(want)
-				} else {
-					buf = growBuf(buf, want-len(buf))
+				if cap(buf) >= firstChunk {
+					want = max(want, min(2*cap(buf), rr.max)) // big records: amortise the copies
 				}
+				want = bufCap(want)
+				if rr.acct != nil {
+					if err := rr.acct.grow(want-cap(buf), buf == nil); err != nil {
+						return fail(err)
+					}
+				}
+				nb := getBuf(want)[:len(buf)]
+				copy(nb, buf)
+				if buf != nil {
+					putBuf(buf)
+				}
+				buf = nb
 			}
 			k := min(n, cap(buf)-len(buf))
 			m, err := io.ReadFull(rr.r, buf[len(buf):len(buf)+k])

@@ -75,29 +75,33 @@ type Call struct {
 	Args   []byte
 	Remote net.Addr
 
-	file fileTail // set by AttachFile
+	file     fileTail // set by AttachFile
+	conn     *conn    // for ReserveReply
+	reserved int64    // reply bytes reserved in conn's backlog
+	slotless bool     // gave up its server-wide slot in ReserveReply
 }
 
 // AttachFile appends n bytes of the open file fd, read from offset off, to
 // the results, followed by XDR padding to a multiple of four bytes, and
 // takes ownership of fd: the server closes it once the reply is written or
-// dropped. On a TCP connection the bytes go from the file to the socket
-// with sendfile(2), never through a user-space buffer; otherwise (or for a
-// call in the duplicate request cache) the server reads them into the reply.
+// dropped. The results must end with the data's XDR length if short is
+// not nil. The server reads the bytes when it writes the reply (or when the
+// handler returns, for a call in the duplicate request cache), into a
+// pooled buffer rather than the reply, so that replies waiting for a slow
+// client do not hold their data.
 //
 // Nothing may be written to the reply after AttachFile, and it only has an
-// effect when the handler returns Success. If the file turns out to hold
-// fewer than n bytes at off when they are sent, the server closes the
-// connection instead of sending a reply that does not say what the handler
-// wrote (the client retransmits); if that is found before anything is sent,
-// the call gets SYSTEM_ERR.
-func (c *Call) AttachFile(fd int, off int64, n int) {
+// effect when the handler returns Success. The file is read before any of
+// the reply is sent; if it then holds fewer than n bytes at off (it was
+// truncated meanwhile), short patches the reply for what it held and the
+// server the data's length; with a nil short the call gets SYSTEM_ERR.
+func (c *Call) AttachFile(fd int, off int64, n int, short ShortFunc) {
 	c.file.close()
 	if n <= 0 {
 		unix.Close(fd) // nothing to send
 		return
 	}
-	c.file = fileTail{fd: fd, off: off, n: n, set: true}
+	c.file = fileTail{fd: fd, off: off, n: n, set: true, short: short}
 }
 
 // Handler serves one (program, version). It appends the procedure's results

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -15,26 +16,68 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
 )
 
 // Options configure a Server. Zero values mean the defaults below.
 type Options struct {
-	MaxConns           int           // default 512; connections beyond it are closed at once
-	MaxInFlightPerConn int           // default 64 calls being served or replied per connection
-	MaxInFlight        int           // default 1024 calls in the whole server
-	MaxRecordSize      int           // default DefaultMaxRecordSize; bigger records close the connection
-	IdleTimeout        time.Duration // default 5m; idle connections (nothing in flight, no bytes) are closed
-	Log                logr.Logger
+	// MaxConns bounds open connections (default 4096, or half the
+	// process's descriptor limit if lower). A connection beyond it closes
+	// the least recently active one with no call in flight, whose client
+	// reconnects when it needs to; with none such, it is refused.
+	MaxConns int
+	// MaxConnsPerAddr bounds the connections from one client IP address
+	// (default 64) in the same way, so that one host cannot take them all.
+	// A Linux client uses one connection per server for all its mounts.
+	MaxConnsPerAddr int
+	// MaxInFlightPerConn bounds the calls of a connection being served or
+	// waiting for their replies to be written (default 64).
+	MaxInFlightPerConn int
+	// MaxInFlight bounds the calls in handlers in the whole server
+	// (default 1024). A call holds its slot only while its handler runs.
+	MaxInFlight   int
+	MaxRecordSize int // default DefaultMaxRecordSize; bigger records close the connection
+	// MaxReplyBacklog bounds the memory a connection's replies hold while
+	// queued, unwritten (default 1 MiB): beyond it none of its calls are
+	// read until its client reads, so a client that does not read its
+	// replies is pushed back on, alone. Attached file data does not count:
+	// it is read only as it is written.
+	MaxReplyBacklog int
+	IdleTimeout     time.Duration // default 5m; idle connections (nothing in flight, no bytes) are closed
+	// RecordTimeout is how long a record may take to arrive once its
+	// first byte has (default 30s); a connection that trickles one in is
+	// closed.
+	RecordTimeout time.Duration
+	// WriteTimeout closes a connection that has taken no reply bytes for
+	// this long while some wait (default 30s).
+	WriteTimeout time.Duration
+	Log          logr.Logger
 
 	// MaxInFlightBytes bounds the request bytes held by calls in flight
-	// across the server (default 64 MiB, never below MaxRecordSize).
+	// and by records still arriving, across the server (default 64 MiB,
+	// never below MaxRecordSize). A record's buffer grows as its bytes
+	// arrive, charged as it grows; past its first 64 KiB it waits for room.
 	MaxInFlightBytes int
+
+	// ConnContext, if set, derives the context of every call on a new
+	// connection from ctx (as net/http's Server.ConnContext does): values
+	// that belong to the connection, such as the client's address, are
+	// attached once instead of per call.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
 
 func (o *Options) setDefaults() {
 	if o.MaxConns <= 0 {
-		o.MaxConns = 512
+		o.MaxConns = 4096
+		var lim unix.Rlimit
+		if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 2*4096 {
+			o.MaxConns = max(int(lim.Cur/2), 16)
+		}
+	}
+	if o.MaxConnsPerAddr <= 0 {
+		o.MaxConnsPerAddr = 64
 	}
 	if o.MaxInFlightPerConn <= 0 {
 		o.MaxInFlightPerConn = 64
@@ -45,13 +88,22 @@ func (o *Options) setDefaults() {
 	if o.MaxRecordSize <= 0 {
 		o.MaxRecordSize = DefaultMaxRecordSize
 	}
+	if o.MaxReplyBacklog <= 0 {
+		o.MaxReplyBacklog = 1 << 20
+	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.RecordTimeout <= 0 {
+		o.RecordTimeout = 30 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
 	}
 	if o.MaxInFlightBytes <= 0 {
 		o.MaxInFlightBytes = 64 << 20
 	}
-	o.MaxInFlightBytes = max(o.MaxInFlightBytes, o.MaxRecordSize)
+	o.MaxInFlightBytes = max(o.MaxInFlightBytes, bufCap(o.MaxRecordSize)) // a record always fits
 	if o.Log.GetSink() == nil {
 		o.Log = logr.Discard()
 	}
@@ -76,7 +128,8 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	wg        sync.WaitGroup // connection goroutines
+	addrs     map[netip.Addr]int // connections per client address
+	wg        sync.WaitGroup     // connection goroutines
 }
 
 type program struct {
@@ -99,6 +152,7 @@ func NewServer(o Options) *Server {
 		global:    make(chan struct{}, o.MaxInFlight),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		addrs:     make(map[netip.Addr]int),
 	}
 	s.bytes.avail = o.MaxInFlightBytes
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -180,17 +234,69 @@ func (s *Server) Serve(l net.Listener) error {
 			nc.Close()
 			return nil
 		}
-		if len(s.conns) >= s.o.MaxConns {
+		c := s.newConn(nc)
+		if !s.admit(c) {
 			s.mu.Unlock()
-			s.log.V(1).Info("too many connections; closing new one", "remote", nc.RemoteAddr(), "max", s.o.MaxConns)
+			s.log.V(1).Info("too many connections, none idle; closing new one", "remote", nc.RemoteAddr(), "max", s.o.MaxConns, "maxPerAddr", s.o.MaxConnsPerAddr)
+			c.cancel()
 			nc.Close()
 			continue
 		}
-		c := s.newConn(nc)
 		s.conns[c] = struct{}{}
+		if c.ip.IsValid() {
+			s.addrs[c.ip]++
+		}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go c.serve()
+	}
+}
+
+// admit makes room for c within the connection limits, closing the least
+// recently active connection without calls in flight (from c's address if
+// that address is at its limit) if need be. It reports false if there is
+// no room to be made. Called with s.mu held.
+func (s *Server) admit(c *conn) bool {
+	if c.ip.IsValid() && s.addrs[c.ip] >= s.o.MaxConnsPerAddr {
+		return s.evictIdle(c.ip)
+	}
+	if len(s.conns) >= s.o.MaxConns {
+		return s.evictIdle(netip.Addr{})
+	}
+	return true
+}
+
+// evictIdle closes the least recently active connection (from ip, if
+// valid) that has no call in flight. Called with s.mu held.
+func (s *Server) evictIdle(ip netip.Addr) bool {
+	var victim *conn
+	for c := range s.conns {
+		if c.busy.Load() != 0 || ip.IsValid() && c.ip != ip {
+			continue
+		}
+		if victim == nil || c.lastActive.Load() < victim.lastActive.Load() {
+			victim = c
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	victim.log.V(1).Info("closing the least recently active idle connection to admit a new one", "lastActive", time.Unix(0, victim.lastActive.Load()))
+	s.forget(victim)
+	victim.abort()
+	return true
+}
+
+// forget stops counting c against the limits. Called with s.mu held.
+func (s *Server) forget(c *conn) {
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if c.ip.IsValid() {
+		if s.addrs[c.ip]--; s.addrs[c.ip] <= 0 {
+			delete(s.addrs, c.ip)
+		}
 	}
 }
 
@@ -233,7 +339,10 @@ type conn struct {
 	nc     net.Conn
 	remote net.Addr
 	addr   netip.AddrPort // DRC key part
+	ip     netip.Addr     // for the per-address limit; zero if not IP
 	log    logr.Logger
+
+	lastActive atomic.Int64 // UnixNano of the last call read, or of the connection
 
 	ctx    context.Context // cancelled when the connection or server closes
 	cancel context.CancelFunc
@@ -242,8 +351,16 @@ type conn struct {
 	cc       credCache     // reader goroutine only
 	slots    chan struct{} // MaxInFlightPerConn
 	busy     atomic.Int32  // calls dispatched whose replies are not yet written
-	lastSet  time.Time     // when the read deadline was last pushed
 	handlers sync.WaitGroup
+
+	// Reader goroutine only.
+	lastSet  time.Time // when the idle read deadline was last pushed
+	recDue   time.Time // when the record being read must be whole; zero between records
+	recArmed bool      // the read deadline is recDue
+	charged  int       // budget bytes charged for the record being read
+
+	unsent  atomic.Int64 // reply bytes queued and not yet written, or reserved
+	drained signal       // unsent went down
 
 	qmu   sync.Mutex
 	queue []*task
@@ -251,7 +368,11 @@ type conn struct {
 	wstop chan struct{} // closed when no more replies will be queued
 	wdone chan struct{}
 
-	sf sendState // writer goroutine only (after initSendfile)
+	// Writer goroutine only: the writev being built and the file data
+	// buffers it holds.
+	out    net.Buffers
+	held   [][]byte
+	outLen int
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -267,10 +388,15 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	if ta, ok := c.remote.(*net.TCPAddr); ok {
 		c.addr = ta.AddrPort()
+		c.ip = c.addr.Addr().Unmap()
 	}
-	c.ctx, c.cancel = context.WithCancel(s.ctx)
-	c.initSendfile()
-	c.rr = recordReader{r: bufio.NewReaderSize(idleReader{c}, 64<<10), max: s.o.MaxRecordSize}
+	c.lastActive.Store(time.Now().UnixNano())
+	base := s.ctx
+	if s.o.ConnContext != nil {
+		base = s.o.ConnContext(base, nc)
+	}
+	c.ctx, c.cancel = context.WithCancel(base)
+	c.rr = recordReader{r: bufio.NewReaderSize(idleReader{c}, 64<<10), max: s.o.MaxRecordSize, acct: c}
 	return c
 }
 
@@ -299,30 +425,40 @@ func (c *conn) serve() {
 	<-c.wdone
 	c.abort()
 	c.s.mu.Lock()
-	delete(c.s.conns, c)
+	c.s.forget(c)
 	c.s.mu.Unlock()
 	c.log.V(1).Info("connection closed")
 }
 
 // idleReader reads from the connection with the idle timeout as deadline,
 // but only gives up when no calls are in flight: a client waiting for slow
-// replies is not idle.
+// replies is not idle. Inside a record the deadline is the record's.
 type idleReader struct{ c *conn }
+
+var errRecordTimeout = errors.New("rpc: record not received in time")
 
 func (r idleReader) Read(p []byte) (int, error) {
 	c := r.c
 	idle := c.s.o.IdleTimeout
 	for {
-		// Pushing the deadline costs a timer update; do it at most every
-		// idle/16, so the effective timeout is between 15/16 and 1 of idle.
-		if now := time.Now(); now.Sub(c.lastSet) > idle/16 {
+		if !c.recDue.IsZero() {
+			if !c.recArmed {
+				c.nc.SetReadDeadline(c.recDue)
+				c.recArmed, c.lastSet = true, time.Time{}
+			}
+		} else if now := time.Now(); now.Sub(c.lastSet) > idle/16 {
+			// Pushing the deadline costs a timer update; do it at most
+			// every idle/16, so the effective timeout is between 15/16
+			// and 1 of idle.
 			c.nc.SetReadDeadline(now.Add(idle))
 			c.lastSet = now
 		}
 		n, err := c.nc.Read(p)
-		if n == 0 && err != nil && c.busy.Load() > 0 && c.ctx.Err() == nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+		if n == 0 && err != nil && c.ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			if !c.recDue.IsZero() {
+				return 0, fmt.Errorf("%w: %v after its first byte", errRecordTimeout, c.s.o.RecordTimeout)
+			}
+			if c.busy.Load() > 0 {
 				c.lastSet = time.Time{}
 				continue
 			}
@@ -331,14 +467,42 @@ func (r idleReader) Read(p []byte) (int, error) {
 	}
 }
 
+// begin implements recordAccount: a record has started; it must be whole
+// within RecordTimeout.
+func (c *conn) begin() {
+	c.recDue, c.recArmed = time.Now().Add(c.s.o.RecordTimeout), false
+}
+
+// grow implements recordAccount: the record's buffer grows by n bytes,
+// charged to the server's budget. A record's first chunk is charged without
+// waiting, so that small calls always get through; the rest waits for room
+// until the record's deadline.
+func (c *conn) grow(n int, first bool) error {
+	b := &c.s.bytes
+	if first {
+		b.take(n)
+	} else if !b.tryAcquire(n) {
+		ctx, cancel := context.WithDeadline(c.ctx, c.recDue)
+		ok := b.acquire(ctx, n)
+		cancel()
+		if !ok {
+			return fmt.Errorf("%w: no room in the in-flight budget", errRecordTimeout)
+		}
+	}
+	c.charged += n
+	return nil
+}
+
 // task is one call on its way through the server, pooled.
 type task struct {
-	call   Call
-	rec    []byte // request record (pooled)
-	nbytes int    // request bytes charged to the server's budget
-	w      xdr.Writer
-	drc    bool
-	key    drcKey
+	call    Call
+	rec     []byte // request record (pooled)
+	nbytes  int    // request bytes charged to the server's budget
+	running bool   // holds a server-wide slot, rec and nbytes
+	unsent  int64  // reply bytes counted in the connection's backlog
+	w       xdr.Writer
+	drc     bool
+	key     drcKey
 }
 
 var taskPool = sync.Pool{New: func() any {
@@ -350,36 +514,131 @@ var taskPool = sync.Pool{New: func() any {
 func (c *conn) readLoop() error {
 	s := c.s
 	for {
-		// Take the connection's slot before reading: when its bound is
-		// reached we stop reading and TCP pushes back on the client. The
-		// server-wide slot and bytes are taken only once a record is in,
-		// so that idle connections waiting for their next call hold none.
+		// Take the connection's slot before reading, and read nothing
+		// while its client leaves too many reply bytes unread: at either
+		// bound we stop reading and TCP pushes back on the client. The
+		// server-wide slot is taken only once a record is in, so that
+		// connections waiting for their next call hold none.
 		if err := acquire(c.ctx, c.slots); err != nil {
 			return err
 		}
+		if err := c.waitBacklog(); err != nil {
+			<-c.slots
+			return err
+		}
 		rec, err := c.rr.next()
+		c.recDue, c.recArmed = time.Time{}, false
+		charged := c.charged
+		c.charged = 0
 		if err == nil {
+			c.lastActive.Store(time.Now().UnixNano())
 			if err = acquire(c.ctx, s.global); err != nil {
 				putBuf(rec)
-			} else if !s.bytes.acquire(c.ctx, min(len(rec), s.o.MaxInFlightBytes)) {
-				<-s.global
-				putBuf(rec)
-				err = c.ctx.Err()
 			}
 		}
 		if err != nil {
+			s.bytes.release(charged)
 			<-c.slots
 			return err
 		}
 		t := taskPool.Get().(*task)
-		t.rec = rec
-		t.nbytes = min(len(rec), s.o.MaxInFlightBytes)
+		t.rec, t.nbytes, t.running = rec, charged, true
 		c.busy.Add(1)
 		if h := c.prepare(t); h != nil {
 			c.handlers.Add(1)
 			go c.execute(t, h)
 		}
 	}
+}
+
+// waitBacklog waits until the connection's unwritten replies are below
+// MaxReplyBacklog.
+func (c *conn) waitBacklog() error {
+	for {
+		w := c.drained.wait()
+		if c.unsent.Load() < int64(c.s.o.MaxReplyBacklog) {
+			return nil
+		}
+		select {
+		case <-w:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+}
+
+// ReserveReply is for a handler about to write a reply of up to n bytes (a
+// directory listing, say), before it takes any lock: it waits until the
+// connection's backlog of unwritten replies has room for them, and counts
+// them in it until the reply is written. So a client that does not read
+// its replies cannot make the server build more than MaxReplyBacklog of
+// them. A reservation on a connection with no backlog never waits. The
+// call gives up its server-wide slot while it waits. The error is ctx's.
+func (c *Call) ReserveReply(ctx context.Context, n int) error {
+	cn := c.conn
+	if cn == nil || n <= 0 {
+		return nil
+	}
+	limit := int64(cn.s.o.MaxReplyBacklog)
+	n = bufCap(n + replyHdrLen) // what the reply's buffer will hold
+	for {
+		w := cn.drained.wait()
+		cur := cn.unsent.Load()
+		if cur == 0 || cur+int64(n) <= limit {
+			if !cn.unsent.CompareAndSwap(cur, cur+int64(n)) {
+				continue
+			}
+			c.reserved += int64(n)
+			if c.slotless {
+				if err := acquire(ctx, cn.s.global); err != nil {
+					return err
+				}
+				c.slotless = false
+			}
+			return nil
+		}
+		if !c.slotless {
+			<-cn.s.global
+			c.slotless = true
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// signal wakes every waiter when something changed.
+type signal struct {
+	mu      sync.Mutex
+	ch      chan struct{}
+	waiting atomic.Bool // ch is set: broadcast has someone to wake
+}
+
+// wait returns a channel closed at the next broadcast; get it before
+// checking the condition waited for.
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+		s.waiting.Store(true)
+	}
+	return s.ch
+}
+
+func (s *signal) broadcast() {
+	if !s.waiting.Load() {
+		return
+	}
+	s.mu.Lock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+		s.waiting.Store(false)
+	}
+	s.mu.Unlock()
 }
 
 func acquire(ctx context.Context, sem chan struct{}) error {
@@ -414,6 +673,7 @@ func (c *conn) prepare(t *task) Handler {
 		return nil
 	}
 	t.call.Remote = c.remote
+	t.call.conn = c
 	p := (*s.progs.Load())[t.call.Prog]
 	if p == nil {
 		startAccepted(&t.w, t.call.XID)
@@ -450,6 +710,7 @@ func (c *conn) prepare(t *task) Handler {
 func (c *conn) execute(t *task, h Handler) {
 	defer c.handlers.Done()
 	st := c.invoke(t, h)
+	c.endCall(t)
 	if st > SystemErr || st == ProgMismatch {
 		// Not a status a handler can send bare (PROG_MISMATCH needs
 		// mismatch_info, which only the server knows).
@@ -460,15 +721,13 @@ func (c *conn) execute(t *task, h Handler) {
 		switch {
 		case st != Success:
 			t.call.file.close()
-		case t.drc || c.sf.raw == nil:
+		case t.drc:
 			st = materialize(t)
 		}
 	}
 	if st != Success {
 		setStat(&t.w, st)
 	}
-	putBuf(t.rec)
-	t.rec, t.call.Args = nil, nil
 	if t.drc {
 		finishRecord(t.w.Bytes())
 		c.s.drc.finish(t.key, t.w.Bytes(), st != SystemErr)
@@ -487,13 +746,34 @@ func (c *conn) invoke(t *task, h Handler) (st AcceptStat) {
 	return h.Serve(c.ctx, &t.call, &t.w)
 }
 
+// endCall frees what t held while it was served: its request, its bytes
+// of the budget and its server-wide slot.
+func (c *conn) endCall(t *task) {
+	if !t.running {
+		return
+	}
+	t.running = false
+	putBuf(t.rec)
+	t.rec, t.call.Args = nil, nil
+	c.s.bytes.release(t.nbytes)
+	t.nbytes = 0
+	if !t.call.slotless {
+		<-c.s.global
+	}
+}
+
 // send finishes t's reply record and queues it for the writer.
 func (c *conn) send(t *task) {
+	c.endCall(t)
+	// The memory the reply holds until written; attached file data is read
+	// only as it is written.
+	t.unsent = int64(cap(t.w.Bytes()))
 	if f := &t.call.file; f.set {
 		finishRecordTail(t.w.Bytes(), f.n+f.pad())
 	} else {
 		finishRecord(t.w.Bytes())
 	}
+	c.unsent.Add(t.unsent - t.call.reserved)
 	c.qmu.Lock()
 	c.queue = append(c.queue, t)
 	c.qmu.Unlock()
@@ -505,14 +785,14 @@ func (c *conn) send(t *task) {
 
 // release returns t's resources once its reply is written or dropped.
 func (c *conn) release(t *task) {
-	if t.rec != nil {
-		putBuf(t.rec)
-	}
+	c.endCall(t)
 	t.call.file.close()
 	putBuf(t.w.Bytes())
 	t.w.Reset(nil)
-	c.s.bytes.release(t.nbytes)
-	<-c.s.global
+	if t.unsent != 0 {
+		c.unsent.Add(-t.unsent)
+		c.drained.broadcast()
+	}
 	<-c.slots
 	c.busy.Add(-1)
 	*t = task{w: t.w}
@@ -524,7 +804,6 @@ func (c *conn) release(t *task) {
 func (c *conn) writeLoop() {
 	defer close(c.wdone)
 	var batch, spare []*task
-	var bufs, iov net.Buffers
 	dead := false
 	for {
 		stopping := false
@@ -549,33 +828,7 @@ func (c *conn) writeLoop() {
 				break
 			}
 			if !dead {
-				c.nc.SetWriteDeadline(time.Now().Add(c.s.o.IdleTimeout))
-				bufs = bufs[:0]
-				var err error
-				for _, t := range batch {
-					bufs = append(bufs, t.w.Bytes())
-					f := &t.call.file
-					if !f.set {
-						continue
-					}
-					// Headers so far, then the file data straight from
-					// the page cache; its padding leads the next writev.
-					err = c.sendFile(bufs, f)
-					clear(bufs)
-					bufs = bufs[:0]
-					if err != nil {
-						break
-					}
-					if p := f.pad(); p > 0 {
-						bufs = append(bufs, zeros[:p])
-					}
-				}
-				if err == nil && len(bufs) > 0 {
-					iov = bufs
-					_, err = iov.WriteTo(c.nc)
-				}
-				clear(bufs)
-				if err != nil {
+				if err := c.writeBatch(batch); err != nil {
 					dead = true
 					if c.ctx.Err() == nil {
 						c.log.V(1).Info("write failed; closing connection", "err", err.Error())
@@ -592,6 +845,75 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// fileFlush bounds the file data read into buffers before it is written.
+const fileFlush = 1 << 20
+
+// writeBatch writes batch's replies, with their file data read into
+// buffers, in as few writevs as that bound allows.
+func (c *conn) writeBatch(batch []*task) error {
+	var err error
+	for _, t := range batch {
+		f := &t.call.file
+		if !f.set {
+			c.out = append(c.out, t.w.Bytes())
+			continue
+		}
+		// The file first: what it holds may change the reply.
+		data := readTail(t)
+		c.out = append(c.out, t.w.Bytes())
+		if data == nil {
+			continue
+		}
+		c.held = append(c.held, data)
+		c.out = append(c.out, data)
+		if p := f.pad(); p > 0 {
+			c.out = append(c.out, zeros[:p])
+		}
+		if c.outLen += len(data); c.outLen >= fileFlush {
+			if err = c.flush(); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = c.flush()
+	}
+	clear(c.out)
+	c.out = c.out[:0]
+	c.putHeld()
+	return err
+}
+
+// flush writes c.out. It gives up when the client has taken no bytes for
+// WriteTimeout: a client that does not read its replies is closed then,
+// one that reads slowly is not.
+func (c *conn) flush() error {
+	iov := c.out
+	for len(iov) > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.o.WriteTimeout))
+		n, err := iov.WriteTo(c.nc)
+		if err != nil {
+			if n > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return err
+		}
+	}
+	clear(c.out)
+	c.out = c.out[:0]
+	c.putHeld()
+	return nil
+}
+
+func (c *conn) putHeld() {
+	for _, b := range c.held {
+		putBuf(b)
+	}
+	clear(c.held)
+	c.held = c.held[:0]
+	c.outLen = 0
 }
 
 // smallPending reports whether the next reply to write is small and other
@@ -635,6 +957,24 @@ func (b *budget) acquire(ctx context.Context, n int) bool {
 			return false
 		}
 	}
+}
+
+// take takes n bytes without waiting, even if that overdraws the budget.
+func (b *budget) take(n int) {
+	b.mu.Lock()
+	b.avail -= n
+	b.mu.Unlock()
+}
+
+// tryAcquire takes n bytes if they are available.
+func (b *budget) tryAcquire(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.avail < n {
+		return false
+	}
+	b.avail -= n
+	return true
 }
 
 func (b *budget) release(n int) {

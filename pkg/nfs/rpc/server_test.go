@@ -375,20 +375,87 @@ func TestHandlerPanic(t *testing.T) {
 }
 
 func TestMaxConns(t *testing.T) {
-	s, addr := startServer(t, Options{MaxConns: 2}, func(s *Server) { s.Register(testProg, testVers, echo, nil) })
-	ping := func(c net.Conn) {
+	// At the limit, a new connection closes the least recently active
+	// idle one; with every connection busy, it is refused.
+	release := make(chan struct{})
+	h := HandlerFunc(func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
+		if c.Proc == 1 {
+			<-release
+		}
+		return Success
+	})
+	s, addr := startServer(t, Options{MaxConns: 2}, func(s *Server) { s.Register(testProg, testVers, h, nil) })
+	idle := func() bool {
+		for _, n := range connsBusy(s) {
+			if n != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	call := func(c net.Conn, proc uint32) {
 		t.Helper()
-		writeAll(t, c, frame(callMsg(1, 2, testProg, testVers, 0, AuthNone, nil, nil)))
-		readReply(t, c)
+		writeAll(t, c, frame(callMsg(proc, 2, testProg, testVers, proc, AuthNone, nil, nil)))
 	}
 	c1, c2 := dialRaw(t, addr), dialRaw(t, addr)
-	ping(c1)
-	ping(c2)
+	call(c1, 0)
+	readReply(t, c1)
+	call(c2, 0)
+	readReply(t, c2)
+	waitFor(t, "the replies to be released", idle)
 	c3 := dialRaw(t, addr)
-	expectClosed(t, c3)
-	c1.Close()
-	waitFor(t, "a slot to free up", func() bool { return s.numConns() == 1 })
-	ping(dialRaw(t, addr))
+	expectClosed(t, c1)
+	call(c3, 0)
+	readReply(t, c3)
+	call(c2, 1)
+	call(c3, 1)
+	waitFor(t, "both calls to be read", func() bool {
+		b := connsBusy(s)
+		return len(b) == 2 && b[0] == 1 && b[1] == 1
+	})
+	c4 := dialRaw(t, addr)
+	expectClosed(t, c4)
+	close(release)
+	readReply(t, c2)
+	readReply(t, c3)
+}
+
+// TestMaxConnsPerAddr: one address at its limit only ever closes its own
+// idle connections, never another address's.
+func TestMaxConnsPerAddr(t *testing.T) {
+	s, addr := startServer(t, Options{MaxConns: 10, MaxConnsPerAddr: 2}, func(s *Server) { s.Register(testProg, testVers, echo, nil) })
+	dialFrom := func(ip string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(failAfter))
+		writeAll(t, c, frame(callMsg(1, 2, testProg, testVers, 0, AuthNone, nil, nil)))
+		readReply(t, c)
+		waitFor(t, "the reply to be released", func() bool {
+			for _, n := range connsBusy(s) {
+				if n != 0 {
+					return false
+				}
+			}
+			return true
+		})
+		return c
+	}
+	other := dialFrom("127.0.0.3")
+	var mine []net.Conn
+	for range 5 {
+		mine = append(mine, dialFrom("127.0.0.2"))
+	}
+	for _, c := range mine[:3] {
+		expectClosed(t, c)
+	}
+	waitFor(t, "the evicted connections to go", func() bool { return s.numConns() == 3 })
+	writeAll(t, other, frame(callMsg(2, 2, testProg, testVers, 0, AuthNone, nil, nil)))
+	readReply(t, other)
 }
 
 func TestCloseWithOpenConns(t *testing.T) {

@@ -3,7 +3,6 @@ package vfstest
 import (
 	"context"
 	"encoding/binary"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -16,8 +15,9 @@ import (
 const handleSize = 16 // fsid, fileid
 
 // MemFS is an in-memory vfs.FS for protocol tests and benchmarks of the NFS
-// layer. It follows the vfs contract (TestFS checks it does) but checks no
-// permissions and persists nothing. The zero value is not usable; call
+// layer. It follows the vfs contract (TestFS checks it does), export
+// policies (SetPolicy) included, but checks no permissions and persists
+// nothing. The zero value is not usable; call
 // NewMemFS.
 type MemFS struct {
 	// Fault, if set, is consulted at the start of every operation with its
@@ -28,14 +28,15 @@ type MemFS struct {
 	// beyond it fail with EFBIG.
 	MaxFileSize uint64
 
-	mu      sync.Mutex
-	exports map[string]*node
-	limits  map[uint64]limits // by fsid
-	nodes   map[uint64]*node
-	nextID  uint64
-	nextFS  uint64
-	verf    vfs.Verifier
-	now     func() time.Time
+	mu       sync.Mutex
+	exports  map[string]*node
+	limits   map[uint64]limits     // by fsid
+	policies map[uint64]vfs.Policy // by fsid; none: everyone read-write
+	nodes    map[uint64]*node
+	nextID   uint64
+	nextFS   uint64
+	verf     vfs.Verifier
+	now      func() time.Time
 }
 
 // limits bound an export's usage; 0 is unlimited.
@@ -67,6 +68,7 @@ func NewMemFS() *MemFS {
 	return &MemFS{
 		exports:     map[string]*node{},
 		limits:      map[uint64]limits{},
+		policies:    map[uint64]vfs.Policy{},
 		nodes:       map[uint64]*node{},
 		nextID:      1,
 		nextFS:      1,
@@ -86,6 +88,23 @@ func (f *MemFS) AddExport(path string) vfs.Handle {
 	root.dir.parent = root
 	f.exports[path] = root
 	return handleOf(root)
+}
+
+// SetPolicy sets the policy of the export at path (nil: everyone
+// read-write); it applies from the next operation on.
+func (f *MemFS) SetPolicy(path string, p vfs.Policy) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	root, ok := f.exports[path]
+	if !ok {
+		return vfs.ErrNoExport
+	}
+	if p == nil {
+		delete(f.policies, root.fsid)
+	} else {
+		f.policies[root.fsid] = p
+	}
+	return nil
 }
 
 // SetWriteVerifier changes the verifier, as a server restart would.
@@ -170,9 +189,17 @@ func handleOf(n *node) vfs.Handle {
 	return h
 }
 
-func (f *MemFS) get(h vfs.Handle) (*node, error) {
+// get resolves h for an operation that needs grant need of the export's
+// policy.
+func (f *MemFS) get(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, error) {
 	if len(h) != handleSize {
 		return nil, vfs.ErrBadHandle
+	}
+	switch g := f.grant(ctx, binary.BigEndian.Uint64(h)); {
+	case g == vfs.GrantNone:
+		return nil, vfs.ErrNotAllowed
+	case g < need:
+		return nil, syscall.EROFS
 	}
 	n := f.nodes[binary.BigEndian.Uint64(h[8:])]
 	if n == nil || n.fsid != binary.BigEndian.Uint64(h) {
@@ -181,8 +208,16 @@ func (f *MemFS) get(h vfs.Handle) (*node, error) {
 	return n, nil
 }
 
-func (f *MemFS) getDir(h vfs.Handle) (*node, error) {
-	n, err := f.get(h)
+// grant is what the policy of export fsid grants the client in ctx.
+func (f *MemFS) grant(ctx context.Context, fsid uint64) vfs.Grant {
+	if p := f.policies[fsid]; p != nil {
+		return p(vfs.ClientOf(ctx))
+	}
+	return vfs.GrantReadWrite
+}
+
+func (f *MemFS) getDir(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, error) {
+	n, err := f.get(ctx, h, need)
 	if err != nil {
 		return nil, err
 	}
@@ -214,19 +249,21 @@ func (f *MemFS) touch(n *node) {
 }
 
 // Exports implements vfs.FS.
-func (f *MemFS) Exports() []vfs.Export {
+func (f *MemFS) Exports(ctx context.Context) []vfs.Export {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []vfs.Export
-	for p := range f.exports {
-		out = append(out, vfs.Export{Path: p})
+	for p, root := range f.exports {
+		if f.grant(ctx, root.fsid) != vfs.GrantNone {
+			out = append(out, vfs.Export{Path: p})
+		}
 	}
 	slices.SortFunc(out, func(a, b vfs.Export) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 
 // Mount implements vfs.FS.
-func (f *MemFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
+func (f *MemFS) Mount(ctx context.Context, path string) (vfs.Handle, error) {
 	if err := f.fault("Mount"); err != nil {
 		return nil, err
 	}
@@ -235,6 +272,9 @@ func (f *MemFS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Hand
 	root, ok := f.exports[path]
 	if !ok {
 		return nil, vfs.ErrNoExport
+	}
+	if f.grant(ctx, root.fsid) == vfs.GrantNone {
+		return nil, vfs.ErrNotAllowed
 	}
 	return handleOf(root), nil
 }
@@ -246,7 +286,7 @@ func (f *MemFS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.Attr{}, err
 	}
@@ -260,7 +300,7 @@ func (f *MemFS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.Se
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
@@ -339,7 +379,7 @@ func (f *MemFS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name str
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, err := f.getDir(dir)
+	d, err := f.getDir(ctx, dir, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, vfs.Attr{}, nil, err
 	}
@@ -367,11 +407,15 @@ func (f *MemFS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint3
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return 0, vfs.Attr{}, err
 	}
-	return accessBits(&c, &n.attr) & want, n.attr, nil
+	granted := accessBits(&c, &n.attr) & want
+	if f.grant(ctx, n.fsid) == vfs.GrantReadOnly {
+		granted &^= vfs.AccessModify | vfs.AccessExtend | vfs.AccessDelete
+	}
+	return granted, n.attr, nil
 }
 
 // accessBits grants by the rwx bits of the class c falls in. LOOKUP and
@@ -419,7 +463,7 @@ func (f *MemFS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string,
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return "", nil, err
 	}
@@ -436,7 +480,7 @@ func (f *MemFS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return 0, false, nil, err
 	}
@@ -460,7 +504,7 @@ func (f *MemFS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64,
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return 0, 0, vfs.Wcc{}, err
 	}
@@ -533,11 +577,11 @@ func (f *MemFS) link(d *node, name string, n *node) {
 	f.touch(d)
 }
 
-func (f *MemFS) dirOp(op string, dir vfs.Handle) (*node, vfs.Wcc, error) {
+func (f *MemFS) dirOp(ctx context.Context, op string, dir vfs.Handle) (*node, vfs.Wcc, error) {
 	if err := f.fault(op); err != nil {
 		return nil, vfs.Wcc{}, err
 	}
-	d, err := f.getDir(dir)
+	d, err := f.getDir(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, vfs.Wcc{}, err
 	}
@@ -548,7 +592,7 @@ func (f *MemFS) dirOp(op string, dir vfs.Handle) (*node, vfs.Wcc, error) {
 func (f *MemFS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, how vfs.CreateHow, sa vfs.SetAttr, verf vfs.Verifier) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, wcc, err := f.dirOp("Create", dir)
+	d, wcc, err := f.dirOp(ctx, "Create", dir)
 	if err != nil {
 		return nil, nil, wcc, err
 	}
@@ -579,10 +623,10 @@ func (f *MemFS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name str
 	return handleOf(n), n.attrCopy(), vfs.Wcc{Before: wcc.Before, After: d.attrCopy()}, nil
 }
 
-func (f *MemFS) make(op string, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, setup func(*node)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+func (f *MemFS) make(ctx context.Context, op string, c vfs.Cred, dir vfs.Handle, name string, t vfs.FileType, sa vfs.SetAttr, setup func(*node)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, wcc, err := f.dirOp(op, dir)
+	d, wcc, err := f.dirOp(ctx, op, dir)
 	if err != nil {
 		return nil, nil, wcc, err
 	}
@@ -599,7 +643,7 @@ func (f *MemFS) make(op string, c vfs.Cred, dir vfs.Handle, name string, t vfs.F
 
 // Mkdir implements vfs.FS.
 func (f *MemFS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.make("Mkdir", c, dir, name, vfs.TypeDirectory, sa, nil)
+	return f.make(ctx, "Mkdir", c, dir, name, vfs.TypeDirectory, sa, nil)
 }
 
 // Symlink implements vfs.FS.
@@ -613,7 +657,7 @@ func (f *MemFS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, t
 	// Symlinks are always 0777, whatever the client asks.
 	m := uint32(0o777)
 	sa.Mode = &m
-	return f.make("Symlink", c, dir, name, vfs.TypeSymlink, sa, func(n *node) {
+	return f.make(ctx, "Symlink", c, dir, name, vfs.TypeSymlink, sa, func(n *node) {
 		n.target = target
 		n.attr.Size = uint64(len(target))
 	})
@@ -639,7 +683,7 @@ func (f *MemFS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	default:
 		return nil, nil, vfs.Wcc{}, vfs.ErrBadType
 	}
-	return f.make("Mknod", c, dir, name, t, sa, setup)
+	return f.make(ctx, "Mknod", c, dir, name, t, sa, setup)
 }
 
 func (f *MemFS) unlink(d *node, name string, wantDir bool) error {
@@ -676,10 +720,10 @@ func (f *MemFS) drop(n *node) {
 	}
 }
 
-func (f *MemFS) removeOp(op string, dir vfs.Handle, name string, wantDir bool) (vfs.Wcc, error) {
+func (f *MemFS) removeOp(ctx context.Context, op string, dir vfs.Handle, name string, wantDir bool) (vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, wcc, err := f.dirOp(op, dir)
+	d, wcc, err := f.dirOp(ctx, op, dir)
 	if err != nil {
 		return wcc, err
 	}
@@ -690,23 +734,23 @@ func (f *MemFS) removeOp(op string, dir vfs.Handle, name string, wantDir bool) (
 
 // Remove implements vfs.FS.
 func (f *MemFS) Remove(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
-	return f.removeOp("Remove", dir, name, false)
+	return f.removeOp(ctx, "Remove", dir, name, false)
 }
 
 // Rmdir implements vfs.FS.
 func (f *MemFS) Rmdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Wcc, error) {
-	return f.removeOp("Rmdir", dir, name, true)
+	return f.removeOp(ctx, "Rmdir", dir, name, true)
 }
 
 // Rename implements vfs.FS.
 func (f *MemFS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromName string, toDir vfs.Handle, toName string) (vfs.Wcc, vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fd, fw, err := f.dirOp("Rename", fromDir)
+	fd, fw, err := f.dirOp(ctx, "Rename", fromDir)
 	if err != nil {
 		return fw, vfs.Wcc{}, err
 	}
-	td, tw, err := f.dirOp("Rename", toDir)
+	td, tw, err := f.dirOp(ctx, "Rename", toDir)
 	if err != nil {
 		return fw, tw, err
 	}
@@ -763,11 +807,11 @@ func (f *MemFS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, from
 func (f *MemFS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle, name string) (*vfs.Attr, vfs.Wcc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, wcc, err := f.dirOp("Link", dir)
+	d, wcc, err := f.dirOp(ctx, "Link", dir)
 	if err != nil {
 		return nil, wcc, err
 	}
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		wcc.After = d.attrCopy()
 		return nil, wcc, err
@@ -804,7 +848,7 @@ func (f *MemFS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie 
 		return vfs.Verifier{}, false, nil, err
 	}
 	f.mu.Lock()
-	d, err := f.getDir(dir)
+	d, err := f.getDir(ctx, dir, vfs.GrantReadOnly)
 	if err != nil {
 		f.mu.Unlock()
 		return vfs.Verifier{}, false, nil, err
@@ -858,7 +902,7 @@ func (f *MemFS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.FSStat{}, nil, err
 	}
@@ -886,7 +930,7 @@ func (f *MemFS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, err := f.get(h)
+	n, err := f.get(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}

@@ -1,12 +1,20 @@
 package vfstest
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/hangar-csi/hangar/pkg/vfs"
+)
 
 func TestMemFS(t *testing.T) {
 	TestFS(t, func(t *testing.T) Env {
 		fs := NewMemFS()
 		root := fs.AddExport("/vol")
-		return Env{FS: fs, Root: root, Devices: true, Limit: func(t *testing.T, bytes, inodes uint64) {
+		return Env{FS: fs, Root: root, Devices: true, Path: "/vol", Policy: func(t *testing.T, p vfs.Policy) {
+			if err := fs.SetPolicy("/vol", p); err != nil {
+				t.Fatal(err)
+			}
+		}, Limit: func(t *testing.T, bytes, inodes uint64) {
 			b, i, err := fs.Usage("/vol")
 			if err != nil {
 				t.Fatal(err)

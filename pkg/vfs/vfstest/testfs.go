@@ -30,6 +30,11 @@ type Env struct {
 	// Devices reports that Mknod makes block and character devices; when
 	// false they must be refused (EPERM or vfs.ErrBadType).
 	Devices bool
+	// Path is the export's path, for Mount and Exports.
+	Path string
+	// Policy replaces the export's policy (nil: everyone read-write). Nil
+	// if the FS has no policies: the policy cases then skip.
+	Policy func(t *testing.T, p vfs.Policy)
 }
 
 // Cred is the caller of every operation TestFS makes.
@@ -76,6 +81,7 @@ var suite = []struct {
 	{"FSStat", fsStatCases},
 	{"Commit", commitCases},
 	{"Quota", quotaCases},
+	{"Policy", policyCases},
 }
 
 // tester runs one case against one Env.

@@ -294,10 +294,10 @@ func TestAttackCrossExport(t *testing.T) {
 	if err := os.Chmod(bdir, 0o777); err != nil { // past the umask
 		t.Fatal(err)
 	}
-	if err := f.AddExport("/volB", bdir, "vol-2"); err != nil {
+	if err := f.AddExport("/volB", bdir, "vol-2", nil); err != nil {
 		t.Fatal(err)
 	}
-	broot, err := f.Mount(ctx, "/volB", nil)
+	broot, err := f.Mount(ctx, "/volB")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,15 +86,6 @@ func postAttr(n *node) *vfs.Attr {
 	return attrPtr(n.exp, &st)
 }
 
-// preWcc stats n for pre-operation attributes; nil if that fails.
-func preWcc(n *node) *vfs.WccAttr {
-	var st unix.Stat_t
-	if fstat(n.fd, &st) != nil {
-		return nil
-	}
-	return wccAttr(&st)
-}
-
 func timespec(t time.Time) unix.Timespec {
 	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
 }

@@ -2,6 +2,8 @@ package localfs
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 
@@ -14,6 +16,31 @@ func BenchmarkGetAttr(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := env.fs.GetAttr(ctx, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetAttrPolicy is BenchmarkGetAttr for a client the export's
+// policy must look up, with a policy shaped like the storage server's (an
+// atomic pointer to an address map), to price the per-call check.
+func BenchmarkGetAttrPolicy(b *testing.B) {
+	env := newEnv(b)
+	h := env.create(b, env.root, "f")
+	client := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 700}
+	var grants atomic.Pointer[map[netip.Addr]vfs.Grant]
+	m := map[netip.Addr]vfs.Grant{}
+	for i := range 64 {
+		m[netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})] = vfs.GrantReadWrite
+	}
+	grants.Store(&m)
+	if err := env.fs.SetPolicy("/vol", func(c netip.Addr) vfs.Grant { return (*grants.Load())[c] }); err != nil {
+		b.Fatal(err)
+	}
+	cctx := vfs.WithClient(ctx, client)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.fs.GetAttr(cctx, h); err != nil {
 			b.Fatal(err)
 		}
 	}

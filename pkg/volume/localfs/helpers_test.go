@@ -154,10 +154,10 @@ func (env *testEnv) open(t testing.TB, o Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.AddExport("/vol", env.dir, "vol-1"); err != nil {
+	if err := f.AddExport("/vol", env.dir, "vol-1", nil); err != nil {
 		t.Fatal(err)
 	}
-	h, err := f.Mount(ctx, "/vol", nil)
+	h, err := f.Mount(ctx, "/vol")
 	if err != nil {
 		t.Fatal(err)
 	}

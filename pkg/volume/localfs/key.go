@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 )
 
 // keySize is the length of the per-server handle MAC key.
@@ -62,53 +63,15 @@ func readKey(path string) ([]byte, error) {
 }
 
 // createKey writes a fresh random key to path atomically: a reader sees
-// either no file or the complete key, also after a crash.
+// either no file or the complete key, also after a crash. If someone else
+// created the key meanwhile, theirs wins and ours is discarded.
 func createKey(path string) error {
-	dir := filepath.Dir(path)
 	key := make([]byte, keySize)
 	if _, err := rand.Read(key); err != nil {
 		return fmt.Errorf("generate handle key: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".hangar-key-*")
-	if err != nil {
+	if err := fileutil.CreateFileAtomic(path, key, 0o600); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create handle key: %w", err)
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // no-op once renamed
-	// CreateTemp makes the file 0600 already; be explicit regardless of umask.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("create handle key: %w", err)
-	}
-	if _, err := tmp.Write(key); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write handle key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync handle key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close handle key: %w", err)
-	}
-	// RENAME_NOREPLACE: if someone else created the key meanwhile, theirs
-	// wins and ours is discarded.
-	err = unix.Renameat2(unix.AT_FDCWD, tmpName, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
-	if err == unix.EINVAL {
-		// No RENAME_NOREPLACE on this file system; link is just as atomic
-		// and refuses to replace too.
-		err = unix.Link(tmpName, path)
-	}
-	if err != nil && err != unix.EEXIST {
-		return fmt.Errorf("install handle key %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open key directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync key directory: %w", err)
 	}
 	return nil
 }

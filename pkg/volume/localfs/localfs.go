@@ -22,7 +22,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -80,14 +79,24 @@ type export struct {
 	// RemoveExport never closes it under a running open_by_handle_at.
 	refs    atomic.Int64
 	removed atomic.Bool
-	allow   atomic.Pointer[func(net.Addr) bool]
+	policy  atomic.Pointer[vfs.Policy] // nil: everyone read-write
 	// dirSyncEnough: a directory fsync also persists new inodes (see
 	// dirSyncCoversInodes).
 	dirSyncEnough bool
 
 	dirPath string // the exported directory, for the usage scan
 	q       quota
+	// inodes is the accounting state of the inodes open as nodes or
+	// victims, by inode number.
+	inodesMu sync.Mutex
+	inodes   map[uint64]*inode
+	// entries serialises, per directory (by inode number, striped), every
+	// change of what a name refers to: each new name, removal and rename
+	// holds it from its look at the names concerned to the change, so
+	// what it saw still holds (see victim and makeNode).
+	entries [64]sync.Mutex
 	squash  atomic.Pointer[squash] // nil: no root squash
+	hold    hold                   // changes shared, Freeze exclusive (freeze.go)
 }
 
 func (e *export) acquire() bool {
@@ -132,6 +141,35 @@ func (e *export) openByHandle(ktype int32, kfh []byte, flags int) (int, error) {
 	}
 }
 
+// grant is what e's policy grants the client of ctx.
+func (e *export) grant(ctx context.Context) vfs.Grant {
+	if p := e.policy.Load(); p != nil {
+		return (*p)(vfs.ClientOf(ctx))
+	}
+	return vfs.GrantReadWrite
+}
+
+// allow fails unless the client of ctx has at least grant need on e: a
+// client with none may not learn anything of e (not even whether a handle
+// is stale), a reader may not change it.
+func (e *export) allow(ctx context.Context, need vfs.Grant) error {
+	switch g := e.grant(ctx); {
+	case g == vfs.GrantNone:
+		return vfs.ErrNotAllowed
+	case g < need:
+		return unix.EROFS
+	}
+	return nil
+}
+
+func (e *export) setPolicy(p vfs.Policy) {
+	if p == nil {
+		e.policy.Store(nil)
+	} else {
+		e.policy.Store(&p)
+	}
+}
+
 // New returns an FS with no exports.
 func New(o Options) (*FS, error) {
 	if o.KeyFile == "" {
@@ -157,10 +195,11 @@ func New(o Options) (*FS, error) {
 	return f, nil
 }
 
-// AddExport exports directory dir at path ("/<volume-id>" or "/").
-// volumeID is the volume's stable identity: it is baked into every handle
-// and the fsid, so it must never change for the same data.
-func (f *FS) AddExport(path, dir, volumeID string) error {
+// AddExport exports directory dir at path ("/<volume-id>" or "/") under
+// policy p (nil: every client read-write). The export is never reachable
+// without p. volumeID is the volume's stable identity: it is baked into
+// every handle and the fsid, so it must never change for the same data.
+func (f *FS) AddExport(path, dir, volumeID string, p vfs.Policy) error {
 	if path != "/" && (!strings.HasPrefix(path, "/") || len(path) < 2 || strings.ContainsAny(path[1:], "/\x00")) {
 		return fmt.Errorf("localfs: invalid export path %q", path)
 	}
@@ -191,6 +230,7 @@ func (f *FS) AddExport(path, dir, volumeID string) error {
 		dirSyncEnough: dirSyncCoversInodes(fd, st.Dev),
 	}
 	e.refs.Store(1)
+	e.setPolicy(p)
 	e.q.blockSize = max(int64(st.Blksize), 512)
 	if e.root, err = f.mint(e, fd, "", unix.AT_EMPTY_PATH); err != nil {
 		unix.Close(fd)
@@ -250,44 +290,43 @@ func (f *FS) RemoveExport(path string) error {
 	return nil
 }
 
-// SetAllowed installs the client filter Mount consults for path; nil allows
-// every client (the default).
-func (f *FS) SetAllowed(path string, allow func(net.Addr) bool) error {
+// SetPolicy replaces the policy of the export at path (nil: every client
+// read-write). It applies from the next operation on, on every connection.
+func (f *FS) SetPolicy(path string, p vfs.Policy) error {
 	f.mu.RLock()
 	e := f.byPath[path]
 	f.mu.RUnlock()
 	if e == nil {
 		return vfs.ErrNoExport
 	}
-	if allow == nil {
-		e.allow.Store(nil)
-	} else {
-		e.allow.Store(&allow)
-	}
+	e.setPolicy(p)
 	return nil
 }
 
-// Exports lists the export paths, sorted.
-func (f *FS) Exports() []vfs.Export {
+// Exports lists, sorted, the export paths the client of ctx may mount.
+func (f *FS) Exports(ctx context.Context) []vfs.Export {
 	f.mu.RLock()
 	out := make([]vfs.Export, 0, len(f.byPath))
-	for p := range f.byPath {
-		out = append(out, vfs.Export{Path: p})
+	for p, e := range f.byPath {
+		if e.grant(ctx) != vfs.GrantNone {
+			out = append(out, vfs.Export{Path: p})
+		}
 	}
 	f.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 
-// Mount returns the root handle of the export at path.
-func (f *FS) Mount(ctx context.Context, path string, addr net.Addr) (vfs.Handle, error) {
+// Mount returns the root handle of the export at path for the client of
+// ctx.
+func (f *FS) Mount(ctx context.Context, path string) (vfs.Handle, error) {
 	f.mu.RLock()
 	e := f.byPath[path]
 	f.mu.RUnlock()
 	if e == nil {
 		return nil, vfs.ErrNoExport
 	}
-	if allow := e.allow.Load(); allow != nil && !(*allow)(addr) {
+	if e.grant(ctx) == vfs.GrantNone {
 		return nil, vfs.ErrNotAllowed
 	}
 	return append(vfs.Handle(nil), e.root...), nil
@@ -333,13 +372,20 @@ func (f *FS) exportByTag(t tag) *export {
 	return e
 }
 
-// resolve returns the node for h, with a reference the caller must release.
-func (f *FS) resolve(h vfs.Handle) (*node, error) {
+// resolve returns the node for h, with a reference the caller must release,
+// if the client of ctx has grant need on its export (see export.allow):
+// every operation on a handle comes through here, so the export's policy
+// is applied to every call.
+func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, error) {
 	if n := f.cache.get(h); n != nil {
 		// No MAC check needed: the cache holds only handles we minted or
 		// verified, and a hit needs the exact bytes, MAC included. (Map
 		// timing depends on a per-process random hash seed, which gives an
 		// attacker no handle on the MAC bytes.)
+		if err := n.exp.allow(ctx, need); err != nil {
+			f.cache.release(n)
+			return nil, err
+		}
 		if n.exp.removed.Load() {
 			f.cache.release(n)
 			return nil, vfs.ErrStale
@@ -353,6 +399,9 @@ func (f *FS) resolve(h vfs.Handle) (*node, error) {
 	e := f.exportByTag(t)
 	if e == nil {
 		return nil, vfs.ErrStale
+	}
+	if err := e.allow(ctx, need); err != nil {
+		return nil, err
 	}
 	fd, err := e.openByHandle(ktype, kfh, unix.O_PATH)
 	if err != nil {
@@ -379,18 +428,43 @@ func (f *FS) resolve(h vfs.Handle) (*node, error) {
 		unix.Close(fd)
 		return nil, vfs.ErrStale
 	}
-	n := newNode(string(h), e, fd, &st)
-	n, fresh := f.cache.add(n)
-	if !fresh {
+	n, err := newNode(string(h), e, fd, &st)
+	if err != nil {
 		unix.Close(fd)
+		return nil, err
 	}
-	return n, nil
+	m, fresh := f.cache.add(n)
+	if !fresh {
+		n.close()
+	}
+	return m, nil
 }
 
-func newNode(key string, e *export, fd int, st *unix.Stat_t) *node {
-	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, blocks: st.Blocks}
+// resolveStat returns the node for h and its attributes, as every
+// operation starts; the caller owns a reference to the node. A removed
+// object is stale.
+func (f *FS) resolveStat(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, unix.Stat_t, error) {
+	var st unix.Stat_t
+	n, err := f.resolve(ctx, h, need)
+	if err != nil {
+		return nil, st, err
+	}
+	if err := statNode(n, &st); err != nil {
+		f.cache.release(n)
+		return nil, st, f.stale(n, err)
+	}
+	return n, st, nil
+}
+
+// newNode makes the node of fd, an object of e with attributes st.
+func newNode(key string, e *export, fd int, st *unix.Stat_t) (*node, error) {
+	a, err := e.inodeRef(fd, st.Ino)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, acct: a}
 	n.io.Store(-1)
-	return n
+	return n, nil
 }
 
 // mint makes the handle of the object (dirfd, name) in e without following
@@ -430,14 +504,19 @@ func (f *FS) adopt(e *export, fd, io int, st *unix.Stat_t) (*node, error) {
 		}
 		return nil, err
 	}
-	n := newNode(string(h), e, fd, st)
+	n, err := newNode(string(h), e, fd, st)
+	if err != nil {
+		closeFds()
+		return nil, err
+	}
 	if io >= 0 {
 		n.io.Store(int32(io))
 		n.ioOnly = io == fd
 	}
-	n, fresh := f.cache.add(n)
+	m, fresh := f.cache.add(n)
 	if !fresh {
-		closeFds()
+		n.close()
+		n = m
 	}
 	if e.removed.Load() {
 		// RemoveExport ran meanwhile and may have missed this node.

@@ -21,29 +21,21 @@ func (f *FS) stale(n *node, err error) error {
 
 // GetAttr returns h's attributes.
 func (f *FS) GetAttr(ctx context.Context, h vfs.Handle) (vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.Attr{}, err
 	}
 	defer f.cache.release(n)
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return vfs.Attr{}, f.stale(n, err)
-	}
 	return toAttr(n.exp, &st), nil
 }
 
 // SetAttr changes h's attributes if guard (when set) equals its ctime.
 func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAttr, guard *time.Time) (vfs.Wcc, error) {
-	n, err := f.resolve(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return vfs.Wcc{}, err
 	}
 	defer f.cache.release(n)
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return vfs.Wcc{}, f.stale(n, err)
-	}
 	wcc := vfs.Wcc{Before: wccAttr(&st)}
 	if guard != nil && !tsTime(st.Ctim).Equal(*guard) {
 		wcc.After = attrPtr(n.exp, &st)
@@ -109,7 +101,12 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 		if n.ioErr != nil {
 			return n.ioErr
 		}
-		if err := unix.Ftruncate(fd, int64(*sa.Size)); err != nil {
+		// Waits for WRITEs in flight, whose estimates assumed the blocks
+		// this may free (see Write).
+		n.acct.resize.Lock()
+		err = unix.Ftruncate(fd, int64(*sa.Size))
+		n.acct.resize.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -174,15 +171,11 @@ func appendUint(b []byte, v uint64) []byte {
 // Lookup resolves one name in dir. It never follows a symlink: looking up a
 // symlink returns the symlink.
 func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string) (vfs.Handle, vfs.Attr, *vfs.Attr, error) {
-	d, err := f.resolve(dir)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, vfs.Attr{}, nil, err
 	}
 	defer f.cache.release(d)
-	var dst unix.Stat_t
-	if err := statNode(d, &dst); err != nil {
-		return nil, vfs.Attr{}, nil, f.stale(d, err)
-	}
 	dirAttr := attrPtr(d.exp, &dst)
 	if d.typ != unix.S_IFDIR {
 		return nil, vfs.Attr{}, dirAttr, unix.ENOTDIR
@@ -221,83 +214,26 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 
 // Access reports which of want c may do to h by the POSIX mode bits.
 func (f *FS) Access(ctx context.Context, c vfs.Cred, h vfs.Handle, want uint32) (uint32, vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return 0, vfs.Attr{}, err
 	}
 	defer f.cache.release(n)
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return 0, vfs.Attr{}, f.stale(n, err)
-	}
 	c = n.exp.cred(c)
-	return accessBits(&c, &st) & want, toAttr(n.exp, &st), nil
-}
-
-// accessBits is the set of NFS access bits c has on an object with st. Bits
-// that make no sense for the type (LOOKUP and DELETE on files, EXECUTE on
-// directories) are never granted, as knfsd does.
-func accessBits(c *vfs.Cred, st *unix.Stat_t) uint32 {
-	mode := st.Mode
-	isDir := mode&unix.S_IFMT == unix.S_IFDIR
-	var perm uint32 // rwx of the class c falls in
-	switch {
-	case c.UID == 0:
-		// Root may do anything, except execute a file no one may execute.
-		perm = 7
-		if !isDir && mode&0o111 == 0 {
-			perm = 6
-		}
-	case c.UID == st.Uid:
-		perm = mode >> 6 & 7
-	case inGroup(c, st.Gid):
-		perm = mode >> 3 & 7
-	default:
-		perm = mode & 7
+	granted := accessBits(&c, &st) & want
+	if n.exp.grant(ctx) == vfs.GrantReadOnly {
+		granted &^= vfs.AccessModify | vfs.AccessExtend | vfs.AccessDelete
 	}
-	var g uint32
-	if perm&4 != 0 {
-		g |= vfs.AccessRead
-	}
-	if perm&2 != 0 {
-		g |= vfs.AccessModify | vfs.AccessExtend
-		if isDir {
-			g |= vfs.AccessDelete
-		}
-	}
-	if perm&1 != 0 {
-		if isDir {
-			g |= vfs.AccessLookup
-		} else {
-			g |= vfs.AccessExecute
-		}
-	}
-	return g
-}
-
-func inGroup(c *vfs.Cred, gid uint32) bool {
-	if c.GID == gid {
-		return true
-	}
-	for _, g := range c.Groups {
-		if g == gid {
-			return true
-		}
-	}
-	return false
+	return granted, toAttr(n.exp, &st), nil
 }
 
 // Readlink returns a symlink's target verbatim.
 func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return "", nil, err
 	}
 	defer f.cache.release(n)
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return "", nil, f.stale(n, err)
-	}
 	attr := attrPtr(n.exp, &st)
 	if n.typ != unix.S_IFLNK {
 		return "", attr, unix.EINVAL
@@ -310,188 +246,13 @@ func (f *FS) Readlink(ctx context.Context, c vfs.Cred, h vfs.Handle) (string, *v
 	return string(buf[:m]), attr, nil
 }
 
-// Read reads into buf from off.
-func (f *FS) Read(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, buf []byte) (int, bool, *vfs.Attr, error) {
-	n, err := f.resolve(h)
-	if err != nil {
-		return 0, false, nil, err
-	}
-	defer f.cache.release(n)
-	if err := checkData(n); err != nil {
-		return 0, false, postAttr(n), err
-	}
-	fd, err := f.ioFd(n)
-	if err != nil {
-		return 0, false, postAttr(n), f.stale(n, err)
-	}
-	total := 0
-	if off <= math.MaxInt64 {
-		if rest := uint64(math.MaxInt64) - off; uint64(len(buf)) > rest {
-			buf = buf[:rest]
-		}
-		for total < len(buf) {
-			m, err := unix.Pread(fd, buf[total:], int64(off)+int64(total))
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return 0, false, postAttr(n), err
-			}
-			if m == 0 {
-				break
-			}
-			total += m
-		}
-	}
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return 0, false, nil, f.stale(n, err)
-	}
-	// The permission check uses the attributes READ returns anyway, which
-	// saves a stat on the hot path; denied data never leaves buf.
-	c = n.exp.cred(c)
-	if err := mayRead(&c, &st); err != nil {
-		clear(buf[:total])
-		return 0, false, attrPtr(n.exp, &st), err
-	}
-	eof := off+uint64(total) >= uint64(st.Size)
-	return total, eof, attrPtr(n.exp, &st), nil
-}
-
-// checkData refuses data operations on anything but a regular file.
-func checkData(n *node) error {
-	switch n.typ {
-	case unix.S_IFREG:
-		return nil
-	case unix.S_IFDIR:
-		return unix.EISDIR
-	}
-	return unix.EINVAL
-}
-
-// Write writes data at off and makes it as durable as stable asks.
-func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
-	n, err := f.resolve(h)
-	if err != nil {
-		return 0, 0, vfs.Wcc{}, err
-	}
-	defer f.cache.release(n)
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return 0, 0, vfs.Wcc{}, f.stale(n, err)
-	}
-	wcc := vfs.Wcc{Before: wccAttr(&st)}
-	fail := func(err error) (int, vfs.Stable, vfs.Wcc, error) {
-		wcc.After = postAttr(n)
-		return 0, 0, wcc, f.stale(n, err)
-	}
-	if err := checkData(n); err != nil {
-		return fail(err)
-	}
-	if off > math.MaxInt64 || uint64(len(data)) > math.MaxInt64-off {
-		return fail(unix.EFBIG)
-	}
-	fd, err := f.ioFd(n)
-	if err != nil {
-		return fail(err)
-	}
-	if n.ioErr != nil {
-		return fail(n.ioErr)
-	}
-	c = n.exp.cred(c)
-	if err := mayWrite(&c, &st); err != nil {
-		return fail(err)
-	}
-	// Reserve what the write may allocate before writing anything: a
-	// write past the limit fails whole, never partially.
-	q := &n.exp.q
-	est := q.writeEstimate(fd, &st, off, uint64(len(data)))
-	if est > 0 {
-		if err := q.reserve(est, 0); err != nil {
-			return fail(err)
-		}
-		defer q.unreserve(est, 0)
-	}
-	if m, kill := killPrivs(&c, st.Mode); kill {
-		if err := chmodFd(n.fd, m); err != nil {
-			return fail(err)
-		}
-	}
-	total := 0
-	for total < len(data) {
-		m, err := unix.Pwrite(fd, data[total:], int64(off)+int64(total))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			if total == 0 {
-				f.settleQuiet(n)
-				return fail(err)
-			}
-			// Report the part that made it, as pwrite would; the client
-			// resends the rest and then sees the error.
-			break
-		}
-		if m == 0 {
-			return fail(unix.EIO)
-		}
-		total += m
-	}
-	committed := vfs.Unstable
-	switch {
-	case stable == vfs.Unstable:
-	case stable == vfs.DataSync:
-		err = unix.Fdatasync(fd)
-		committed = vfs.DataSync
-	default: // FileSync, or anything stronger we do not know
-		err = fsync(fd)
-		committed = vfs.FileSync
-	}
-	var ast unix.Stat_t
-	if serr := f.settle(n, &ast); serr == nil {
-		wcc.After = attrPtr(n.exp, &ast)
-	}
-	if err != nil {
-		return 0, 0, wcc, f.stale(n, err)
-	}
-	return total, committed, wcc, nil
-}
-
-// Commit makes h's data durable.
-func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (vfs.Wcc, error) {
-	n, err := f.resolve(h)
-	if err != nil {
-		return vfs.Wcc{}, err
-	}
-	defer f.cache.release(n)
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return vfs.Wcc{}, f.stale(n, err)
-	}
-	wcc := vfs.Wcc{Before: wccAttr(&st)}
-	if err := checkData(n); err != nil {
-		wcc.After = attrPtr(n.exp, &st)
-		return wcc, err
-	}
-	fd, err := f.ioFd(n)
-	if err == nil {
-		err = fsync(fd)
-	}
-	wcc.After = postAttr(n)
-	return wcc, err
-}
-
 // FSStat reports the space and inodes of h's file system.
 func (f *FS) FSStat(ctx context.Context, h vfs.Handle) (vfs.FSStat, *vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return vfs.FSStat{}, nil, err
 	}
 	defer f.cache.release(n)
-	var st unix.Stat_t
-	if err := statNode(n, &st); err != nil {
-		return vfs.FSStat{}, nil, f.stale(n, err)
-	}
 	var s unix.Statfs_t
 	if err := unix.Fstatfs(n.fd, &s); err != nil {
 		return vfs.FSStat{}, attrPtr(n.exp, &st), err

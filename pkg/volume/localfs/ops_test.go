@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,32 +18,40 @@ import (
 
 func TestExportsAndMount(t *testing.T) {
 	env := newEnv(t)
-	if got := env.fs.Exports(); len(got) != 1 || got[0].Path != "/vol" {
+	if got := env.fs.Exports(ctx); len(got) != 1 || got[0].Path != "/vol" {
 		t.Fatalf("Exports = %v", got)
 	}
-	if _, err := env.fs.Mount(ctx, "/nope", nil); !errors.Is(err, vfs.ErrNoExport) {
+	if _, err := env.fs.Mount(ctx, "/nope"); !errors.Is(err, vfs.ErrNoExport) {
 		t.Fatalf("mount unknown: %v", err)
 	}
-	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 700}
-	other := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 700}
-	if err := env.fs.SetAllowed("/vol", func(a net.Addr) bool { return a.String() == local.String() }); err != nil {
+	local := vfs.WithClient(ctx, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 700})
+	other := vfs.WithClient(ctx, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 700})
+	if err := env.fs.SetPolicy("/vol", func(c netip.Addr) vfs.Grant {
+		if c == netip.MustParseAddr("127.0.0.1") {
+			return vfs.GrantReadWrite
+		}
+		return vfs.GrantNone
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.fs.Mount(ctx, "/vol", other); !errors.Is(err, vfs.ErrNotAllowed) {
+	if _, err := env.fs.Mount(other, "/vol"); !errors.Is(err, vfs.ErrNotAllowed) {
 		t.Fatalf("mount from a client not allowed: %v", err)
 	}
-	h, err := env.fs.Mount(ctx, "/vol", local)
+	if got := env.fs.Exports(other); len(got) != 0 {
+		t.Fatalf("Exports to a client not allowed = %v", got)
+	}
+	h, err := env.fs.Mount(local, "/vol")
 	if err != nil || !bytes.Equal(h, env.root) {
 		t.Fatalf("mount: %x %v", h, err)
 	}
-	if err := env.fs.SetAllowed("/vol", nil); err != nil {
+	if err := env.fs.SetPolicy("/vol", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.fs.Mount(ctx, "/vol", other); err != nil {
+	if _, err := env.fs.Mount(other, "/vol"); err != nil {
 		t.Fatalf("mount after allowing all: %v", err)
 	}
-	if err := env.fs.SetAllowed("/nope", nil); !errors.Is(err, vfs.ErrNoExport) {
-		t.Fatalf("SetAllowed unknown: %v", err)
+	if err := env.fs.SetPolicy("/nope", nil); !errors.Is(err, vfs.ErrNoExport) {
+		t.Fatalf("SetPolicy unknown: %v", err)
 	}
 	a := env.getattr(t, env.root)
 	if a.Type != vfs.TypeDirectory || a.FSID == 0 {
@@ -51,13 +60,13 @@ func TestExportsAndMount(t *testing.T) {
 	if len(env.root) > vfs.MaxHandleSize {
 		t.Fatalf("handle too long: %d", len(env.root))
 	}
-	if err := env.fs.AddExport("/vol", env.dir, "other"); err == nil {
+	if err := env.fs.AddExport("/vol", env.dir, "other", nil); err == nil {
 		t.Fatal("duplicate export path accepted")
 	}
-	if err := env.fs.AddExport("/again", env.dir, "vol-1"); err == nil {
+	if err := env.fs.AddExport("/again", env.dir, "vol-1", nil); err == nil {
 		t.Fatal("duplicate volume ID accepted")
 	}
-	if err := env.fs.AddExport("a/b", env.dir, "x"); err == nil {
+	if err := env.fs.AddExport("a/b", env.dir, "x", nil); err == nil {
 		t.Fatal("bad export path accepted")
 	}
 }

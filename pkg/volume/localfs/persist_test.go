@@ -145,7 +145,7 @@ func TestCacheEviction(t *testing.T) {
 		}
 		// In-use nodes are never closed by eviction: hold one while others
 		// churn the cache, then use it.
-		n, err := env.fs.resolve(hs[0])
+		n, err := env.fs.resolve(ctx, hs[0], vfs.GrantReadOnly)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,15 +18,11 @@ var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &
 // valid while the directory changes, so the verifier is always zero.
 func (f *FS) ReadDir(ctx context.Context, c vfs.Cred, dir vfs.Handle, cookie uint64, verf vfs.Verifier, plus bool, emit func(vfs.DirEntry) bool) (vfs.Verifier, bool, *vfs.Attr, error) {
 	var zero vfs.Verifier
-	d, err := f.resolve(dir)
+	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadOnly)
 	if err != nil {
 		return zero, false, nil, err
 	}
 	defer f.cache.release(d)
-	var dst unix.Stat_t
-	if err := statNode(d, &dst); err != nil {
-		return zero, false, nil, f.stale(d, err)
-	}
 	dirAttr := attrPtr(d.exp, &dst)
 	if d.typ != unix.S_IFDIR {
 		return zero, false, dirAttr, unix.ENOTDIR

@@ -13,11 +13,11 @@ var _ vfs.FileReader = (*FS)(nil)
 
 // ReadFile implements vfs.FileReader: the checks of Read, then a duplicate
 // of the node's I/O descriptor instead of the data, so the RPC layer can
-// sendfile the range. The duplicate is the caller's, so the fd cache may
+// read the range when it writes the reply. The duplicate is the caller's, so the fd cache may
 // close or evict the node meanwhile without the number being reused under
 // the caller for another file.
 func (f *FS) ReadFile(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, count uint32) (int, int, bool, *vfs.Attr, error) {
-	n, err := f.resolve(h)
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return -1, 0, false, nil, err
 	}

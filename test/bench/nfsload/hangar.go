@@ -28,7 +28,7 @@ func hangarServer(dir, listen string) (addr string, stop func(), err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("localfs: %w", err)
 	}
-	if err := fs.AddExport("/", dir, "bench"); err != nil {
+	if err := fs.AddExport("/", dir, "bench", nil); err != nil {
 		fs.Close()
 		return "", nil, fmt.Errorf("export %s: %w", dir, err)
 	}

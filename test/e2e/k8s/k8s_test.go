@@ -29,17 +29,18 @@ import (
 	"testing"
 	"time"
 
-	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/hangar-csi/hangar/pkg/csi"
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/nfs/mount"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/server"
+	"github.com/hangar-csi/hangar/pkg/server/api"
 )
 
 func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }
@@ -103,61 +104,11 @@ func TestKubernetes(t *testing.T) {
 	repo, bin, hangar, logs := setup(t)
 	helm := filepath.Join(bin, "helm")
 	chart := filepath.Join(repo, "charts/hangar")
-	nondefault := filepath.Join(repo, "test/e2e/k8s/testdata/values-nondefault.yaml")
 	work := t.TempDir()
 
-	// Case 1a: lint and template, default and non-default values; the
-	// schema rejects wrong values; deploy/ matches the chart.
+	// Case 1a: the chart (see checkChart).
 	var renderDefault, renderNondefault string
-	t.Run("chart", func(t *testing.T) {
-		run(t, repo, nil, helm, "lint", "--strict", chart)
-		run(t, repo, nil, helm, "lint", "--strict", chart, "-f", nondefault)
-		renderDefault = run(t, repo, nil, helm, "template", "hangar", chart, "--namespace", "hangar")
-		renderNondefault = run(t, repo, nil, helm, "template", "alt", chart, "--namespace", "hangar", "-f", nondefault)
-		for _, want := range []string{"kind: CSIDriver", "attachRequired: true", "fsGroupPolicy: File", "kind: PodDisruptionBudget",
-			"--servers-dns=hangar-server.hangar.svc:7070", "--access-control=true", "--tls-ca=/tls/ca.crt", "mountPropagation: Bidirectional",
-			"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret"} {
-			if !strings.Contains(renderDefault, want) {
-				t.Errorf("default render lacks %q", want)
-			}
-		}
-		for _, want := range []string{"--servers=nas-1=10.1.0.10:7070,nas-2=10.1.0.11:7070", "--access-control=false",
-			"secretName: my-server-tls", "/var/lib/k0s/kubelet/plugins/nfs.hangar.dev", "onDelete: archive",
-			"storageclass.kubernetes.io/is-default-class: \"true\"", "volumeBindingMode: WaitForFirstConsumer", "--tls-server-name=storage.example.com",
-			"--metrics-listen=:9810", "name: alt-hangar-node-metrics"} {
-			if !strings.Contains(renderNondefault, want) {
-				t.Errorf("non-default render lacks %q", want)
-			}
-		}
-		if strings.Contains(renderNondefault, "kind: PodDisruptionBudget") || strings.Contains(renderNondefault, "kind: Secret") {
-			t.Error("non-default render (1 replica, existing Secrets) has a PodDisruptionBudget or a generated Secret")
-		}
-		sm := run(t, repo, nil, helm, "template", "hangar", chart, "--set", "metrics.enabled=true,metrics.serviceMonitor.enabled=true")
-		if !strings.Contains(sm, "kind: ServiceMonitor") {
-			t.Error("metrics.serviceMonitor.enabled renders no ServiceMonitor")
-		}
-		for _, bad := range []struct{ set, want string }{
-			{"storageClasses[0].reclaimPolicy=Keep", "reclaimPolicy"},
-			{"storageClasses[0].parameters.onDelete=shred", "onDelete"},
-			{"controller.replicas=0", "replicas"},
-			{"server.nfsPort=70000", "nfsPort"},
-			{"acessControl.enabled=false", "acessControl"},
-			{"tls.existingSecret.server=only-one", "both"},
-		} {
-			out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
-			if err == nil || !strings.Contains(string(out), bad.want) {
-				t.Errorf("helm template --set %s: err %v, output %q; want a failure naming %q", bad.set, err, firstLine(string(out)), bad.want)
-			}
-		}
-		// deploy/hangar.yaml is what deploy/render.sh makes now.
-		fresh := filepath.Join(work, "hangar.yaml")
-		run(t, repo, []string{"HELM=" + helm, "OUT=" + fresh}, filepath.Join(repo, "deploy/render.sh"))
-		want, _ := os.ReadFile(fresh)
-		got, err := os.ReadFile(filepath.Join(repo, "deploy/hangar.yaml"))
-		if err != nil || string(got) != string(want) {
-			t.Errorf("deploy/hangar.yaml is stale (run `make manifests`): %v", err)
-		}
-	})
+	t.Run("chart", func(t *testing.T) { renderDefault, renderNondefault = checkChart(t, repo, helm, work) })
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -202,7 +153,7 @@ func TestKubernetes(t *testing.T) {
 		if field(d, "spec", "attachRequired") != "true" || field(d, "spec", "podInfoOnMount") != "true" || field(d, "spec", "fsGroupPolicy") != "File" {
 			t.Errorf("CSIDriver spec: %v", d["spec"])
 		}
-		if sc := c.get("storageclass", "hangar"); field(sc, "provisioner") != csi.DriverName {
+		if sc := c.get("storageclass", "hangar"); field(sc, "provisioner") != csicommon.DriverName {
 			t.Errorf("StorageClass hangar: %v", sc)
 		}
 		for _, r := range []string{"provisioner", "attacher", "resizer"} {
@@ -228,12 +179,12 @@ func TestKubernetes(t *testing.T) {
 			if v == nil {
 				t.Fatalf("PVC %s: volume %s is not on the storage server", name, handle)
 			}
-			if attrs[csi.ContextAddress] != h.nfsAddr || attrs[csi.ContextExport] == "" {
+			if attrs[csicommon.ContextAddress] != h.nfsAddr || attrs[csicommon.ContextExport] == "" {
 				t.Errorf("PV %s volume attributes %v", pv, attrs)
 			}
 			// The export exists, and refuses this (unpublished) node.
-			if st := mountStatus(t, attrs[csi.ContextAddress], attrs[csi.ContextExport]); st != mount.StatusAcces {
-				t.Errorf("MOUNT of %s before any attachment: status %d, want MNT3ERR_ACCES", attrs[csi.ContextExport], st)
+			if st := mountStatus(t, attrs[csicommon.ContextAddress], attrs[csicommon.ContextExport]); st != mount.StatusAcces {
+				t.Errorf("MOUNT of %s before any attachment: status %d, want MNT3ERR_ACCES", attrs[csicommon.ContextExport], st)
 			}
 			if name == "rwo" {
 				rwoPV = pv
@@ -262,7 +213,7 @@ func TestKubernetes(t *testing.T) {
 		// What node-driver-registrar would register: the node plugin's
 		// NodeGetInfo (run here with the chart's flags; it mounts nothing).
 		nodeID := h.nodeInfo(t)
-		if want := csi.FormatNodeID("node-a", []netip.Addr{netip.MustParseAddr("127.0.0.1")}); nodeID != want {
+		if want := csicommon.FormatNodeID("node-a", []netip.Addr{netip.MustParseAddr("127.0.0.1")}); nodeID != want {
 			t.Errorf("node plugin's node ID %q, want %q", nodeID, want)
 		}
 		c.apply(fmt.Sprintf(nodeYAML, nodeID))
@@ -273,7 +224,7 @@ func TestKubernetes(t *testing.T) {
 		if got := h.allowList(handle); len(got) != 1 || got[0] != nodeID {
 			t.Errorf("allow-list after attach = %v, want [%s]", got, nodeID)
 		}
-		if st := mountStatus(t, attrs[csi.ContextAddress], attrs[csi.ContextExport]); st != mount.StatusOK {
+		if st := mountStatus(t, attrs[csicommon.ContextAddress], attrs[csicommon.ContextExport]); st != mount.StatusOK {
 			t.Errorf("MOUNT from the attached node: status %d, want OK", st)
 		}
 
@@ -306,7 +257,7 @@ func TestKubernetes(t *testing.T) {
 		if got := h.allowList(handle); len(got) != 0 {
 			t.Errorf("allow-list after detach = %v, want empty", got)
 		}
-		if st := mountStatus(t, attrs[csi.ContextAddress], attrs[csi.ContextExport]); st != mount.StatusAcces {
+		if st := mountStatus(t, attrs[csicommon.ContextAddress], attrs[csicommon.ContextExport]); st != mount.StatusAcces {
 			t.Errorf("MOUNT after detach: status %d, want MNT3ERR_ACCES", st)
 		}
 	})
@@ -328,7 +279,7 @@ func TestKubernetes(t *testing.T) {
 		for _, name := range []string{"keep", "old"} {
 			pvs[name] = c.waitBound(name)
 			handle, _ := pvHandle(c, pvs[name])
-			_, id, err := csi.ParseVolumeID(handle)
+			_, id, err := csicommon.ParseVolumeID(handle)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +293,7 @@ func TestKubernetes(t *testing.T) {
 		c.mustKubectl("-n", "e2e", "delete", "pvc", "keep", "old")
 		for _, name := range []string{"keep", "old"} {
 			c.waitFor("PV of "+name+" deleted", 60*time.Second, nil, func() bool { return c.get("pv", pvs[name]) == nil })
-			if v := h.serverVolume(csi.VolumeID("node-a", ids[name])); v != nil {
+			if v := h.serverVolume(csicommon.VolumeID("node-a", ids[name])); v != nil {
 				t.Errorf("volume of %s still exists", name)
 			}
 		}
@@ -404,8 +355,8 @@ func (c *cluster) waitBound(name string) string {
 func pvHandle(c *cluster, pv string) (string, map[string]string) {
 	c.t.Helper()
 	o := c.get("pv", pv)
-	if field(o, "spec", "csi", "driver") != csi.DriverName {
-		c.t.Fatalf("PV %s is not %s's: %v", pv, csi.DriverName, o["spec"])
+	if field(o, "spec", "csi", "driver") != csicommon.DriverName {
+		c.t.Fatalf("PV %s is not %s's: %v", pv, csicommon.DriverName, o["spec"])
 	}
 	attrs := map[string]string{}
 	if m, ok := o["spec"].(map[string]any)["csi"].(map[string]any)["volumeAttributes"].(map[string]any); ok {
@@ -428,7 +379,7 @@ type hangarProcs struct {
 	sock    string
 	tlsDir  string
 	hangar  string
-	api     csipb.ControllerClient
+	api     csi.ControllerClient
 }
 
 // secretFiles writes a kubernetes.io/tls Secret's files into dir.
@@ -478,7 +429,7 @@ func startHangar(t *testing.T, c *cluster, hangar string) *hangarProcs {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	h.api = csipb.NewControllerClient(cc)
+	h.api = csi.NewControllerClient(cc)
 	return h
 }
 
@@ -508,7 +459,7 @@ func (h *hangarProcs) nodeInfo(t *testing.T) string {
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	info, err := csipb.NewNodeClient(cc).NodeGetInfo(ctx, &csipb.NodeGetInfoRequest{})
+	info, err := csi.NewNodeClient(cc).NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,15 +493,15 @@ func (h *hangarProcs) startSidecars() {
 
 // serverVolume asks the storage server (over mutual TLS) for a volume by
 // its CSI ID; nil if it does not exist.
-func (h *hangarProcs) serverVolume(handle string) *csipb.Volume {
+func (h *hangarProcs) serverVolume(handle string) *csi.Volume {
 	h.t.Helper()
-	_, id, err := csi.ParseVolumeID(handle)
+	_, id, err := csicommon.ParseVolumeID(handle)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := h.api.ControllerGetVolume(ctx, &csipb.ControllerGetVolumeRequest{VolumeId: id})
+	r, err := h.api.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: id})
 	if status.Code(err) == codes.NotFound {
 		return nil
 	}
@@ -564,7 +515,7 @@ func (h *hangarProcs) serverVolume(handle string) *csipb.Volume {
 // persisted access list.
 func (h *hangarProcs) allowList(handle string) []string {
 	h.t.Helper()
-	_, id, _ := csi.ParseVolumeID(handle)
+	_, id, _ := csicommon.ParseVolumeID(handle)
 	b, err := os.ReadFile(filepath.Join(h.data, "access", id+".json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -572,7 +523,7 @@ func (h *hangarProcs) allowList(handle string) []string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	var list []csi.Attachment
+	var list []api.Attachment
 	if err := json.Unmarshal(b, &list); err != nil {
 		h.t.Fatal(err)
 	}
@@ -587,12 +538,12 @@ func (h *hangarProcs) fsstatTotal(t *testing.T, attrs map[string]string) uint64 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := nfsclient.Dial(ctx, attrs[csi.ContextAddress])
+	cl, err := nfsclient.Dial(ctx, attrs[csicommon.ContextAddress])
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	fh, err := cl.Mount(ctx, attrs[csi.ContextExport])
+	fh, err := cl.Mount(ctx, attrs[csicommon.ContextExport])
 	if err != nil {
 		t.Fatalf("MOUNT: %v", err)
 	}
@@ -674,4 +625,84 @@ func checkCerts(t *testing.T, c *cluster, ns string) {
 	if serr := <-errc; err != nil || serr != nil {
 		t.Errorf("%s: mutual TLS handshake between the Secrets' certificates: client %v, server %v", ns, err, serr)
 	}
+}
+
+// TestManifests is case 1a alone, without a cluster (seconds, once the
+// binaries are cached): `go test ./test/e2e/k8s/ -run Manifests`.
+func TestManifests(t *testing.T) {
+	repo := repoRoot(t)
+	bin := cacheDir(repo)
+	run(t, repo, nil, filepath.Join(repo, "test/e2e/k8s/build.sh"))
+	checkChart(t, repo, filepath.Join(bin, "helm"), t.TempDir())
+}
+
+// checkChart lints and templates the chart with default and non-default
+// values, checks that the schema rejects wrong values and that deploy/
+// matches the chart, and returns the two renders.
+func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNondefault string) {
+	chart := filepath.Join(repo, "charts/hangar")
+	nondefault := filepath.Join(repo, "test/e2e/k8s/testdata/values-nondefault.yaml")
+	run(t, repo, nil, helm, "lint", "--strict", chart)
+	run(t, repo, nil, helm, "lint", "--strict", chart, "-f", nondefault)
+	renderDefault = run(t, repo, nil, helm, "template", "hangar", chart, "--namespace", "hangar")
+	renderNondefault = run(t, repo, nil, helm, "template", "alt", chart, "--namespace", "hangar", "-f", nondefault)
+	for _, want := range []string{"kind: CSIDriver", "attachRequired: true", "fsGroupPolicy: File", "kind: PodDisruptionBudget",
+		"--servers-dns=hangar-server.hangar.svc:7070", "--access-control=true", "--tls-ca=/tls/ca.crt", "mountPropagation: Bidirectional",
+		"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret"} {
+		if !strings.Contains(renderDefault, want) {
+			t.Errorf("default render lacks %q", want)
+		}
+	}
+	for _, want := range []string{"--servers=nas-1=10.1.0.10:7070,nas-2=10.1.0.11:7070", "--access-control=false",
+		"secretName: my-server-tls", "/var/lib/k0s/kubelet/plugins/nfs.hangar.dev", "onDelete: archive",
+		"storageclass.kubernetes.io/is-default-class: \"true\"", "volumeBindingMode: WaitForFirstConsumer", "--tls-server-name=storage.example.com",
+		"--metrics-listen=:9810", "name: alt-hangar-node-metrics",
+		"--max-volumes-per-node=40", "kind: VolumeAttributesClass", "name: hangar-squashed"} {
+		if !strings.Contains(renderNondefault, want) {
+			t.Errorf("non-default render lacks %q", want)
+		}
+	}
+	if strings.Contains(renderNondefault, "kind: PodDisruptionBudget") || strings.Contains(renderNondefault, "kind: Secret") {
+		t.Error("non-default render (1 replica, existing Secrets) has a PodDisruptionBudget or a generated Secret")
+	}
+	sm := run(t, repo, nil, helm, "template", "hangar", chart, "--set", "metrics.enabled=true,metrics.serviceMonitor.enabled=true")
+	if !strings.Contains(sm, "kind: ServiceMonitor") {
+		t.Error("metrics.serviceMonitor.enabled renders no ServiceMonitor")
+	}
+	// Snapshots need the snapshot CRDs: checked by `helm template` only.
+	if strings.Contains(renderDefault, "csi-snapshotter") {
+		t.Error("default render has the csi-snapshotter (snapshots.enabled is false by default)")
+	}
+	snap := run(t, repo, nil, helm, "template", "hangar", chart, "--set", "snapshots.enabled=true,snapshots.groupSnapshots=true")
+	for _, want := range []string{"name: csi-snapshotter", "kind: VolumeSnapshotClass", "driver: nfs.hangar.dev",
+		"--feature-gates=CSIVolumeGroupSnapshot=true", "volumesnapshotcontents/status", "name: hangar-snapshotter"} {
+		if !strings.Contains(snap, want) {
+			t.Errorf("snapshots.enabled render lacks %q", want)
+		}
+	}
+	for _, bad := range []struct{ set, want string }{
+		{"storageClasses[0].reclaimPolicy=Keep", "reclaimPolicy"},
+		{"storageClasses[0].parameters.onDelete=shred", "onDelete"},
+		{"controller.replicas=0", "replicas"},
+		{"server.nfsPort=70000", "nfsPort"},
+		{"acessControl.enabled=false", "acessControl"},
+		{"tls.existingSecret.server=only-one", "both"},
+		{"maxVolumesPerNode=-1", "maxVolumesPerNode"},
+		{"volumeAttributesClasses[0].name=v,volumeAttributesClasses[0].parameters.onDelete=retain", "onDelete"},
+		{"snapshots.volumeSnapshotClasses[0].deletionPolicy=Keep", "deletionPolicy"},
+	} {
+		out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), bad.want) {
+			t.Errorf("helm template --set %s: err %v, output %q; want a failure naming %q", bad.set, err, firstLine(string(out)), bad.want)
+		}
+	}
+	// deploy/hangar.yaml is what deploy/render.sh makes now.
+	fresh := filepath.Join(work, "hangar.yaml")
+	run(t, repo, []string{"HELM=" + helm, "OUT=" + fresh}, filepath.Join(repo, "deploy/render.sh"))
+	want, _ := os.ReadFile(fresh)
+	got, err := os.ReadFile(filepath.Join(repo, "deploy/hangar.yaml"))
+	if err != nil || string(got) != string(want) {
+		t.Errorf("deploy/hangar.yaml is stale (run `make manifests`): %v", err)
+	}
+	return renderDefault, renderNondefault
 }
