@@ -186,6 +186,12 @@ func TestKubernetes(t *testing.T) {
 			if st := mountStatus(t, attrs[csicommon.ContextAddress], attrs[csicommon.ContextExport]); st != mount.StatusAcces {
 				t.Errorf("MOUNT of %s before any attachment: status %d, want MNT3ERR_ACCES", attrs[csicommon.ContextExport], st)
 			}
+			// The volume's accessible topology became node affinity.
+			term := "{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0]}"
+			aff := c.mustKubectl("get", "pv", pv, "-o", "jsonpath="+strings.ReplaceAll(term, "}", ".key}")+"="+strings.ReplaceAll(term, "}", ".values[*]}"))
+			if want := csicommon.TopologyKey + "=" + csicommon.TopologyValue; aff != want {
+				t.Errorf("PV %s node affinity %q, want %q", pv, aff, want)
+			}
 			if name == "rwo" {
 				rwoPV = pv
 			}
@@ -481,7 +487,7 @@ func (h *hangarProcs) startSidecars() {
 		extra []string
 	}
 	for _, s := range []sc{
-		{"csi-provisioner", []string{"--extra-create-metadata"}},
+		{"csi-provisioner", []string{"--extra-create-metadata", "--immediate-topology=false"}},
 		{"csi-attacher", nil},
 		{"csi-resizer", []string{"--handle-volume-inuse-error=false"}},
 	} {
