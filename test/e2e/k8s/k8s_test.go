@@ -329,7 +329,60 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("PVC typo is %s, want Pending", ph)
 		}
 	})
+
+	// Case 8: csi-provisioner clones a PVC (no snapshot CRDs needed), and
+	// csi-resizer carries a VolumeAttributesClass change to the volume.
+	t.Run("8-clone-and-modify", func(t *testing.T) {
+		c.apply(pvc("src", "hangar", "ReadWriteMany", "1Gi"))
+		_, srcID := volumeOf(t, c, c.waitBound("src"))
+		if err := os.WriteFile(filepath.Join(h.data, "volumes", srcID, "hello"), []byte("from src"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.apply(pvc("clone", "hangar", "ReadWriteMany", "1Gi") + "  dataSource: {kind: PersistentVolumeClaim, name: src}\n")
+		handle, id := volumeOf(t, c, c.waitBound("clone"))
+		if id == srcID {
+			t.Fatalf("clone has its source's volume %s", id)
+		}
+		if v := h.serverVolume(handle); v == nil || v.GetContentSource().GetVolume().GetVolumeId() != srcID {
+			t.Errorf("clone's content source: %v, want volume %s", v.GetContentSource(), srcID)
+		}
+		if b, err := os.ReadFile(filepath.Join(h.data, "volumes", id, "hello")); err != nil || string(b) != "from src" {
+			t.Errorf("clone's copy of hello: %q, %v", b, err)
+		}
+
+		c.apply(`apiVersion: storage.k8s.io/v1
+kind: VolumeAttributesClass
+metadata: {name: e2e-anon}
+driverName: nfs.hangar.dev
+parameters: {anonUID: "4242"}
+`)
+		c.mustKubectl("-n", "e2e", "patch", "pvc", "clone", "--type=merge", "-p", `{"spec":{"volumeAttributesClassName":"e2e-anon"}}`)
+		c.waitFor("PVC clone's current VolumeAttributesClass e2e-anon", 60*time.Second, nil, func() bool {
+			return field(c.get("-n", "e2e", "pvc", "clone"), "status", "currentVolumeAttributesClassName") == "e2e-anon"
+		})
+		var rec struct {
+			MutableParameters map[string]string `json:"mutableParameters"`
+		}
+		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(h.data, "meta", id+".json"))), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.MutableParameters[csicommon.ParamAnonUID]; got != "4242" {
+			t.Errorf("volume's mutable parameters after the class change: %v, want anonUID 4242", rec.MutableParameters)
+		}
+	})
+
 	t.Logf("E2E-K8S total %.1fs", time.Since(start).Seconds())
+}
+
+// volumeOf is PV pv's volume handle and its server-local ID.
+func volumeOf(t *testing.T, c *cluster, pv string) (handle, id string) {
+	t.Helper()
+	handle, _ = pvHandle(c, pv)
+	_, id, err := csicommon.ParseVolumeID(handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return handle, id
 }
 
 func readFile(t *testing.T, p string) string {
