@@ -1,8 +1,8 @@
 // Package k8s proves Hangar's Kubernetes packaging against real Kubernetes
 // parts built from source (test/e2e/k8s/build.sh, cached under
 // HANGAR_K8S_CACHE, default ~/.cache/hangar/k8s): etcd, kube-apiserver,
-// kube-controller-manager, kubectl, helm, csi-provisioner, csi-attacher and
-// csi-resizer, all on 127.0.0.1, with `hangar server` and `hangar
+// kube-controller-manager, kubectl, helm, csi-provisioner, csi-attacher,
+// csi-resizer, csi-snapshotter and snapshot-controller, all on 127.0.0.1, with `hangar server` and `hangar
 // controller` on the host.
 //
 // There is no kubelet (it cannot run pods here), so nothing is mounted by
@@ -371,7 +371,57 @@ parameters: {anonUID: "4242"}
 		}
 	})
 
+	// Case 9: a VolumeSnapshot of a bound PVC becomes ReadyToUse (the
+	// snapshot CRDs, snapshot-controller and csi-snapshotter, the chart
+	// upgraded to snapshots.enabled), and a PVC restored from it binds
+	// with the data as it was at the snapshot.
+	t.Run("9-snapshot-restore", func(t *testing.T) {
+		crds, _ := filepath.Glob(filepath.Join(snapshotCRDs(t), "*snapshot.storage.k8s.io_*.yaml"))
+		if len(crds) < 6 {
+			t.Fatalf("snapshot CRDs: %v", crds)
+		}
+		for _, f := range crds {
+			c.mustKubectl("apply", "-f", f)
+		}
+		c.mustKubectl("wait", "--for=condition=established", "--timeout=60s", "crd/volumesnapshots.snapshot.storage.k8s.io",
+			"crd/volumesnapshotcontents.snapshot.storage.k8s.io", "crd/volumesnapshotclasses.snapshot.storage.k8s.io")
+		out := run(t, repo, []string{"KUBECONFIG=" + c.kubeconfig}, helm, "upgrade", "hangar", chart, "--namespace", "hangar",
+			"--reuse-values", "--set", "snapshots.enabled=true")
+		t.Logf("helm upgrade: %s", firstLine(out))
+		h.startSnapshotters()
+
+		_, srcID := volumeOf(t, c, c.waitBound("src"))
+		c.apply(`apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata: {name: snap, namespace: e2e}
+spec:
+  volumeSnapshotClassName: hangar
+  source: {persistentVolumeClaimName: src}
+`)
+		c.waitFor("VolumeSnapshot snap ready to use", 90*time.Second, nil, func() bool {
+			return field(c.get("-n", "e2e", "volumesnapshot", "snap"), "status", "readyToUse") == "true"
+		})
+		if err := os.WriteFile(filepath.Join(h.data, "volumes", srcID, "hello"), []byte("changed after the snapshot"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.apply(pvc("restored", "hangar", "ReadWriteOnce", "1Gi") + "  dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: snap}\n")
+		_, id := volumeOf(t, c, c.waitBound("restored"))
+		if b, err := os.ReadFile(filepath.Join(h.data, "volumes", id, "hello")); err != nil || string(b) != "from src" {
+			t.Errorf("restored hello: %q, %v; want the snapshot's %q", b, err, "from src")
+		}
+	})
 	t.Logf("E2E-K8S total %.1fs", time.Since(start).Seconds())
+}
+
+// snapshotCRDs is the directory of the snapshot CRDs of the
+// external-snapshotter client module build.sh's tools/snapshotter pins.
+func snapshotCRDs(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "github.com/kubernetes-csi/external-snapshotter/client/v8@v8.7.0/config/crd")
 }
 
 // volumeOf is PV pv's volume handle and its server-local ID.
@@ -546,6 +596,25 @@ func (h *hangarProcs) startSidecars() {
 	} {
 		port := freePort(h.t)
 		p := c.start(s.name, filepath.Join(c.bin, s.name), append(append(common, s.extra...), fmt.Sprintf("--http-endpoint=127.0.0.1:%d", port))...)
+		c.waitFor(s.name+" metrics", 60*time.Second, p, func() bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/metrics", port)) })
+	}
+}
+
+// startSnapshotters runs snapshot-controller (as cluster admin: it is the
+// cluster's, not Hangar's) and csi-snapshotter (with the chart's controller
+// ServiceAccount, like the other sidecars).
+func (h *hangarProcs) startSnapshotters() {
+	c := h.c
+	for _, s := range []struct {
+		name string
+		args []string
+	}{
+		{"snapshot-controller", []string{"--kubeconfig=" + c.kubeconfig, "--leader-election=false"}},
+		{"csi-snapshotter", []string{"--kubeconfig=" + filepath.Join(c.dir, "sa.kubeconfig"), "--csi-address=" + h.sock,
+			"--leader-election", "--leader-election-namespace=hangar", "--timeout=30s", "--extra-create-metadata"}},
+	} {
+		port := freePort(h.t)
+		p := c.start(s.name, filepath.Join(c.bin, s.name), append(s.args, "--v=4", fmt.Sprintf("--http-endpoint=127.0.0.1:%d", port))...)
 		c.waitFor(s.name+" metrics", 60*time.Second, p, func() bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/metrics", port)) })
 	}
 }
