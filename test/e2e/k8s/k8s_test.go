@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -386,7 +387,7 @@ parameters: {anonUID: "4242"}
 		c.mustKubectl("wait", "--for=condition=established", "--timeout=60s", "crd/volumesnapshots.snapshot.storage.k8s.io",
 			"crd/volumesnapshotcontents.snapshot.storage.k8s.io", "crd/volumesnapshotclasses.snapshot.storage.k8s.io")
 		out := run(t, repo, []string{"KUBECONFIG=" + c.kubeconfig}, helm, "upgrade", "hangar", chart, "--namespace", "hangar",
-			"--reuse-values", "--set", "snapshots.enabled=true")
+			"--reuse-values", "--set", "snapshots.enabled=true,snapshots.groupSnapshots=true")
 		t.Logf("helm upgrade: %s", firstLine(out))
 		h.startSnapshotters()
 
@@ -408,6 +409,40 @@ spec:
 		_, id := volumeOf(t, c, c.waitBound("restored"))
 		if b, err := os.ReadFile(filepath.Join(h.data, "volumes", id, "hello")); err != nil || string(b) != "from src" {
 			t.Errorf("restored hello: %q, %v; want the snapshot's %q", b, err, "from src")
+		}
+	})
+
+	// Case 10: one VolumeGroupSnapshot of the three StatefulSet claims.
+	t.Run("10-group-snapshot", func(t *testing.T) {
+		c.apply(`apiVersion: groupsnapshot.storage.k8s.io/v1
+kind: VolumeGroupSnapshotClass
+metadata: {name: hangar-group}
+driver: nfs.hangar.dev
+deletionPolicy: Delete
+---
+apiVersion: groupsnapshot.storage.k8s.io/v1
+kind: VolumeGroupSnapshot
+metadata: {name: web, namespace: e2e}
+spec:
+  volumeGroupSnapshotClassName: hangar-group
+  source: {selector: {matchLabels: {app: web}}}
+`)
+		c.waitFor("VolumeGroupSnapshot web ready to use", 90*time.Second, nil, func() bool {
+			return field(c.get("-n", "e2e", "volumegroupsnapshot", "web"), "status", "readyToUse") == "true"
+		})
+		var members []string
+		for _, s := range items(c.get("-n", "e2e", "volumesnapshot")) {
+			meta, _ := s.(map[string]any)["metadata"].(map[string]any)
+			refs, _ := meta["ownerReferences"].([]any)
+			for _, o := range refs {
+				if field(o, "kind") == "VolumeGroupSnapshot" && field(o, "name") == "web" {
+					members = append(members, field(s, "spec", "source", "persistentVolumeClaimName"))
+				}
+			}
+		}
+		slices.Sort(members)
+		if want := []string{"data-web-0", "data-web-1", "data-web-2"}; !slices.Equal(members, want) {
+			t.Errorf("group snapshot members %v, want snapshots of %v", members, want)
 		}
 	})
 	t.Logf("E2E-K8S total %.1fs", time.Since(start).Seconds())
@@ -609,7 +644,7 @@ func (h *hangarProcs) startSnapshotters() {
 		name string
 		args []string
 	}{
-		{"snapshot-controller", []string{"--kubeconfig=" + c.kubeconfig, "--leader-election=false"}},
+		{"snapshot-controller", []string{"--kubeconfig=" + c.kubeconfig, "--leader-election=false", "--feature-gates=CSIVolumeGroupSnapshot=true"}},
 		{"csi-snapshotter", []string{"--kubeconfig=" + filepath.Join(c.dir, "sa.kubeconfig"), "--csi-address=" + h.sock,
 			"--leader-election", "--leader-election-namespace=hangar", "--timeout=30s", "--extra-create-metadata"}},
 	} {
