@@ -161,8 +161,9 @@ func ValidateCreate(req *csi.CreateVolumeRequest) (int64, error) {
 	if cs := req.GetVolumeContentSource(); cs != nil && cs.GetSnapshot() == nil && cs.GetVolume() == nil {
 		return 0, status.Error(codes.InvalidArgument, "volume_content_source names neither a snapshot nor a volume")
 	}
-	// Accessibility requirements are ignored: volumes are reachable from
-	// every node.
+	if err := CheckTopologyRequirement("accessibility_requirements", req.GetAccessibilityRequirements()); err != nil {
+		return 0, err
+	}
 	return Capacity(req.GetCapacityRange())
 }
 

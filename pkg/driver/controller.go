@@ -383,7 +383,7 @@ func (c *Controller) GetCapacity(ctx context.Context, req *csi.GetCapacityReques
 	var reached int
 	var lastErr error
 	for _, b := range c.servers {
-		r, err := b.ctrl.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: req.GetVolumeCapabilities(), Parameters: req.GetParameters()})
+		r, err := b.ctrl.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: req.GetVolumeCapabilities(), Parameters: req.GetParameters(), AccessibleTopology: req.GetAccessibleTopology()})
 		if err != nil {
 			lastErr = b.err("GetCapacity", err)
 			log.Info("storage server capacity unknown", "server", b.name, "error", status.Convert(lastErr).Message())

@@ -169,6 +169,9 @@ func (c *Controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	if req.GetSourceVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "source_volume_id is required")
 	}
+	if err := csicommon.CheckTopologyRequirement("accessibility_requirements", req.GetAccessibilityRequirements()); err != nil {
+		return nil, err
+	}
 	b, local, reason := c.route(req.GetSourceVolumeId())
 	if b == nil {
 		return nil, status.Errorf(codes.NotFound, "source volume %q not found: %s", req.GetSourceVolumeId(), reason)
@@ -189,6 +192,7 @@ func (c *Controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	// On the source's server, the server decides whether a retry matches.
 	resp, err := b.ctrl.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{
 		Name: req.GetName(), SourceVolumeId: local, Parameters: req.GetParameters(), Secrets: req.GetSecrets(),
+		AccessibilityRequirements: req.GetAccessibilityRequirements(),
 	})
 	if err != nil {
 		return nil, b.err("CreateSnapshot", err)

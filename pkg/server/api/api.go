@@ -105,7 +105,8 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 			csicommon.ContextAddress: a.NFSAddr,
 			csicommon.ContextExport:  csicommon.ExportPath(v.ID),
 		},
-		ContentSource: contentSource(v.ContentSource),
+		ContentSource:      contentSource(v.ContentSource),
+		AccessibleTopology: csicommon.AccessibleTopology(),
 	}
 	return cv
 }
@@ -406,6 +407,9 @@ func (a *StorageAPI) GetCapacity(ctx context.Context, req *csi.GetCapacityReques
 		if csicommon.CheckCapability(c) != "" {
 			return &csi.GetCapacityResponse{}, nil
 		}
+	}
+	if !csicommon.InTopology(req.GetAccessibleTopology()) {
+		return &csi.GetCapacityResponse{}, nil
 	}
 	avail, err := a.available()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/logging"
 	"github.com/hangar-csi/hangar/pkg/volume"
 	"github.com/hangar-csi/hangar/pkg/volume/treecopy"
@@ -118,6 +119,9 @@ func (a *StorageAPI) csiSnapshot(sn volume.Snapshot) *csi.Snapshot {
 		CreationTime:    timestamppb.New(sn.CreatedAt),
 		ReadyToUse:      sn.Ready,
 		GroupSnapshotId: sn.GroupID,
+		// No accessible_topology: the spec's meaning of leaving it out,
+		// "equally usable from all topologies", is exactly so (restores go
+		// to any storage server, and every volume has the one topology).
 	}
 }
 
@@ -195,6 +199,9 @@ func (a *StorageAPI) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	}
 	if req.GetSourceVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "source_volume_id is required")
+	}
+	if err := csicommon.CheckTopologyRequirement("accessibility_requirements", req.GetAccessibilityRequirements()); err != nil {
+		return nil, err
 	}
 	log := logging.FromContext(ctx)
 	a.snapMu.Lock()

@@ -19,7 +19,7 @@ HELM_VERSION=v3.22.0
 RESIZER_VERSION=v2.3.0
 
 stamp=$(cat "$0" "$here"/tools/go.mod "$here"/tools/go.sum "$here"/tools/provisioner/go.mod \
-  "$here"/tools/provisioner/go.sum | sha256sum | cut -c1-16)
+  "$here"/tools/provisioner/go.sum "$here"/tools/snapshotter/go.mod "$here"/tools/snapshotter/go.sum | sha256sum | cut -c1-16)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then
   exit 0
 fi
@@ -40,6 +40,12 @@ t0=$(date +%s)
 # csi-provisioner needs its own (older) client-go; see tools/provisioner/go.mod.
 (cd "$here/tools/provisioner" && "${nice[@]}" go build -trimpath -ldflags "-s -w" -o "$out/" \
   github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner)
+
+# csi-snapshotter and snapshot-controller: their own module too (see
+# tools/snapshotter/tools.go).
+(cd "$here/tools/snapshotter" && "${nice[@]}" go build -trimpath -ldflags "-s -w" -o "$out/" \
+  github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter \
+  github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller)
 
 # helm and csi-resizer install cleanly from their own modules.
 # (helm's Makefile sets the Kubernetes version it assumes offline; without it

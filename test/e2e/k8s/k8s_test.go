@@ -1,8 +1,8 @@
 // Package k8s proves Hangar's Kubernetes packaging against real Kubernetes
 // parts built from source (test/e2e/k8s/build.sh, cached under
 // HANGAR_K8S_CACHE, default ~/.cache/hangar/k8s): etcd, kube-apiserver,
-// kube-controller-manager, kubectl, helm, csi-provisioner, csi-attacher and
-// csi-resizer, all on 127.0.0.1, with `hangar server` and `hangar
+// kube-controller-manager, kubectl, helm, csi-provisioner, csi-attacher,
+// csi-resizer, csi-snapshotter and snapshot-controller, all on 127.0.0.1, with `hangar server` and `hangar
 // controller` on the host.
 //
 // There is no kubelet (it cannot run pods here), so nothing is mounted by
@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +187,12 @@ func TestKubernetes(t *testing.T) {
 			if st := mountStatus(t, attrs[csicommon.ContextAddress], attrs[csicommon.ContextExport]); st != mount.StatusAcces {
 				t.Errorf("MOUNT of %s before any attachment: status %d, want MNT3ERR_ACCES", attrs[csicommon.ContextExport], st)
 			}
+			// The volume's accessible topology became node affinity.
+			term := "{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0]}"
+			aff := c.mustKubectl("get", "pv", pv, "-o", "jsonpath="+strings.ReplaceAll(term, "}", ".key}")+"="+strings.ReplaceAll(term, "}", ".values[*]}"))
+			if want := csicommon.TopologyKey + "=" + csicommon.TopologyValue; aff != want {
+				t.Errorf("PV %s node affinity %q, want %q", pv, aff, want)
+			}
 			if name == "rwo" {
 				rwoPV = pv
 			}
@@ -323,7 +330,144 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("PVC typo is %s, want Pending", ph)
 		}
 	})
+
+	// Case 8: csi-provisioner clones a PVC (no snapshot CRDs needed), and
+	// csi-resizer carries a VolumeAttributesClass change to the volume.
+	t.Run("8-clone-and-modify", func(t *testing.T) {
+		c.apply(pvc("src", "hangar", "ReadWriteMany", "1Gi"))
+		_, srcID := volumeOf(t, c, c.waitBound("src"))
+		if err := os.WriteFile(filepath.Join(h.data, "volumes", srcID, "hello"), []byte("from src"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.apply(pvc("clone", "hangar", "ReadWriteMany", "1Gi") + "  dataSource: {kind: PersistentVolumeClaim, name: src}\n")
+		handle, id := volumeOf(t, c, c.waitBound("clone"))
+		if id == srcID {
+			t.Fatalf("clone has its source's volume %s", id)
+		}
+		if v := h.serverVolume(handle); v == nil || v.GetContentSource().GetVolume().GetVolumeId() != srcID {
+			t.Errorf("clone's content source: %v, want volume %s", v.GetContentSource(), srcID)
+		}
+		if b, err := os.ReadFile(filepath.Join(h.data, "volumes", id, "hello")); err != nil || string(b) != "from src" {
+			t.Errorf("clone's copy of hello: %q, %v", b, err)
+		}
+
+		c.apply(`apiVersion: storage.k8s.io/v1
+kind: VolumeAttributesClass
+metadata: {name: e2e-anon}
+driverName: nfs.hangar.dev
+parameters: {anonUID: "4242"}
+`)
+		c.mustKubectl("-n", "e2e", "patch", "pvc", "clone", "--type=merge", "-p", `{"spec":{"volumeAttributesClassName":"e2e-anon"}}`)
+		c.waitFor("PVC clone's current VolumeAttributesClass e2e-anon", 60*time.Second, nil, func() bool {
+			return field(c.get("-n", "e2e", "pvc", "clone"), "status", "currentVolumeAttributesClassName") == "e2e-anon"
+		})
+		var rec struct {
+			MutableParameters map[string]string `json:"mutableParameters"`
+		}
+		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(h.data, "meta", id+".json"))), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.MutableParameters[csicommon.ParamAnonUID]; got != "4242" {
+			t.Errorf("volume's mutable parameters after the class change: %v, want anonUID 4242", rec.MutableParameters)
+		}
+	})
+
+	// Case 9: a VolumeSnapshot of a bound PVC becomes ReadyToUse (the
+	// snapshot CRDs, snapshot-controller and csi-snapshotter, the chart
+	// upgraded to snapshots.enabled), and a PVC restored from it binds
+	// with the data as it was at the snapshot.
+	t.Run("9-snapshot-restore", func(t *testing.T) {
+		crds, _ := filepath.Glob(filepath.Join(snapshotCRDs(t), "*snapshot.storage.k8s.io_*.yaml"))
+		if len(crds) < 6 {
+			t.Fatalf("snapshot CRDs: %v", crds)
+		}
+		for _, f := range crds {
+			c.mustKubectl("apply", "-f", f)
+		}
+		c.mustKubectl("wait", "--for=condition=established", "--timeout=60s", "crd/volumesnapshots.snapshot.storage.k8s.io",
+			"crd/volumesnapshotcontents.snapshot.storage.k8s.io", "crd/volumesnapshotclasses.snapshot.storage.k8s.io")
+		out := run(t, repo, []string{"KUBECONFIG=" + c.kubeconfig}, helm, "upgrade", "hangar", chart, "--namespace", "hangar",
+			"--reuse-values", "--set", "snapshots.enabled=true,snapshots.groupSnapshots=true")
+		t.Logf("helm upgrade: %s", firstLine(out))
+		h.startSnapshotters()
+
+		_, srcID := volumeOf(t, c, c.waitBound("src"))
+		c.apply(`apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata: {name: snap, namespace: e2e}
+spec:
+  volumeSnapshotClassName: hangar
+  source: {persistentVolumeClaimName: src}
+`)
+		c.waitFor("VolumeSnapshot snap ready to use", 90*time.Second, nil, func() bool {
+			return field(c.get("-n", "e2e", "volumesnapshot", "snap"), "status", "readyToUse") == "true"
+		})
+		if err := os.WriteFile(filepath.Join(h.data, "volumes", srcID, "hello"), []byte("changed after the snapshot"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.apply(pvc("restored", "hangar", "ReadWriteOnce", "1Gi") + "  dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: snap}\n")
+		_, id := volumeOf(t, c, c.waitBound("restored"))
+		if b, err := os.ReadFile(filepath.Join(h.data, "volumes", id, "hello")); err != nil || string(b) != "from src" {
+			t.Errorf("restored hello: %q, %v; want the snapshot's %q", b, err, "from src")
+		}
+	})
+
+	// Case 10: one VolumeGroupSnapshot of the three StatefulSet claims.
+	t.Run("10-group-snapshot", func(t *testing.T) {
+		c.apply(`apiVersion: groupsnapshot.storage.k8s.io/v1
+kind: VolumeGroupSnapshotClass
+metadata: {name: hangar-group}
+driver: nfs.hangar.dev
+deletionPolicy: Delete
+---
+apiVersion: groupsnapshot.storage.k8s.io/v1
+kind: VolumeGroupSnapshot
+metadata: {name: web, namespace: e2e}
+spec:
+  volumeGroupSnapshotClassName: hangar-group
+  source: {selector: {matchLabels: {app: web}}}
+`)
+		c.waitFor("VolumeGroupSnapshot web ready to use", 90*time.Second, nil, func() bool {
+			return field(c.get("-n", "e2e", "volumegroupsnapshot", "web"), "status", "readyToUse") == "true"
+		})
+		var members []string
+		for _, s := range items(c.get("-n", "e2e", "volumesnapshot")) {
+			meta, _ := s.(map[string]any)["metadata"].(map[string]any)
+			refs, _ := meta["ownerReferences"].([]any)
+			for _, o := range refs {
+				if field(o, "kind") == "VolumeGroupSnapshot" && field(o, "name") == "web" {
+					members = append(members, field(s, "spec", "source", "persistentVolumeClaimName"))
+				}
+			}
+		}
+		slices.Sort(members)
+		if want := []string{"data-web-0", "data-web-1", "data-web-2"}; !slices.Equal(members, want) {
+			t.Errorf("group snapshot members %v, want snapshots of %v", members, want)
+		}
+	})
 	t.Logf("E2E-K8S total %.1fs", time.Since(start).Seconds())
+}
+
+// snapshotCRDs is the directory of the snapshot CRDs of the
+// external-snapshotter client module build.sh's tools/snapshotter pins.
+func snapshotCRDs(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "github.com/kubernetes-csi/external-snapshotter/client/v8@v8.7.0/config/crd")
+}
+
+// volumeOf is PV pv's volume handle and its server-local ID.
+func volumeOf(t *testing.T, c *cluster, pv string) (handle, id string) {
+	t.Helper()
+	handle, _ = pvHandle(c, pv)
+	_, id, err := csicommon.ParseVolumeID(handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return handle, id
 }
 
 func readFile(t *testing.T, p string) string {
@@ -481,12 +625,31 @@ func (h *hangarProcs) startSidecars() {
 		extra []string
 	}
 	for _, s := range []sc{
-		{"csi-provisioner", []string{"--extra-create-metadata"}},
+		{"csi-provisioner", []string{"--extra-create-metadata", "--immediate-topology=false"}},
 		{"csi-attacher", nil},
 		{"csi-resizer", []string{"--handle-volume-inuse-error=false"}},
 	} {
 		port := freePort(h.t)
 		p := c.start(s.name, filepath.Join(c.bin, s.name), append(append(common, s.extra...), fmt.Sprintf("--http-endpoint=127.0.0.1:%d", port))...)
+		c.waitFor(s.name+" metrics", 60*time.Second, p, func() bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/metrics", port)) })
+	}
+}
+
+// startSnapshotters runs snapshot-controller (as cluster admin: it is the
+// cluster's, not Hangar's) and csi-snapshotter (with the chart's controller
+// ServiceAccount, like the other sidecars).
+func (h *hangarProcs) startSnapshotters() {
+	c := h.c
+	for _, s := range []struct {
+		name string
+		args []string
+	}{
+		{"snapshot-controller", []string{"--kubeconfig=" + c.kubeconfig, "--leader-election=false", "--feature-gates=CSIVolumeGroupSnapshot=true"}},
+		{"csi-snapshotter", []string{"--kubeconfig=" + filepath.Join(c.dir, "sa.kubeconfig"), "--csi-address=" + h.sock,
+			"--leader-election", "--leader-election-namespace=hangar", "--timeout=30s", "--extra-create-metadata"}},
+	} {
+		port := freePort(h.t)
+		p := c.start(s.name, filepath.Join(c.bin, s.name), append(s.args, "--v=4", fmt.Sprintf("--http-endpoint=127.0.0.1:%d", port))...)
 		c.waitFor(s.name+" metrics", 60*time.Second, p, func() bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/metrics", port)) })
 	}
 }
