@@ -127,23 +127,18 @@ func (x *volumes) Usage(id string) (csicommon.VolumeUsage, error) {
 	return csicommon.VolumeUsage{Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes}, nil
 }
 
-// Available is what may still be promised: the space volumes can use (free
-// disk plus what volumes already use) times the overcommit ratio, minus
-// every volume's capacity. With ratio 1, the unused part of every promise
-// is backed by free disk.
-func (x *volumes) Available() (int64, error) {
+// Available is what may still be promised when promised bytes already
+// are: the space volumes can use (free disk plus what volumes already use
+// of their capacity) times the overcommit ratio, minus the promises. With
+// ratio 1, the unused part of every promise is backed by free disk. It
+// costs one statfs, whatever the number of volumes.
+func (x *volumes) Available(promised int64) (int64, error) {
 	free, err := x.store.DiskFree()
 	if err != nil {
 		return 0, err
 	}
-	var used, promised float64
-	for _, v := range x.store.List() {
-		promised += float64(v.CapacityBytes)
-		if u, err := x.fs.Usage(csicommon.ExportPath(v.ID)); err == nil {
-			used += float64(min(u.Bytes, uint64(max(v.CapacityBytes, 0))))
-		}
-	}
-	avail := (float64(free)+used)*x.overcommit - promised
+	used := float64(x.fs.CommittedBytes())
+	avail := (float64(free)+used)*x.overcommit - float64(promised)
 	if avail <= 0 {
 		return 0, nil
 	}

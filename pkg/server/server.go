@@ -151,7 +151,7 @@ func (s *Server) Serve() error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.nfs.Serve(s.nfsL) }()
 	go func() { errc <- s.grpc.Serve(s.apiL) }()
-	s.log.Info("storage server serving", "nfs", s.nfsL.Addr().String(), "advertise", s.adv, "api", s.apiL.Addr().String(), "volumes", len(s.store.List()))
+	s.log.Info("storage server serving", "nfs", s.nfsL.Addr().String(), "advertise", s.adv, "api", s.apiL.Addr().String(), "volumes", s.store.Count())
 	err := <-errc
 	s.Close()
 	err2 := <-errc

@@ -48,9 +48,9 @@ type StorageAPI struct {
 	// health and decides what GetCapacity offers.
 	Quota Quota
 
-	// mu makes "check free capacity, then promise it" atomic across
-	// concurrent creates and expansions.
-	mu sync.Mutex
+	// expandMu orders expansions, so the live export's limit follows the
+	// store's last capacity. (Capacity checks are atomic in the store.)
+	expandMu sync.Mutex
 }
 
 // ExportAll exports every volume in the store; call it once at startup.
@@ -118,11 +118,28 @@ func (a *StorageAPI) GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGe
 	return csicommon.UsageResponse(u), nil
 }
 
-func (a *StorageAPI) available() (int64, error) {
+// available is what may still be promised when promised bytes already are.
+func (a *StorageAPI) available(promised int64) (int64, error) {
 	if a.Quota != nil {
-		return a.Quota.Available()
+		return a.Quota.Available(promised)
 	}
-	return a.Store.Available()
+	return a.Store.Available(promised)
+}
+
+// admit refuses a promise (of a new volume, or an expansion: what) that
+// the server's capacity does not cover; the store calls it atomically with
+// making the promise.
+func (a *StorageAPI) admit(what string) volume.Admit {
+	return func(need, promised int64) error {
+		avail, err := a.available(promised)
+		if err != nil {
+			return status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
+		}
+		if need > avail {
+			return status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, %s needs %d", a.Name, avail, what, need)
+		}
+		return nil
+	}
 }
 
 func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
@@ -130,30 +147,20 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if old, err := a.Store.GetByName(req.GetName()); err == nil {
-		// Retried create: the store decides compatibility below, without
-		// a capacity check (the space is already promised).
-		capacity = old.CapacityBytes
-	} else {
-		avail, err := a.available()
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
-		}
-		if capacity > avail {
-			return nil, status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, volume needs %d", a.Name, avail, capacity)
-		}
-	}
+	// A retried create finds the volume and is not checked for capacity
+	// again (its space is already promised).
 	v, created, err := a.Store.Create(volume.Request{
 		Name:          req.GetName(),
 		CapacityBytes: capacity,
 		RequiredBytes: req.GetCapacityRange().GetRequiredBytes(),
 		LimitBytes:    req.GetCapacityRange().GetLimitBytes(),
 		Parameters:    req.GetParameters(),
-	})
+	}, a.admit("the volume"))
 	if errors.Is(err, volume.ErrExists) {
 		return nil, status.Error(codes.AlreadyExists, err.Error())
+	}
+	if _, ok := status.FromError(err); ok && err != nil {
+		return nil, err
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "server %s: creating volume: %v", a.Name, err)
@@ -234,8 +241,8 @@ func (a *StorageAPI) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 }
 
 func (a *StorageAPI) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.expandMu.Lock()
+	defer a.expandMu.Unlock()
 	v, err := a.get(req.GetVolumeId())
 	if err != nil {
 		return nil, err
@@ -254,16 +261,10 @@ func (a *StorageAPI) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 		// "At least want" is already true.
 		return &csi.ControllerExpandVolumeResponse{CapacityBytes: v.CapacityBytes}, nil
 	}
-	if grow := want - v.CapacityBytes; grow > 0 {
-		avail, err := a.available()
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
-		}
-		if grow > avail {
-			return nil, status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, expansion needs %d more", a.Name, avail, grow)
-		}
+	nv, err := a.Store.Expand(v.ID, want, a.admit("the expansion"))
+	if _, ok := status.FromError(err); ok && err != nil {
+		return nil, err
 	}
-	nv, err := a.Store.Expand(v.ID, want)
 	if errors.Is(err, volume.ErrNotFound) {
 		return nil, status.Errorf(codes.NotFound, "volume %s does not exist on server %s", v.ID, a.Name)
 	}
@@ -290,16 +291,13 @@ func (a *StorageAPI) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 	if after != "" && !volume.ValidID(after) {
 		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this server issued; restart listing without a token", after)
 	}
-	resp := &csi.ListVolumesResponse{}
-	for _, v := range a.Store.List() {
-		if v.ID <= after {
-			continue
-		}
-		if max := int(req.GetMaxEntries()); max > 0 && len(resp.Entries) == max {
-			resp.NextToken = resp.Entries[len(resp.Entries)-1].Volume.VolumeId
-			break
-		}
+	vs, more := a.Store.Page(after, int(req.GetMaxEntries()))
+	resp := &csi.ListVolumesResponse{Entries: make([]*csi.ListVolumesResponse_Entry, 0, len(vs))}
+	for _, v := range vs {
 		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{Volume: a.csiVolume(v)})
+	}
+	if more {
+		resp.NextToken = vs[len(vs)-1].ID
 	}
 	return resp, nil
 }
@@ -310,7 +308,7 @@ func (a *StorageAPI) GetCapacity(ctx context.Context, req *csi.GetCapacityReques
 			return &csi.GetCapacityResponse{}, nil
 		}
 	}
-	avail, err := a.available()
+	avail, err := a.available(a.Store.Promised())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -59,6 +60,7 @@ type quota struct {
 	maxBytes, maxInodes int64 // 0 = unlimited
 	blockSize           int64
 	usageFile           string
+	sum                 *atomic.Int64 // the FS's CommittedBytes, while exported
 }
 
 // reserve books bytes and inodes for an operation about to allocate them,
@@ -97,8 +99,10 @@ func (q *quota) add(bytes, inodes int64) {
 		return
 	}
 	q.mu.Lock()
+	before := q.committed()
 	q.bytes += bytes
 	q.inodes += inodes
+	q.track(before)
 	q.mu.Unlock()
 }
 
@@ -286,6 +290,7 @@ func (f *FS) Configure(path string, c ExportConfig) error {
 	}
 	e.q.mu.Lock()
 	defer e.q.mu.Unlock()
+	defer e.q.track(e.q.committed())
 	e.q.blockSize = max(int64(sfs.Bsize), 512)
 	e.q.maxBytes, e.q.maxInodes = int64(c.MaxBytes), int64(c.MaxInodes)
 	e.q.usageFile = c.UsageFile
@@ -311,7 +316,9 @@ func (f *FS) SetLimits(path string, maxBytes, maxInodes uint64) error {
 		return vfs.ErrNoExport
 	}
 	e.q.mu.Lock()
+	before := e.q.committed()
 	e.q.maxBytes, e.q.maxInodes = int64(maxBytes), int64(maxInodes)
+	e.q.track(before)
 	e.q.mu.Unlock()
 	return nil
 }
