@@ -9,8 +9,10 @@ import (
 	"strings"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/fileutil"
 	"github.com/hangar-csi/hangar/pkg/server/api"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/volume"
@@ -27,6 +29,9 @@ type volumes struct {
 	overcommit float64
 	log        logr.Logger
 	onRemove   func(id string) // drops a removed volume's metrics
+	// trustSaved is set while exporting at startup after a clean shutdown:
+	// saved usage is exact then, and taken instead of scanning.
+	trustSaved bool
 }
 
 var (
@@ -49,6 +54,48 @@ func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log log
 }
 
 func (x *volumes) usageFile(id string) string { return filepath.Join(x.usageDir, id+".json") }
+
+// Startup after a clean shutdown takes every volume's usage from its saved
+// file instead of scanning every file of every volume (at 100,000 volumes
+// with data, minutes). A saved usage is exact only if the server stopped
+// cleanly: it is written when the file system closes, after the last NFS
+// call. So a clean shutdown ends by making the usage files durable and then
+// writing cleanMarker; startup removes the marker (durably, before any
+// client can change a volume) and trusts the files only if it was there.
+// After a crash there is no marker and every volume is scanned, as before.
+const cleanMarker = "clean-shutdown"
+
+// takeClean reports whether the last shutdown was clean, and removes the
+// marker so that a crash from now on is not taken for one.
+func (x *volumes) takeClean() (bool, error) {
+	p := filepath.Join(x.usageDir, cleanMarker)
+	err := os.Remove(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err == nil {
+		err = fileutil.SyncDir(x.usageDir)
+	}
+	if err != nil {
+		return false, fmt.Errorf("usage directory: %w", err)
+	}
+	return true, nil
+}
+
+// markClean records a clean shutdown; call it once the file system has
+// closed (and saved every volume's usage).
+func (x *volumes) markClean() error {
+	d, err := os.Open(x.usageDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// One syncfs makes every usage file (written without fsync) durable.
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncing usage files: %w", err)
+	}
+	return fileutil.WriteFileAtomic(filepath.Join(x.usageDir, cleanMarker), nil, 0o600)
+}
 
 // exportConfig is the localfs policy of volume v.
 func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
@@ -77,6 +124,11 @@ func (x *volumes) AddExport(path, dir, id string, p vfs.Policy) error {
 		return fmt.Errorf("volume %s: %w", id, err)
 	}
 	cfg.UsageFile = x.usageFile(id)
+	if x.trustSaved {
+		if u, err := localfs.LoadUsage(cfg.UsageFile); err == nil {
+			cfg.Saved = &u
+		}
+	}
 	if err := x.fs.AddExport(path, dir, id, p); err != nil {
 		return err
 	}

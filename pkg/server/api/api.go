@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
@@ -53,7 +54,6 @@ type StorageAPI struct {
 	expandMu sync.Mutex
 }
 
-// ExportAll exports every volume in the store; call it once at startup.
 // policy is the access policy of volume id's export (nil without access
 // lists: everyone).
 func (a *StorageAPI) policy(id string) vfs.Policy {
@@ -63,14 +63,31 @@ func (a *StorageAPI) policy(id string) vfs.Policy {
 	return a.Access.Policy(id)
 }
 
+// ExportAll exports every volume in the store; call it once at startup.
 func (a *StorageAPI) ExportAll() error {
-	for _, v := range a.Store.List() {
-		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil {
-			return fmt.Errorf("exporting volume %s: %w", v.ID, err)
-		}
+	// A few at a time: exporting may scan a volume's files, which waits
+	// on the disk more than on a CPU.
+	vs := a.Store.List()
+	var next atomic.Int64
+	errs := make([]error, exportWorkers)
+	var wg sync.WaitGroup
+	for w := range exportWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(vs) && errs[w] == nil; i = int(next.Add(1)) - 1 {
+				v := vs[i]
+				if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil {
+					errs[w] = fmt.Errorf("exporting volume %s: %w", v.ID, err)
+				}
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
+
+const exportWorkers = 4
 
 // Register registers the API (the Controller and Volumes services) on s;
 // the caller adds the Identity service.

@@ -60,6 +60,16 @@ type FS struct {
 
 	mounts    mounts       // the fds exports resolve handles on
 	committed atomic.Int64 // see CommittedBytes
+	dirSync   sync.Map     // device -> dirSyncCoversInodes, asked once a device
+}
+
+func (f *FS) dirSyncCoversInodes(fd int, dev uint64) bool {
+	if v, ok := f.dirSync.Load(dev); ok {
+		return v.(bool)
+	}
+	v := dirSyncCoversInodes(fd, dev)
+	f.dirSync.Store(dev, v)
+	return v
 }
 
 var _ vfs.FS = (*FS)(nil)
@@ -223,7 +233,7 @@ func (f *FS) AddExport(path, dir, volumeID string, p vfs.Policy) error {
 		dirPath:  dir,
 		mounts:   &f.mounts,
 
-		dirSyncEnough: dirSyncCoversInodes(fd, st.Dev),
+		dirSyncEnough: f.dirSyncCoversInodes(fd, st.Dev),
 	}
 	e.setPolicy(p)
 	e.q.blockSize = max(int64(st.Blksize), 512)
@@ -338,8 +348,9 @@ func (f *FS) Mount(ctx context.Context, path string) (vfs.Handle, error) {
 // WriteVerifier is random per FS, so it changes on every server start.
 func (f *FS) WriteVerifier() vfs.Verifier { return f.verf }
 
-// Close closes every export and open file. No request may run during or
-// after Close.
+// Close closes every export and open file, saving each export's usage;
+// it reports usage it could not save. No request may run during or after
+// Close.
 func (f *FS) Close() error {
 	f.mu.Lock()
 	if f.closed {
@@ -351,15 +362,16 @@ func (f *FS) Close() error {
 	f.byPath, f.byTag = map[string]*export{}, map[tag]*export{}
 	f.mu.Unlock()
 	f.cache.closeAllNodes()
+	var errs []error
 	for _, e := range exps {
 		e.removed.Store(true)
 		e.q.leaveSum()
 		if err := saveUsage(e); err != nil {
-			f.log.Error(err, "saving volume usage", "export", e.path)
+			errs = append(errs, fmt.Errorf("localfs: saving usage of %s: %w", e.path, err))
 		}
 		e.release()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // fsidOf derives a stable fsid from the volume ID alone, so it survives a

@@ -49,3 +49,6 @@ func (q *quota) leaveSum() {
 // (exports without one count nothing): the bytes of the volumes' promises
 // already allocated on disk.
 func (f *FS) CommittedBytes() int64 { return f.committed.Load() }
+
+// LoadUsage reads a usage file written for ExportConfig.UsageFile.
+func LoadUsage(file string) (Usage, error) { return loadUsage(file) }
