@@ -66,6 +66,10 @@ type quota struct {
 	blockSize           int64
 	usageFile           string
 	sum                 *atomic.Int64 // the FS's CommittedBytes, while exported
+	// onDisk is what usageFile holds, when known (so an unchanged usage
+	// is not written again: a server with 100,000 idle volumes would
+	// otherwise rewrite 100,000 files on every shutdown).
+	onDisk *Usage
 }
 
 // reserve books bytes and inodes for an operation about to allocate them,
@@ -303,13 +307,19 @@ func (f *FS) Configure(path string, c ExportConfig) error {
 	// reserve, so the scan sees a still tree.
 	if c.Saved != nil {
 		e.q.bytes, e.q.inodes = int64(c.Saved.Bytes), int64(c.Saved.Inodes)
+		saved := *c.Saved
+		e.q.onDisk = &saved
 		return nil
 	}
 	bytes, inodes, err := scanUsage(e.dirPath, e.dev)
 	if err != nil {
 		return fmt.Errorf("localfs: scanning usage of %s: %w", path, err)
 	}
-	if saved, err := loadUsage(c.UsageFile); err == nil && (saved.Bytes != uint64(bytes) || saved.Inodes != uint64(inodes)) {
+	saved, err := loadUsage(c.UsageFile)
+	if err == nil {
+		e.q.onDisk = &saved
+	}
+	if err == nil && (saved.Bytes != uint64(bytes) || saved.Inodes != uint64(inodes)) {
 		f.log.Info("volume usage differs from the saved usage; using the scan", "export", path,
 			"savedBytes", saved.Bytes, "scannedBytes", bytes, "savedInodes", saved.Inodes, "scannedInodes", inodes)
 	}
@@ -359,17 +369,27 @@ func (f *FS) VolumeOf(h vfs.Handle) (string, bool) {
 // saveUsage writes e's usage to its usage file, if it has one.
 func saveUsage(e *export) error {
 	e.q.mu.Lock()
-	file := e.q.usageFile
+	file, onDisk := e.q.usageFile, e.q.onDisk
 	e.q.mu.Unlock()
 	if file == "" {
 		return nil
 	}
-	b, err := json.Marshal(e.q.usage())
+	u := e.q.usage()
+	if onDisk != nil && *onDisk == u {
+		return nil
+	}
+	b, err := json.Marshal(u)
 	if err != nil {
 		return err
 	}
 	// A lost or stale cache only costs a rescan (see Configure).
-	return fileutil.WriteFileBestEffort(file, b, 0o600)
+	if err := fileutil.WriteFileBestEffort(file, b, 0o600); err != nil {
+		return err
+	}
+	e.q.mu.Lock()
+	e.q.onDisk = &u
+	e.q.mu.Unlock()
+	return nil
 }
 
 func loadUsage(file string) (Usage, error) {

@@ -139,8 +139,10 @@ func (b *bench) readLog(r io.Reader, w io.Writer) {
 	}
 }
 
-func (b *bench) stop() error {
-	b.cmd.Process.Signal(syscall.SIGTERM)
+func (b *bench) stop() error { return b.signal(syscall.SIGTERM) }
+
+func (b *bench) signal(sig os.Signal) error {
+	b.cmd.Process.Signal(sig)
 	select {
 	case <-b.waitErr:
 		return nil
@@ -231,7 +233,7 @@ type point struct {
 	rss, heap, fds          int64
 	rssPerVol, heapPerVol   float64
 	listAll                 time.Duration
-	startup                 time.Duration
+	startup, crashStartup   time.Duration
 	startupRSS, startupFds  int64
 	startupSize             int
 }
@@ -360,6 +362,13 @@ func (b *bench) run(sizes []int, sample, deletes, calls int) error {
 	last.startup, last.startupSize = d, len(b.ids)
 	time.Sleep(time.Second)
 	last.startupRSS, last.startupFds = procStats(b.cmd.Process.Pid)
+	// And after a crash.
+	if err := b.signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	if last.crashStartup, err = b.start(); err != nil {
+		return err
+	}
 	report(os.Stdout, pts, b.conc, sample)
 	return b.stop()
 }
@@ -396,6 +405,6 @@ func report(w io.Writer, pts []point, conc, sample int) {
 			p.listAll.Seconds(), float64(p.rss)/(1<<20), float64(p.heap)/(1<<20), per(p.rssPerVol), per(p.heapPerVol), p.fds)
 	}
 	last := pts[len(pts)-1]
-	fmt.Fprintf(w, "\nrestart with %d volumes: answering after %.2f s; RSS %.1f MiB, %d fds\n",
-		last.startupSize, last.startup.Seconds(), float64(last.startupRSS)/(1<<20), last.startupFds)
+	fmt.Fprintf(w, "\nrestart with %d volumes: answering after %.2f s (after SIGTERM), %.2f s (after SIGKILL); RSS %.1f MiB, %d fds\n",
+		last.startupSize, last.startup.Seconds(), last.crashStartup.Seconds(), float64(last.startupRSS)/(1<<20), last.startupFds)
 }
