@@ -52,6 +52,10 @@ type StorageAPI struct {
 	// expandMu orders expansions, so the live export's limit follows the
 	// store's last capacity. (Capacity checks are atomic in the store.)
 	expandMu sync.Mutex
+	// names serializes CreateVolumes of one name (a create and its
+	// retries), so a retry never exports the volume under the create's feet
+	// (the create would take the failure for its own and roll back).
+	names keyedMutex
 }
 
 // policy is the access policy of volume id's export (nil without access
@@ -164,6 +168,7 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err != nil {
 		return nil, err
 	}
+	defer a.names.lock(req.GetName())()
 	// A retried create finds the volume and is not checked for capacity
 	// again (its space is already promised).
 	v, created, err := a.Store.Create(volume.Request{
