@@ -296,6 +296,13 @@ func (s *Store) Create(r Request, admit Admit) (v Volume, created bool, err erro
 	s.mu.Lock()
 	for {
 		if id, ok := s.byName[r.Name]; ok {
+			if ch := s.busy[id]; ch != nil {
+				// Being deleted (or expanded): its outcome decides ours.
+				s.mu.Unlock()
+				<-ch
+				s.mu.Lock()
+				continue
+			}
 			old := s.byID[id]
 			defer s.mu.Unlock()
 			if reason := incompatible(old, r); reason != "" {
