@@ -128,10 +128,14 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 	interval := fs.Duration("discovery-interval", 30*time.Second, "how often --servers-dns is resolved again")
 	tlsFlags := addTLSFlags(fs, "storage servers' management API")
 	serverName := fs.String("tls-server-name", server.DefaultTLSServerName, "name the storage servers' certificates must carry")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes one node may have published (0: no limit); give the node plugin and the controller the same number")
 	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if (*servers == "") == (*serversDNS == "") {
 			return usagef("give exactly one of --servers and --servers-dns")
+		}
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
 		}
 		var dialOpts []grpc.DialOption
 		if tlsFlags.set() {
@@ -142,7 +146,11 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 			dialOpts = append(dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 		}
 		newCtrl := func(refs []driver.ServerRef) (*driver.Controller, error) {
-			return driver.NewController(refs, log, dialOpts...)
+			c, err := driver.NewController(refs, log, dialOpts...)
+			if err == nil {
+				c.MaxVolumesPerNode = *maxVols
+			}
+			return c, err
 		}
 		sw := &switchableController{}
 		var disc *discovery
@@ -219,8 +227,12 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 	nodeAddr := fs.String("node-address", "", "IP address(es), comma-separated, this node's NFS client mounts from; reported in the node ID (NAME@IP) so ControllerPublishVolume can allow them")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
 	probeTimeout := fs.Duration("probe-timeout", 5*time.Second, "how long the NFS server may take to answer the pre-mount probe")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes one node may have published (0: no limit); give the node plugin and the controller the same number")
 	mf := addMetricsFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
+		}
 		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
@@ -236,7 +248,7 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 		}
 		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "node")...)
 		csi.RegisterIdentityServer(g, &driver.Identity{})
-		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout})
+		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout, MaxVolumesPerNode: *maxVols})
 		log.Info("node plugin serving", "endpoint", *csiEndpoint, "nodeID", *nodeID, "mounter", *mounterKind)
 		return serveUntilDone(ctx, g, l)
 	}
@@ -252,8 +264,12 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	nodeAddr := fs.String("node-address", "127.0.0.1", "IP address(es) this machine's NFS client mounts from (see \"hangar help node\")")
 	access := fs.Bool("access-control", false, "let only nodes a volume is published to reach it (off: hand mounts work)")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
+	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes this node may have published (0: no limit)")
 	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
+		if *maxVols < 0 {
+			return usagef("--max-volumes-per-node must not be negative")
+		}
 		nfsO, err := nfsOpts()
 		if err != nil {
 			return err
@@ -286,6 +302,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		if err != nil {
 			return err
 		}
+		ctrl.MaxVolumesPerNode = *maxVols
 		defer func() {
 			ctrl.Close()
 			log.V(1).Info("controller stopped")
@@ -298,7 +315,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		csi.RegisterIdentityServer(g, &driver.Identity{})
 		csi.RegisterControllerServer(g, ctrl)
 		csicommon.RegisterVolumes(g, ctrl)
-		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS})
+		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, MaxVolumesPerNode: *maxVols})
 
 		_, port, _ := net.SplitHostPort(srv.NFSAddr())
 		fmt.Printf(`hangar %s running (Ctrl-C stops it)

@@ -141,9 +141,11 @@ func ParseVolumeParams(p map[string]string) (VolumeParams, error) {
 		return VolumeParams{}, status.Errorf(codes.InvalidArgument, "parameter %q is %q: %s", key, p[key], why)
 	}
 	if v, ok := p[ParamMaxInodes]; ok {
-		n, err := strconv.ParseUint(v, 10, 64)
+		// At most 2^63-1: the export keeps limits as int64, where a larger
+		// number would wrap to "no limit".
+		n, err := strconv.ParseUint(v, 10, 63)
 		if err != nil || n == 0 {
-			return bad(ParamMaxInodes, "want a positive whole number of inodes")
+			return bad(ParamMaxInodes, "want a positive whole number of inodes, at most 9223372036854775807")
 		}
 		vp.MaxInodes = n
 	}

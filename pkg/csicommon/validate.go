@@ -155,6 +155,9 @@ func ValidateCreate(req *csi.CreateVolumeRequest) (int64, error) {
 	if err := ValidateParameters(req.GetParameters()); err != nil {
 		return 0, err
 	}
+	if err := ValidateMutableParameters(req.GetMutableParameters()); err != nil {
+		return 0, err
+	}
 	if req.GetVolumeContentSource() != nil {
 		return 0, status.Error(codes.InvalidArgument, "creating a volume from a snapshot or another volume is not supported yet; remove dataSource from the PVC")
 	}
@@ -174,6 +177,10 @@ var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
 	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 	csi.ControllerServiceCapability_RPC_PUBLISH_READONLY,
+	// Live volumes (issue 12).
+	csi.ControllerServiceCapability_RPC_MODIFY_VOLUME,
+	csi.ControllerServiceCapability_RPC_LIST_VOLUMES_PUBLISHED_NODES,
+	csi.ControllerServiceCapability_RPC_LIST_VOLUME_HEALTH,
 }
 
 // ControllerCapabilities is the ControllerGetCapabilities response.
@@ -201,10 +208,14 @@ func ValidateVolumeCapabilities(req *csi.ValidateVolumeCapabilitiesRequest) (*cs
 	if err := ValidateParameters(req.GetParameters()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
 	}
+	if err := ValidateMutableParameters(req.GetMutableParameters()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
+	}
 	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
 		VolumeContext:      req.GetVolumeContext(),
 		VolumeCapabilities: req.GetVolumeCapabilities(),
 		Parameters:         req.GetParameters(),
+		MutableParameters:  req.GetMutableParameters(),
 	}}, nil
 }
 

@@ -36,6 +36,12 @@ type Controller struct {
 	// Same-name CreateVolume calls are serialized so two concurrent
 	// retries cannot land on two servers. Striped to keep memory bounded.
 	nameLocks [64]sync.Mutex
+
+	// MaxVolumesPerNode, if positive, is how many volumes may be published
+	// to one node (the node plugin reports the same number to the CO's
+	// scheduler); see checkNodeLimit.
+	MaxVolumesPerNode int64
+	nodeLocks         [64]sync.Mutex
 }
 
 // NewController connects (lazily) to the given storage servers.
@@ -361,6 +367,13 @@ func (c *Controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
+	if c.MaxVolumesPerNode > 0 {
+		unlock, err := c.checkNodeLimit(ctx, req.GetVolumeId(), req.GetNodeId())
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	sreq := &csi.ControllerPublishVolumeRequest{
 		VolumeId:         local,
 		NodeId:           req.GetNodeId(),
@@ -420,4 +433,72 @@ func (c *Controller) ControllerGetVolumeHealth(ctx context.Context, req *csi.Con
 		}}, nil
 	}
 	return nil, b.err("ControllerGetVolumeHealth", err)
+}
+
+// ControllerModifyVolume changes a volume's mutable parameters on its
+// storage server, which validates them.
+func (c *Controller) ControllerModifyVolume(ctx context.Context, req *csi.ControllerModifyVolumeRequest) (*csi.ControllerModifyVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	}
+	b, local, reason := c.route(req.GetVolumeId())
+	if b == nil {
+		return nil, status.Errorf(codes.NotFound, "volume %q not found: %s", req.GetVolumeId(), reason)
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	resp, err := b.ctrl.ControllerModifyVolume(ctx, &csi.ControllerModifyVolumeRequest{VolumeId: local, MutableParameters: req.GetMutableParameters()})
+	if err != nil {
+		return nil, b.err("ControllerModifyVolume", err)
+	}
+	return resp, nil
+}
+
+// ControllerListVolumeHealth pages through every server's volumes with an
+// adverse condition, in (server name, local ID) order; the token is the CSI
+// ID of the last entry returned. A server that does not answer is skipped
+// (its volumes' health is unknown here, and ControllerGetVolumeHealth
+// reports them INACCESSIBLE).
+func (c *Controller) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
+	max := int(req.GetMaxEntries())
+	if max < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	var afterServer, afterID string
+	if tok := req.GetStartingToken(); tok != "" {
+		var err error
+		if afterServer, afterID, err = csicommon.ParseVolumeID(tok); err != nil {
+			return nil, status.Errorf(codes.Aborted, "starting_token %q was not issued by this controller (%v); restart listing without a token", tok, err)
+		}
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	resp := &csi.ControllerListVolumeHealthResponse{}
+	for _, b := range c.servers {
+		if b.name < afterServer {
+			continue
+		}
+		sreq := &csi.ControllerListVolumeHealthRequest{}
+		if b.name == afterServer {
+			sreq.StartingToken = afterID
+		}
+		if max > 0 {
+			// One more than fits tells whether a next page exists.
+			sreq.MaxEntries = int32(max - len(resp.Entries) + 1)
+		}
+		sresp, err := b.ctrl.ControllerListVolumeHealth(ctx, sreq)
+		if err != nil {
+			logging.FromContext(ctx).Info("volume health of a storage server unknown", "server", b.name, "error", status.Convert(b.err("ControllerListVolumeHealth", err)).Message())
+			continue
+		}
+		for _, h := range sresp.Entries {
+			if max > 0 && len(resp.Entries) == max {
+				resp.NextToken = resp.Entries[max-1].VolumeId
+				return resp, nil
+			}
+			h.VolumeId = csicommon.VolumeID(b.name, h.VolumeId)
+			resp.Entries = append(resp.Entries, h)
+		}
+	}
+	return resp, nil
 }

@@ -82,6 +82,7 @@ type freeQuota struct {
 }
 
 func (q freeQuota) SetCapacity(string, int64) error { return nil }
+func (q freeQuota) ApplyPolicy(string) error        { return nil }
 func (q freeQuota) Available(promised int64) (int64, error) {
 	return max(q.ts.free.Load()-promised, 0), nil
 }

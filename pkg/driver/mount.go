@@ -3,7 +3,6 @@ package driver
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -14,9 +13,11 @@ import (
 
 // MountOptions are the NFS mount options for a server listening on port:
 // NFSv3 and MOUNT over TCP on the one port, no NLM (Hangar has no lock
-// manager; locks stay local to the client).
+// manager; locks stay local to the client), and nodev: volumes may hold
+// device nodes (a root filesystem unpacked onto a shared volume), but a pod
+// must never reach the node's devices through one that another client made.
 func MountOptions(port string) []string {
-	return []string{"vers=3", "proto=tcp", "port=" + port, "mountport=" + port, "mountproto=tcp", "nolock"}
+	return []string{"vers=3", "proto=tcp", "port=" + port, "mountport=" + port, "mountproto=tcp", "nolock", "nodev"}
 }
 
 // MountSource is the "host:/export" device string for mount(8).
@@ -47,10 +48,4 @@ func nfsTarget(volumeID string, vctx map[string]string) (addr, export string, er
 		export = csicommon.ExportPath(id)
 	}
 	return addr, export, nil
-}
-
-func sameFile(a, b string) bool {
-	fa, err1 := os.Stat(a)
-	fb, err2 := os.Stat(b)
-	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }

@@ -99,7 +99,7 @@ func (x *volumes) markClean() error {
 
 // exportConfig is the localfs policy of volume v.
 func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
-	p, err := csicommon.ParseVolumeParams(v.Parameters)
+	p, err := csicommon.ParseVolumeParams(csicommon.EffectiveParameters(v.Parameters, v.MutableParameters))
 	if err != nil {
 		return localfs.ExportConfig{}, err
 	}
@@ -164,11 +164,29 @@ func (x *volumes) SetCapacity(id string, capacity int64) error {
 	if err != nil {
 		return err
 	}
-	p, err := csicommon.ParseVolumeParams(v.Parameters)
+	p, err := csicommon.ParseVolumeParams(csicommon.EffectiveParameters(v.Parameters, v.MutableParameters))
 	if err != nil {
 		return err
 	}
 	return x.fs.SetLimits(csicommon.ExportPath(id), uint64(capacity), p.InodeLimit(capacity))
+}
+
+// ApplyPolicy applies volume id's recorded policy (after Modify) to its
+// live export: limits and root squash, with no rescan.
+func (x *volumes) ApplyPolicy(id string) error {
+	v, err := x.store.Get(id)
+	if err != nil {
+		return err
+	}
+	cfg, err := exportConfig(v)
+	if err != nil {
+		return err
+	}
+	path := csicommon.ExportPath(id)
+	if err := x.fs.SetLimits(path, cfg.MaxBytes, cfg.MaxInodes); err != nil {
+		return err
+	}
+	return x.fs.SetSquash(path, cfg.RootSquash, cfg.AnonUID, cfg.AnonGID)
 }
 
 func (x *volumes) Usage(id string) (csicommon.VolumeUsage, error) {

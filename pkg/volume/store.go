@@ -87,8 +87,11 @@ type Volume struct {
 	Name          string            `json:"name"`
 	CapacityBytes int64             `json:"capacityBytes"`
 	Parameters    map[string]string `json:"parameters,omitempty"`
-	CreatedAt     time.Time         `json:"createdAt"`
-	ContentSource *ContentSource    `json:"contentSource,omitempty"`
+	// MutableParameters are the policy parameters that may change over
+	// the volume's life (Modify); they override Parameters.
+	MutableParameters map[string]string `json:"mutableParameters,omitempty"`
+	CreatedAt         time.Time         `json:"createdAt"`
+	ContentSource     *ContentSource    `json:"contentSource,omitempty"`
 }
 
 // Request describes a volume to create. Capacity is chosen by the caller;
@@ -100,7 +103,10 @@ type Request struct {
 	RequiredBytes int64
 	LimitBytes    int64
 	Parameters    map[string]string
-	ContentSource *ContentSource
+	// MutableParameters are not part of a volume's identity: a retried
+	// Create finds the volume whatever they became since.
+	MutableParameters map[string]string
+	ContentSource     *ContentSource
 }
 
 // Store is an open data directory. It is safe for concurrent use.
@@ -335,12 +341,13 @@ func (s *Store) Create(r Request, admit Admit) (v Volume, created bool, err erro
 	s.mu.Unlock()
 
 	nv := &Volume{
-		ID:            id,
-		Name:          r.Name,
-		CapacityBytes: r.CapacityBytes,
-		Parameters:    maps.Clone(r.Parameters),
-		CreatedAt:     time.Now().UTC().Truncate(time.Microsecond),
-		ContentSource: r.ContentSource,
+		ID:                id,
+		Name:              r.Name,
+		CapacityBytes:     r.CapacityBytes,
+		Parameters:        maps.Clone(r.Parameters),
+		MutableParameters: maps.Clone(r.MutableParameters),
+		CreatedAt:         time.Now().UTC().Truncate(time.Microsecond),
+		ContentSource:     r.ContentSource,
 	}
 	err = s.makeVolume(nv)
 
@@ -581,6 +588,36 @@ func (s *Store) Expand(id string, capacity int64, admit Admit) (Volume, error) {
 	return nv.clone(), nil
 }
 
+// Modify sets the given mutable parameters of volume id (other keys keep
+// their values) and persists the record before returning it.
+func (s *Store) Modify(id string, mutable map[string]string) (Volume, error) {
+	s.mu.Lock()
+	v, done := s.hold(id)
+	defer func() {
+		s.unhold(id, done)
+		s.mu.Unlock()
+	}()
+	if v == nil {
+		return Volume{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	nv := v.clone()
+	if nv.MutableParameters == nil {
+		nv.MutableParameters = map[string]string{}
+	}
+	maps.Copy(nv.MutableParameters, mutable)
+	if maps.Equal(nv.MutableParameters, v.MutableParameters) {
+		return nv, nil
+	}
+	s.mu.Unlock()
+	err := s.writeRecord(&nv)
+	s.mu.Lock()
+	if err != nil {
+		return Volume{}, err
+	}
+	s.byID[id] = &nv
+	return nv.clone(), nil
+}
+
 // Promised is the sum of all volumes' capacities, plus those of creates
 // and expansions in flight.
 func (s *Store) Promised() int64 {
@@ -616,6 +653,7 @@ func (s *Store) Available(promised int64) (int64, error) {
 func (v *Volume) clone() Volume {
 	c := *v
 	c.Parameters = maps.Clone(v.Parameters)
+	c.MutableParameters = maps.Clone(v.MutableParameters)
 	if v.ContentSource != nil {
 		cs := *v.ContentSource
 		c.ContentSource = &cs

@@ -32,8 +32,9 @@ const (
 )
 
 // TestQuotaIdentity is case 6: capacity, online expansion, the inode
-// limit, ownership, setgid directories, permission checks and root squash
-// as the Linux NFS client sees them, and on the server's disk. One guest, ~15 s: part of
+// limit, ownership, setgid directories, permission checks, root squash and
+// turning it off on the mounted volume (ControllerModifyVolume) as the
+// Linux NFS client sees them, and on the server's disk. One guest, ~15 s: part of
 // the quick subset.
 func TestQuotaIdentity(t *testing.T) {
 	requireMode(t, true)
@@ -110,9 +111,28 @@ func TestQuotaIdentity(t *testing.T) {
 		}
 		ctl.signal("expanded", "ok")
 	}()
+	// Once the guest has checked root squash: turn it off on the mounted
+	// volume.
+	modified := make(chan struct{})
+	go func() {
+		defer close(modified)
+		if _, err := ctl.wait(ctx, "squashed", 4*time.Minute); err != nil {
+			return
+		}
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		defer ccancel()
+		_, err := s.ctrl.ControllerModifyVolume(cctx, &csi.ControllerModifyVolumeRequest{
+			VolumeId: sq.GetVolumeId(), MutableParameters: map[string]string{"rootSquash": "false"}})
+		if err != nil {
+			ctl.signal("modified", err.Error())
+			return
+		}
+		ctl.signal("modified", "ok")
+	}()
 	out := g.mustPass(t, s.p)
 	cancel()
 	<-expanded
+	<-modified
 	if g.wait() < 0 {
 		return // the guest never finished: the host's view means nothing
 	}
@@ -159,6 +179,7 @@ func TestQuotaIdentity(t *testing.T) {
 	sqdir := filepath.Join(s.data, "volumes", sq.GetVolumeId())
 	checkOwner(t, sqdir, "by-root", quotaAnon, quotaAnon, false)
 	checkOwner(t, sqdir, "dir-by-root", quotaAnon, quotaAnon, false)
+	checkOwner(t, sqdir, "by-root-after-modify", 0, 0, false)
 	indir := filepath.Join(s.data, "volumes", in.GetVolumeId())
 	if ents, err := os.ReadDir(indir); err != nil {
 		t.Error(err)

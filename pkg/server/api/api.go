@@ -49,9 +49,10 @@ type StorageAPI struct {
 	// health and decides what GetCapacity offers.
 	Quota Quota
 
-	// expandMu orders expansions, so the live export's limit follows the
-	// store's last capacity. (Capacity checks are atomic in the store.)
-	expandMu sync.Mutex
+	// mu orders expansions and modifications, so the live export's limits
+	// follow the store's last record. (Capacity checks are atomic in the
+	// store; creates do not take it.)
+	mu sync.Mutex
 	// names serializes CreateVolumes of one name (a create and its
 	// retries), so a retry never exports the volume under the create's feet
 	// (the create would take the failure for its own and roll back).
@@ -177,6 +178,8 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		RequiredBytes: req.GetCapacityRange().GetRequiredBytes(),
 		LimitBytes:    req.GetCapacityRange().GetLimitBytes(),
 		Parameters:    req.GetParameters(),
+		// The provisioner passes a VolumeAttributesClass's parameters here.
+		MutableParameters: req.GetMutableParameters(),
 	}, a.admit("the volume"))
 	if errors.Is(err, volume.ErrExists) {
 		return nil, status.Error(codes.AlreadyExists, err.Error())
@@ -251,8 +254,20 @@ func (a *StorageAPI) ControllerGetVolume(ctx context.Context, req *csi.Controlle
 	}
 	return &csi.ControllerGetVolumeResponse{
 		Volume: a.csiVolume(v),
-		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{},
+		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{PublishedNodeIds: a.publishedNodes(v.ID)},
 	}, nil
+}
+
+// publishedNodes lists the nodes volume id is controller-published to.
+func (a *StorageAPI) publishedNodes(id string) []string {
+	if a.Access == nil {
+		return nil
+	}
+	var ids []string
+	for _, at := range a.Access.Nodes(id) {
+		ids = append(ids, at.NodeID)
+	}
+	return ids
 }
 
 func (a *StorageAPI) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
@@ -263,8 +278,8 @@ func (a *StorageAPI) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 }
 
 func (a *StorageAPI) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
-	a.expandMu.Lock()
-	defer a.expandMu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	v, err := a.get(req.GetVolumeId())
 	if err != nil {
 		return nil, err
@@ -316,7 +331,10 @@ func (a *StorageAPI) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 	vs, more := a.Store.Page(after, int(req.GetMaxEntries()))
 	resp := &csi.ListVolumesResponse{Entries: make([]*csi.ListVolumesResponse_Entry, 0, len(vs))}
 	for _, v := range vs {
-		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{Volume: a.csiVolume(v)})
+		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{
+			Volume: a.csiVolume(v),
+			Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: a.publishedNodes(v.ID)},
+		})
 	}
 	if more {
 		resp.NextToken = vs[len(vs)-1].ID

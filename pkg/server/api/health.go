@@ -7,8 +7,11 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
+	"github.com/hangar-csi/hangar/pkg/volume"
 )
 
 // Quota is a storage server's live view of its volumes' capacity; pkg/server
@@ -22,6 +25,9 @@ type Quota interface {
 	// when promised bytes already are (volume.Store.Promised). It must
 	// cost O(1) in the number of volumes: every create asks it.
 	Available(promised int64) (int64, error)
+	// ApplyPolicy applies volume id's recorded policy (limits, root
+	// squash) to its live export.
+	ApplyPolicy(id string) error
 }
 
 // ControllerGetVolumeHealth reports whether the volume is exported, how
@@ -31,6 +37,51 @@ func (a *StorageAPI) ControllerGetVolumeHealth(ctx context.Context, req *csi.Con
 	if err != nil {
 		return nil, err
 	}
+	h := a.health(v)
+	h.HealthStatuses = append(h.HealthStatuses, a.diskHealth(v.ID, probeWrite(a.Store.VolumeDir(v.ID)))...)
+	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: h}, nil
+}
+
+// ControllerListVolumeHealth pages, in ID order, through the volumes with
+// an adverse condition (CSI: healthy volumes are omitted); starting_token
+// is the last ID of the previous page. The disk is probed once per call,
+// not per volume: every volume directory is on the data directory's file
+// system.
+func (a *StorageAPI) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
+	max := int(req.GetMaxEntries())
+	if max < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	after := req.GetStartingToken()
+	if after != "" && !volume.ValidID(after) {
+		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this server issued; restart listing without a token", after)
+	}
+	resp := &csi.ControllerListVolumeHealthResponse{}
+	var disk error
+	probed := false
+	for _, v := range a.Store.List() {
+		if v.ID <= after {
+			continue
+		}
+		if !probed {
+			disk, probed = probeWrite(a.Store.VolumeDir(v.ID)), true
+		}
+		h := a.health(v)
+		h.HealthStatuses = append(h.HealthStatuses, a.diskHealth(v.ID, disk)...)
+		if len(h.HealthStatuses) == 0 {
+			continue
+		}
+		if max > 0 && len(resp.Entries) == max {
+			resp.NextToken = resp.Entries[max-1].VolumeId
+			break
+		}
+		resp.Entries = append(resp.Entries, h)
+	}
+	return resp, nil
+}
+
+// health reports whether volume v is exported and how full it is.
+func (a *StorageAPI) health(v volume.Volume) *csi.VolumeHealth {
 	h := &csi.VolumeHealth{VolumeId: v.ID}
 	if a.Quota != nil {
 		u, err := a.Quota.Usage(v.ID)
@@ -44,8 +95,7 @@ func (a *StorageAPI) ControllerGetVolumeHealth(ctx context.Context, req *csi.Con
 			h.HealthStatuses = csicommon.UsageHealth(u)
 		}
 	}
-	h.HealthStatuses = append(h.HealthStatuses, a.diskHealth(v.ID)...)
-	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: h}, nil
+	return h
 }
 
 // diskProbeBytes is what diskHealth allocates: the largest WRITE clients
@@ -57,8 +107,9 @@ const diskProbeBytes = 1 << 20
 // space the server may use (root's reserve, ext4's own reserved clusters)
 // differs between file systems, while allocating an unnamed file in the
 // volume's directory fails exactly when clients' WRITEs would.
-func (a *StorageAPI) diskHealth(id string) []*csi.VolumeHealth_VolumeHealthEntry {
-	err := probeWrite(a.Store.VolumeDir(id))
+//
+// err is probeWrite's answer for a directory on that file system.
+func (a *StorageAPI) diskHealth(id string, err error) []*csi.VolumeHealth_VolumeHealthEntry {
 	switch {
 	case errors.Is(err, unix.EROFS):
 		return []*csi.VolumeHealth_VolumeHealthEntry{{

@@ -342,6 +342,21 @@ func (f *FS) SetLimits(path string, maxBytes, maxInodes uint64) error {
 	return nil
 }
 
+// SetSquash changes the root squash of a live export; it applies to the
+// next operation (ControllerModifyVolume: no remount needed).
+func (f *FS) SetSquash(path string, rootSquash bool, anonUID, anonGID uint32) error {
+	e := f.exportAt(path)
+	if e == nil {
+		return vfs.ErrNoExport
+	}
+	if rootSquash {
+		e.squash.Store(&squash{uid: anonUID, gid: anonGID})
+	} else {
+		e.squash.Store(nil)
+	}
+	return nil
+}
+
 // Usage reports the usage and limits of the export at path.
 func (f *FS) Usage(path string) (Usage, error) {
 	e := f.exportAt(path)

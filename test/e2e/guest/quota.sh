@@ -148,6 +148,16 @@ drop_caches
 want "owner of by-root after chown 0" "$(owner $S/by-root)" "$ANON_ID:$ANON_ID"
 find $S -exec stat -c 'E2E-OWNER %n %u:%g %A' {} \;
 
+# 6. ControllerModifyVolume on the mounted volume: the host turns root
+# squash off (a VolumeAttributesClass change); the same mount sees it.
+ctl signal squashed "" || fail "signal host"
+v=$(ctl wait modified 120) || fail "host did not modify the volume"
+[ "$v" = ok ] || fail "ControllerModifyVolume: $v"
+echo root > $S/by-root-after-modify || bad "root could not create a file after the modify"
+drop_caches
+want "owner of by-root-after-modify (root squash off, same mount)" "$(owner $S/by-root-after-modify)" "0:0"
+want "owner of by-root (created squashed)" "$(owner $S/by-root)" "$ANON_ID:$ANON_ID"
+
 unpublish "$SQ_ID" $S || bad "unpublish the rootSquash volume"
 unpublish "$VOL_ID" $T || bad "unpublish"
 kill $NODE_PID

@@ -104,61 +104,11 @@ func TestKubernetes(t *testing.T) {
 	repo, bin, hangar, logs := setup(t)
 	helm := filepath.Join(bin, "helm")
 	chart := filepath.Join(repo, "charts/hangar")
-	nondefault := filepath.Join(repo, "test/e2e/k8s/testdata/values-nondefault.yaml")
 	work := t.TempDir()
 
-	// Case 1a: lint and template, default and non-default values; the
-	// schema rejects wrong values; deploy/ matches the chart.
+	// Case 1a: the chart (see checkChart).
 	var renderDefault, renderNondefault string
-	t.Run("chart", func(t *testing.T) {
-		run(t, repo, nil, helm, "lint", "--strict", chart)
-		run(t, repo, nil, helm, "lint", "--strict", chart, "-f", nondefault)
-		renderDefault = run(t, repo, nil, helm, "template", "hangar", chart, "--namespace", "hangar")
-		renderNondefault = run(t, repo, nil, helm, "template", "alt", chart, "--namespace", "hangar", "-f", nondefault)
-		for _, want := range []string{"kind: CSIDriver", "attachRequired: true", "fsGroupPolicy: File", "kind: PodDisruptionBudget",
-			"--servers-dns=hangar-server.hangar.svc:7070", "--access-control=true", "--tls-ca=/tls/ca.crt", "mountPropagation: Bidirectional",
-			"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret"} {
-			if !strings.Contains(renderDefault, want) {
-				t.Errorf("default render lacks %q", want)
-			}
-		}
-		for _, want := range []string{"--servers=nas-1=10.1.0.10:7070,nas-2=10.1.0.11:7070", "--access-control=false",
-			"secretName: my-server-tls", "/var/lib/k0s/kubelet/plugins/nfs.hangar.dev", "onDelete: archive",
-			"storageclass.kubernetes.io/is-default-class: \"true\"", "volumeBindingMode: WaitForFirstConsumer", "--tls-server-name=storage.example.com",
-			"--metrics-listen=:9810", "name: alt-hangar-node-metrics"} {
-			if !strings.Contains(renderNondefault, want) {
-				t.Errorf("non-default render lacks %q", want)
-			}
-		}
-		if strings.Contains(renderNondefault, "kind: PodDisruptionBudget") || strings.Contains(renderNondefault, "kind: Secret") {
-			t.Error("non-default render (1 replica, existing Secrets) has a PodDisruptionBudget or a generated Secret")
-		}
-		sm := run(t, repo, nil, helm, "template", "hangar", chart, "--set", "metrics.enabled=true,metrics.serviceMonitor.enabled=true")
-		if !strings.Contains(sm, "kind: ServiceMonitor") {
-			t.Error("metrics.serviceMonitor.enabled renders no ServiceMonitor")
-		}
-		for _, bad := range []struct{ set, want string }{
-			{"storageClasses[0].reclaimPolicy=Keep", "reclaimPolicy"},
-			{"storageClasses[0].parameters.onDelete=shred", "onDelete"},
-			{"controller.replicas=0", "replicas"},
-			{"server.nfsPort=70000", "nfsPort"},
-			{"acessControl.enabled=false", "acessControl"},
-			{"tls.existingSecret.server=only-one", "both"},
-		} {
-			out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
-			if err == nil || !strings.Contains(string(out), bad.want) {
-				t.Errorf("helm template --set %s: err %v, output %q; want a failure naming %q", bad.set, err, firstLine(string(out)), bad.want)
-			}
-		}
-		// deploy/hangar.yaml is what deploy/render.sh makes now.
-		fresh := filepath.Join(work, "hangar.yaml")
-		run(t, repo, []string{"HELM=" + helm, "OUT=" + fresh}, filepath.Join(repo, "deploy/render.sh"))
-		want, _ := os.ReadFile(fresh)
-		got, err := os.ReadFile(filepath.Join(repo, "deploy/hangar.yaml"))
-		if err != nil || string(got) != string(want) {
-			t.Errorf("deploy/hangar.yaml is stale (run `make manifests`): %v", err)
-		}
-	})
+	t.Run("chart", func(t *testing.T) { renderDefault, renderNondefault = checkChart(t, repo, helm, work) })
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -675,4 +625,72 @@ func checkCerts(t *testing.T, c *cluster, ns string) {
 	if serr := <-errc; err != nil || serr != nil {
 		t.Errorf("%s: mutual TLS handshake between the Secrets' certificates: client %v, server %v", ns, err, serr)
 	}
+}
+
+// TestManifests is case 1a alone, without a cluster (seconds, once the
+// binaries are cached): `go test ./test/e2e/k8s/ -run Manifests`.
+func TestManifests(t *testing.T) {
+	repo := repoRoot(t)
+	bin := cacheDir(repo)
+	run(t, repo, nil, filepath.Join(repo, "test/e2e/k8s/build.sh"))
+	checkChart(t, repo, filepath.Join(bin, "helm"), t.TempDir())
+}
+
+// checkChart lints and templates the chart with default and non-default
+// values, checks that the schema rejects wrong values and that deploy/
+// matches the chart, and returns the two renders.
+func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNondefault string) {
+	chart := filepath.Join(repo, "charts/hangar")
+	nondefault := filepath.Join(repo, "test/e2e/k8s/testdata/values-nondefault.yaml")
+	run(t, repo, nil, helm, "lint", "--strict", chart)
+	run(t, repo, nil, helm, "lint", "--strict", chart, "-f", nondefault)
+	renderDefault = run(t, repo, nil, helm, "template", "hangar", chart, "--namespace", "hangar")
+	renderNondefault = run(t, repo, nil, helm, "template", "alt", chart, "--namespace", "hangar", "-f", nondefault)
+	for _, want := range []string{"kind: CSIDriver", "attachRequired: true", "fsGroupPolicy: File", "kind: PodDisruptionBudget",
+		"--servers-dns=hangar-server.hangar.svc:7070", "--access-control=true", "--tls-ca=/tls/ca.crt", "mountPropagation: Bidirectional",
+		"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret"} {
+		if !strings.Contains(renderDefault, want) {
+			t.Errorf("default render lacks %q", want)
+		}
+	}
+	for _, want := range []string{"--servers=nas-1=10.1.0.10:7070,nas-2=10.1.0.11:7070", "--access-control=false",
+		"secretName: my-server-tls", "/var/lib/k0s/kubelet/plugins/nfs.hangar.dev", "onDelete: archive",
+		"storageclass.kubernetes.io/is-default-class: \"true\"", "volumeBindingMode: WaitForFirstConsumer", "--tls-server-name=storage.example.com",
+		"--metrics-listen=:9810", "name: alt-hangar-node-metrics",
+		"--max-volumes-per-node=40", "kind: VolumeAttributesClass", "name: hangar-squashed"} {
+		if !strings.Contains(renderNondefault, want) {
+			t.Errorf("non-default render lacks %q", want)
+		}
+	}
+	if strings.Contains(renderNondefault, "kind: PodDisruptionBudget") || strings.Contains(renderNondefault, "kind: Secret") {
+		t.Error("non-default render (1 replica, existing Secrets) has a PodDisruptionBudget or a generated Secret")
+	}
+	sm := run(t, repo, nil, helm, "template", "hangar", chart, "--set", "metrics.enabled=true,metrics.serviceMonitor.enabled=true")
+	if !strings.Contains(sm, "kind: ServiceMonitor") {
+		t.Error("metrics.serviceMonitor.enabled renders no ServiceMonitor")
+	}
+	for _, bad := range []struct{ set, want string }{
+		{"storageClasses[0].reclaimPolicy=Keep", "reclaimPolicy"},
+		{"storageClasses[0].parameters.onDelete=shred", "onDelete"},
+		{"controller.replicas=0", "replicas"},
+		{"server.nfsPort=70000", "nfsPort"},
+		{"acessControl.enabled=false", "acessControl"},
+		{"tls.existingSecret.server=only-one", "both"},
+		{"maxVolumesPerNode=-1", "maxVolumesPerNode"},
+		{"volumeAttributesClasses[0].name=v,volumeAttributesClasses[0].parameters.onDelete=retain", "onDelete"},
+	} {
+		out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), bad.want) {
+			t.Errorf("helm template --set %s: err %v, output %q; want a failure naming %q", bad.set, err, firstLine(string(out)), bad.want)
+		}
+	}
+	// deploy/hangar.yaml is what deploy/render.sh makes now.
+	fresh := filepath.Join(work, "hangar.yaml")
+	run(t, repo, []string{"HELM=" + helm, "OUT=" + fresh}, filepath.Join(repo, "deploy/render.sh"))
+	want, _ := os.ReadFile(fresh)
+	got, err := os.ReadFile(filepath.Join(repo, "deploy/hangar.yaml"))
+	if err != nil || string(got) != string(want) {
+		t.Errorf("deploy/hangar.yaml is stale (run `make manifests`): %v", err)
+	}
+	return renderDefault, renderNondefault
 }
