@@ -303,14 +303,14 @@ func (f *FS) Configure(path string, c ExportConfig) error {
 	e.q.blockSize = max(int64(sfs.Bsize), 512)
 	e.q.maxBytes, e.q.maxInodes = int64(c.MaxBytes), int64(c.MaxInodes)
 	e.q.usageFile = c.UsageFile
-	// Hold q.mu through the scan: operations on this export wait in
-	// reserve, so the scan sees a still tree.
 	if c.Saved != nil {
 		e.q.bytes, e.q.inodes = int64(c.Saved.Bytes), int64(c.Saved.Inodes)
 		saved := *c.Saved
 		e.q.onDisk = &saved
 		return nil
 	}
+	// Hold q.mu through the scan: operations on this export wait in
+	// reserve, so the scan sees a still tree.
 	bytes, inodes, err := scanUsage(e.dirPath, e.dev)
 	if err != nil {
 		return fmt.Errorf("localfs: scanning usage of %s: %w", path, err)
