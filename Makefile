@@ -38,6 +38,7 @@ lint:
 	@for m in . test/bench/gonfs; do (cd $$m && $(GO) mod tidy -diff) || { echo "go.mod/go.sum of $$m are not tidy: run go mod tidy there"; exit 1; }; done
 
 unit:
+	./test/install-fs-tools.sh
 	$(GO) test -count=1 ./cmd/... ./pkg/... ./test/bench/...
 
 race:

@@ -28,15 +28,19 @@ type switchableController struct {
 }
 
 func (s *switchableController) register(g *grpc.Server) {
-	desc := csi.Controller_ServiceDesc
-	desc.Methods = make([]grpc.MethodDesc, len(csi.Controller_ServiceDesc.Methods))
-	for i, m := range csi.Controller_ServiceDesc.Methods {
-		h := m.Handler
-		desc.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(_ any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
-			return h(s.cur.Load(), ctx, dec, icpt)
-		}}
+	forward := func(d grpc.ServiceDesc, srv func() any) {
+		desc := d
+		desc.Methods = make([]grpc.MethodDesc, len(d.Methods))
+		for i, m := range d.Methods {
+			h := m.Handler
+			desc.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(_ any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+				return h(srv(), ctx, dec, icpt)
+			}}
+		}
+		g.RegisterService(&desc, srv())
 	}
-	g.RegisterService(&desc, s.cur.Load())
+	forward(csi.Controller_ServiceDesc, func() any { return s.cur.Load() })
+	forward(csi.GroupController_ServiceDesc, func() any { return s.cur.Load().Group() })
 	csicommon.RegisterVolumes(g, s)
 }
 

@@ -98,6 +98,10 @@ func TestDiscoverySwitchesController(t *testing.T) {
 	if c := capacity(); c != 0 {
 		t.Fatalf("capacity before discovery = %d", c)
 	}
+	// The GroupController is served through the switch too.
+	if caps, err := csi.NewGroupControllerClient(cc).GroupControllerGetCapabilities(context.Background(), &csi.GroupControllerGetCapabilitiesRequest{}); err != nil || len(caps.Capabilities) != 1 {
+		t.Fatalf("group controller through the switch: %v %v", caps, err)
+	}
 	d.apply(context.Background(), sw, newCtrl)
 	if c := capacity(); c != 120 {
 		t.Fatalf("capacity after discovery = %d, want 100+20", c)

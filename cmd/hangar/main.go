@@ -36,7 +36,7 @@ var commands = []command{
 	{"controller", "", "CSI controller (Identity + Controller), routing to storage servers", controllerCmd},
 	{"node", "", "CSI node plugin (Identity + Node), mounting volumes over NFS", nodeCmd},
 	{"run", "", "all in one process: storage server + controller + node on one CSI socket", runCmd},
-	{"volume", "create NAME --size 1Gi | list | get ID|NAME | expand ID --size 2Gi | delete ID", "CSI client for a running controller", volumeCmd},
+	{"volume", "create NAME --size 1Gi | list | get ID|NAME | expand ID --size 2Gi | delete ID | snapshot ID NAME | snapshots [ID] | delete-snapshot SNAP | restore SNAP NAME | clone ID NAME", "CSI client for a running controller", volumeCmd},
 	{"nfs", "", "serve one directory over NFSv3 (no CSI)", nfsCmd},
 	{"version", "", "print the version", versionCmd},
 }

@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/server"
 )
@@ -147,5 +151,60 @@ func TestRunAndVolumeCommands(t *testing.T) {
 	}
 	if code := run([]string{"volume", "get", "local:0123456789abcdef", "--csi-endpoint", ep}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "NotFound") {
 		t.Errorf("get missing: exit %d: %s", code, errb.String())
+	}
+	// Snapshot, list, restore, clone, delete the snapshot; the effects
+	// checked over CSI (the command prints to the process's stdout).
+	target, _ := endpoint.DialTarget(ep)
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cc := csi.NewControllerClient(conn)
+	ctx := context.Background()
+	vols, err := cc.ListVolumes(ctx, &csi.ListVolumesRequest{})
+	if err != nil || len(vols.Entries) != 1 {
+		t.Fatalf("volumes: %v %v", vols, err)
+	}
+	vid := vols.Entries[0].Volume.VolumeId
+	snapshots := func() []*csi.ListSnapshotsResponse_Entry {
+		l, err := cc.ListSnapshots(ctx, &csi.ListSnapshotsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Entries
+	}
+	if code := run([]string{"volume", "snapshot", vid, "s1", "--csi-endpoint", ep}, &out, &errb); code != 0 {
+		t.Fatalf("snapshot: exit %d: %s", code, errb.String())
+	}
+	snaps := snapshots()
+	if len(snaps) != 1 || snaps[0].Snapshot.SourceVolumeId != vid {
+		t.Fatalf("snapshots after snapshot: %v", snaps)
+	}
+	sid := snaps[0].Snapshot.SnapshotId
+	for _, args := range [][]string{
+		{"volume", "snapshots", vid, "--csi-endpoint", ep},
+		{"volume", "restore", sid, "r1", "--csi-endpoint", ep},
+		{"volume", "clone", vid, "c1", "--size", "2Mi", "--csi-endpoint", ep},
+		{"volume", "delete-snapshot", sid, "--csi-endpoint", ep},
+	} {
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+	}
+	vols, err = cc.ListVolumes(ctx, &csi.ListVolumesRequest{})
+	if err != nil || len(vols.Entries) != 3 {
+		t.Fatalf("volumes after restore and clone: %v %v", vols, err)
+	}
+	for _, e := range vols.Entries[1:] {
+		if e.Volume.ContentSource == nil && e.Volume.VolumeId != vid {
+			t.Errorf("volume %s has no content source", e.Volume.VolumeId)
+		}
+	}
+	if snaps := snapshots(); len(snaps) != 0 {
+		t.Errorf("snapshots after delete-snapshot: %v", snaps)
+	}
+	if code := run([]string{"volume", "snapshot", vid, "--csi-endpoint", ep}, &out, &errb); code == 0 {
+		t.Error("snapshot without a name accepted")
 	}
 }

@@ -314,6 +314,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		g := endpoint.NewGRPCServer(log.WithName("csi"))
 		csi.RegisterIdentityServer(g, &driver.Identity{})
 		csi.RegisterControllerServer(g, ctrl)
+		csi.RegisterGroupControllerServer(g, ctrl.Group())
 		csicommon.RegisterVolumes(g, ctrl)
 		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, MaxVolumesPerNode: *maxVols})
 
@@ -398,7 +399,8 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		go func() { errc <- srv.Serve(l) }()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		log.Info("serving NFS", "root", abs, "listen", l.Addr().String())
-		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\n", strings.Join(driver.MountOptions(port), ","), hostOf(l.Addr().String()))
+		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\nor over NFSv4.1:\n  mount -t nfs -o vers=4.1,proto=tcp,port=%s %s:/ /mnt\n",
+			strings.Join(driver.MountOptions(port), ","), hostOf(l.Addr().String()), port, hostOf(l.Addr().String()))
 		select {
 		case err := <-errc:
 			return err

@@ -28,17 +28,23 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 	fs.Var(params, "param", "StorageClass parameter for create, as key=value (repeatable), e.g. --param rootSquash=true")
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if len(args) == 0 {
-			return usagef("missing action: create, list, get, expand or delete")
+			return usagef("missing action: create, list, get, expand, delete, snapshot, snapshots, delete-snapshot, restore or clone")
 		}
 		action, args := args[0], args[1:]
-		want := map[string]int{"create": 1, "list": 0, "get": 1, "expand": 1, "delete": 1}
+		want := map[string]int{"create": 1, "list": 0, "get": 1, "expand": 1, "delete": 1,
+			"snapshot": 2, "snapshots": 0, "delete-snapshot": 1, "restore": 2, "clone": 2}
 		n, ok := want[action]
 		if !ok {
 			return usagef("unknown action %q", action)
 		}
+		if action == "snapshots" && len(args) == 1 {
+			n = 1 // optional source volume
+		}
 		if len(args) != n {
 			return usagef("%s takes %d argument(s), got %d", action, n, len(args))
 		}
+		sizeSet := false
+		fs.Visit(func(f *flag.Flag) { sizeSet = sizeSet || f.Name == "size" })
 		target, err := endpoint.DialTarget(*csiEndpoint)
 		if err != nil {
 			return err
@@ -119,6 +125,68 @@ func volumeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 				return err
 			}
 			fmt.Fprintf(out, "deleted volume %s\n", args[0])
+		case "snapshot":
+			resp, err := c.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{SourceVolumeId: args[0], Name: args[1]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "snapshot %s of volume %s (%s, ready: %v)\n", resp.Snapshot.SnapshotId, args[0], csicommon.FormatBytes(resp.Snapshot.SizeBytes), resp.Snapshot.ReadyToUse)
+		case "snapshots":
+			req := &csi.ListSnapshotsRequest{MaxEntries: 100}
+			if len(args) == 1 {
+				req.SourceVolumeId = args[0]
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SNAPSHOT ID\tSOURCE VOLUME\tSIZE\tCREATED\tREADY\tGROUP")
+			for {
+				resp, err := c.ListSnapshots(ctx, req)
+				if err != nil {
+					return err
+				}
+				for _, e := range resp.Entries {
+					sn := e.Snapshot
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", sn.SnapshotId, sn.SourceVolumeId, csicommon.FormatBytes(sn.SizeBytes),
+						sn.CreationTime.AsTime().Format(time.RFC3339), sn.ReadyToUse, sn.GroupSnapshotId)
+				}
+				if req.StartingToken = resp.NextToken; req.StartingToken == "" {
+					break
+				}
+			}
+			tw.Flush()
+		case "delete-snapshot":
+			if _, err := c.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: args[0]}); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "deleted snapshot %s\n", args[0])
+		case "restore", "clone":
+			src := &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: args[0]}}}
+			if action == "clone" {
+				src = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: args[0]}}}
+			}
+			req := &csi.CreateVolumeRequest{
+				Name:                args[1],
+				Parameters:          params,
+				VolumeContentSource: src,
+				VolumeCapabilities: []*csi.VolumeCapability{{
+					AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+					AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
+				}},
+			}
+			// Without --size the server makes it as large as the contents
+			// need (at least the default).
+			if sizeSet {
+				bytes, err := parseSize(*size)
+				if err != nil {
+					return usagef("--size: %v", err)
+				}
+				req.CapacityRange = &csi.CapacityRange{RequiredBytes: bytes}
+			}
+			resp, err := c.CreateVolume(ctx, req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "created volume %s from %s\n", resp.Volume.VolumeId, args[0])
+			printVolume(out, resp.Volume, usedBytes(ctx, conn, resp.Volume.VolumeId))
 		}
 		return nil
 	}

@@ -158,8 +158,8 @@ func ValidateCreate(req *csi.CreateVolumeRequest) (int64, error) {
 	if err := ValidateMutableParameters(req.GetMutableParameters()); err != nil {
 		return 0, err
 	}
-	if req.GetVolumeContentSource() != nil {
-		return 0, status.Error(codes.InvalidArgument, "creating a volume from a snapshot or another volume is not supported yet; remove dataSource from the PVC")
+	if cs := req.GetVolumeContentSource(); cs != nil && cs.GetSnapshot() == nil && cs.GetVolume() == nil {
+		return 0, status.Error(codes.InvalidArgument, "volume_content_source names neither a snapshot nor a volume")
 	}
 	// Accessibility requirements are ignored: volumes are reachable from
 	// every node.
@@ -177,10 +177,14 @@ var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
 	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 	csi.ControllerServiceCapability_RPC_PUBLISH_READONLY,
-	// Live volumes (issue 12).
+	// Live volumes.
 	csi.ControllerServiceCapability_RPC_MODIFY_VOLUME,
 	csi.ControllerServiceCapability_RPC_LIST_VOLUMES_PUBLISHED_NODES,
 	csi.ControllerServiceCapability_RPC_LIST_VOLUME_HEALTH,
+	csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
+	csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
+	csi.ControllerServiceCapability_RPC_GET_SNAPSHOT,
+	csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 }
 
 // ControllerCapabilities is the ControllerGetCapabilities response.

@@ -104,7 +104,11 @@ func TestValidateCreate(t *testing.T) {
 	badParam := &csi.CreateVolumeRequest{Name: "n", VolumeCapabilities: good.VolumeCapabilities, Parameters: map[string]string{"x": "y"}}
 	clone := &csi.CreateVolumeRequest{Name: "n", VolumeCapabilities: good.VolumeCapabilities,
 		VolumeContentSource: &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: "s:0123456789abcdef"}}}}
-	for _, r := range []*csi.CreateVolumeRequest{noName, badParam, clone} {
+	if _, err := ValidateCreate(clone); err != nil {
+		t.Errorf("clone: %v", err)
+	}
+	emptySource := &csi.CreateVolumeRequest{Name: "n", VolumeCapabilities: good.VolumeCapabilities, VolumeContentSource: &csi.VolumeContentSource{}}
+	for _, r := range []*csi.CreateVolumeRequest{noName, badParam, emptySource} {
 		if _, err := ValidateCreate(r); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%v: %v", r, err)
 		}

@@ -108,6 +108,9 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	mu.Lock()
 	defer mu.Unlock()
 
+	// A stream between servers takes as long as it takes: bounded by the
+	// caller's deadline, not CallTimeout.
+	streamCtx := ctx
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
 	log := logging.FromContext(ctx)
@@ -152,6 +155,51 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 			break
 		}
 	}
+	if req.GetVolumeContentSource() != nil {
+		// Restores and clones are made where their source is, so the data
+		// is copied (or shared) locally; only when that server has no
+		// room does it stream to the server with the most.
+		src, lreq, err := c.sourceServer(req)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range answers {
+			if a.err != nil && target == nil {
+				return nil, status.Errorf(status.Code(a.err), "cannot create volume %q safely: %s", req.GetName(), status.Convert(a.err).Message())
+			}
+		}
+		var resp *csi.CreateVolumeResponse
+		switch {
+		case target != nil && target != src:
+			// Streamed there before: that server checks the retry against
+			// the source's CSI ID it recorded.
+			resp, err = target.ctrl.CreateVolume(ctx, req)
+		case target == nil:
+			target = src
+			resp, err = src.ctrl.CreateVolume(ctx, lreq)
+			if status.Code(err) == codes.ResourceExhausted {
+				var best *answer
+				for i, a := range answers {
+					if a.b != src && (best == nil || a.avail > best.avail) {
+						best = &answers[i]
+					}
+				}
+				if best != nil && best.avail > 0 {
+					log.Info("source's server is full; streaming the volume's contents to another", "source", src.name, "target", best.b.name)
+					target = best.b
+					resp, err = c.streamVolume(streamCtx, src, target, req, lreq)
+				}
+			}
+		default:
+			resp, err = src.ctrl.CreateVolume(ctx, lreq)
+		}
+		if err != nil {
+			return nil, target.err("CreateVolume", err)
+		}
+		target.globalize(resp.Volume)
+		target.globalizeSource(resp.Volume)
+		return resp, nil
+	}
 	if target == nil {
 		var best *answer
 		for i, a := range answers {
@@ -176,6 +224,7 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		return nil, target.err("CreateVolume", err)
 	}
 	target.globalize(resp.Volume)
+	target.globalizeSource(resp.Volume)
 	return resp, nil
 }
 

@@ -98,6 +98,21 @@ func write(path string, data []byte, perm os.FileMode, how how) (err error) {
 	return err
 }
 
+// RemoveTemps removes the temp files a crash mid-write left in dir (see the
+// package comment). Call it at start-up, before any writer runs.
+func RemoveTemps(dir string) error {
+	tmps, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	if err != nil {
+		return err
+	}
+	for _, p := range tmps {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing leftover temp file: %w", err)
+		}
+	}
+	return nil
+}
+
 // SyncDir fsyncs directory dir, making the creation, rename or removal of
 // its entries durable.
 func SyncDir(dir string) error {

@@ -14,10 +14,12 @@ import (
 // gRPC options that count API calls, and wraps the NFS listener to count
 // connections.
 func (s *Server) instrument(reg prometheus.Registerer, vols *volumes) (vfs.FS, []grpc.ServerOption) {
+	// Changes take their volume's hold, so snapshots can stop them.
+	served := s.fs.Holding()
 	if reg == nil {
-		return s.fs, nil
+		return served, nil
 	}
-	m := metrics.NewNFS(s.fs, s.fs.VolumeOf, reg)
+	m := metrics.NewNFS(served, s.fs.VolumeOf, reg)
 	vols.onRemove = m.Forget
 	s.nfsL = metrics.CountConns(s.nfsL, reg)
 	reg.MustRegister(metrics.NewUsageCollector(func() []metrics.VolumeStat {

@@ -37,6 +37,7 @@ type volumes struct {
 var (
 	_ api.Exporter = (*volumes)(nil)
 	_ api.Quota    = (*volumes)(nil)
+	_ api.Freezer  = (*volumes)(nil)
 )
 
 func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log logr.Logger) (*volumes, error) {
@@ -48,6 +49,9 @@ func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log log
 	}
 	dir := filepath.Join(store.Dir(), "usage")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("usage directory: %w", err)
+	}
+	if err := fileutil.RemoveTemps(dir); err != nil {
 		return nil, fmt.Errorf("usage directory: %w", err)
 	}
 	return &volumes{fs: fs, store: store, usageDir: dir, overcommit: overcommit, log: log}, nil
@@ -155,6 +159,15 @@ func (x *volumes) RemoveExport(path string) error {
 		}
 	}
 	return err
+}
+
+// Freeze holds every change to volumes ids over NFS until thaw.
+func (x *volumes) Freeze(ids ...string) (thaw func(), err error) {
+	paths := make([]string, len(ids))
+	for i, id := range ids {
+		paths[i] = csicommon.ExportPath(id)
+	}
+	return x.fs.Freeze(paths...)
 }
 
 // SetCapacity raises the live export's limits (the inode limit too, when

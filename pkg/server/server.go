@@ -112,7 +112,7 @@ func New(o Options) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.api = &api.StorageAPI{Store: s.store, Exports: vols, Access: access, Quota: vols, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
+	s.api = &api.StorageAPI{Store: s.store, Exports: vols, Access: access, Quota: vols, Freezer: vols, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
 	if vols.trustSaved, err = vols.takeClean(); err != nil {
 		return nil, err
 	}
@@ -188,6 +188,9 @@ func (s *Server) Close() error {
 			s.grpc.GracefulStop()
 		} else if s.apiL != nil {
 			s.apiL.Close()
+		}
+		if s.api != nil {
+			s.api.Close() // background snapshot copies
 		}
 		if s.nfs != nil {
 			errs = append(errs, s.nfs.Close())

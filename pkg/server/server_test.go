@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -110,5 +111,28 @@ func TestExportsFollowVolumes(t *testing.T) {
 	lr, err := c.ListVolumes(ctx, &csi.ListVolumesRequest{})
 	if err != nil || len(lr.Entries) != 1 || lr.Entries[0].Volume.VolumeId != keep.VolumeId {
 		t.Fatalf("list after restart: %v %v", lr, err)
+	}
+}
+
+// TestRestartRemovesTempFiles: a crash in the middle of saving a usage
+// file leaves its temp file in DATA/usage; the next start removes it, and
+// keeps the real files.
+func TestRestartRemovesTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	_, c, stop := start(t, dir, "127.0.0.1:0")
+	v := createVolume(t, c, "keep")
+	stop()
+	usage := filepath.Join(dir, "usage")
+	leftover := filepath.Join(usage, "."+v.VolumeId+".json.tmp-123456")
+	if err := os.WriteFile(leftover, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stop = start(t, dir, "127.0.0.1:0")
+	defer stop()
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Fatalf("temp file left by a crash is still there after restart: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(usage, v.VolumeId+".json")); err != nil {
+		t.Fatalf("usage file: %v", err)
 	}
 }

@@ -9,6 +9,7 @@
 //	DATA/meta/<id>.json    the volume's record: the commit point of its existence
 //	DATA/meta/.<id>.json.tmp-*  a record being written (removed on Open)
 //	DATA/trash/<name>      directories of deleted or abandoned volumes, being removed
+//	DATA/snapshots, snapmeta, groups, staging: snapshots (see snapshot.go)
 //
 // A volume exists if and only if its record exists. Steps are ordered so
 // that every crash point is recoverable by Open:
@@ -107,6 +108,9 @@ type Request struct {
 	// Create finds the volume whatever they became since.
 	MutableParameters map[string]string
 	ContentSource     *ContentSource
+	// From, if set, is a complete, synced tree in staging (StagingDir)
+	// that becomes the volume's contents, as restores and clones do.
+	From string
 }
 
 // Store is an open data directory. It is safe for concurrent use.
@@ -132,6 +136,13 @@ type Store struct {
 	// second change of the same name or ID waits for the first.
 	creating map[string]chan struct{}
 	busy     map[string]chan struct{}
+
+	// Snapshots (snapshot.go), under mu too.
+	snaps       map[string]*Snapshot
+	snapByName  map[string]string
+	groups      map[string]*Group
+	groupByName map[string]string
+	reflink     bool
 }
 
 // Open opens (creating if needed) the data directory dir, takes its lock and
@@ -153,6 +164,10 @@ func Open(dir string, log logr.Logger) (*Store, error) {
 	s := &Store{dir: dir, log: log, lock: lf, byID: map[string]*Volume{}, byName: map[string]string{},
 		creating: map[string]chan struct{}{}, busy: map[string]chan struct{}{}}
 	if err := s.reconcile(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	if err := s.openSnapshots(); err != nil {
 		lf.Close()
 		return nil, err
 	}
@@ -349,7 +364,7 @@ func (s *Store) Create(r Request, admit Admit) (v Volume, created bool, err erro
 		CreatedAt:         time.Now().UTC().Truncate(time.Microsecond),
 		ContentSource:     r.ContentSource,
 	}
-	err = s.makeVolume(nv)
+	err = s.makeVolume(nv, r.From)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -364,25 +379,37 @@ func (s *Store) Create(r Request, admit Admit) (v Volume, created bool, err erro
 	return nv.clone(), true, nil
 }
 
-// makeVolume makes v's directory and then its record (see the package
-// comment for the order).
-func (s *Store) makeVolume(v *Volume) error {
-	if err := os.Mkdir(s.VolumeDir(v.ID), 0o777); err != nil {
-		return fmt.Errorf("volume store: creating directory: %w", err)
-	}
-	// 0777 before umask; the volume root is shared by whatever UIDs the
-	// pods use, so make it world-writable like an empty NFS export.
-	if err := os.Chmod(s.VolumeDir(v.ID), 0o777); err != nil {
-		os.Remove(s.VolumeDir(v.ID))
-		return fmt.Errorf("volume store: %w", err)
+// makeVolume makes v's directory (from the staged tree from, if set) and
+// then its record (see the package comment for the order).
+func (s *Store) makeVolume(v *Volume, from string) error {
+	undo := func() { os.Remove(s.VolumeDir(v.ID)) }
+	if from != "" {
+		if err := os.Rename(from, s.VolumeDir(v.ID)); err != nil {
+			return fmt.Errorf("volume store: moving contents into place: %w", err)
+		}
+		undo = func() { os.Rename(s.VolumeDir(v.ID), from) }
+		if err := syncDir(filepath.Dir(from)); err != nil {
+			undo()
+			return err
+		}
+	} else {
+		if err := os.Mkdir(s.VolumeDir(v.ID), 0o777); err != nil {
+			return fmt.Errorf("volume store: creating directory: %w", err)
+		}
+		// 0777 before umask; the volume root is shared by whatever UIDs the
+		// pods use, so make it world-writable like an empty NFS export.
+		if err := os.Chmod(s.VolumeDir(v.ID), 0o777); err != nil {
+			undo()
+			return fmt.Errorf("volume store: %w", err)
+		}
 	}
 	if err := syncDir(filepath.Join(s.dir, "volumes")); err != nil {
-		os.Remove(s.VolumeDir(v.ID))
+		undo()
 		return err
 	}
 	if err := s.writeRecord(v); err != nil {
 		// Best effort: leave no orphan behind (Open would clean it anyway).
-		os.Remove(s.VolumeDir(v.ID))
+		undo()
 		return err
 	}
 	return nil
@@ -616,6 +643,16 @@ func (s *Store) Modify(id string, mutable map[string]string) (Volume, error) {
 	}
 	s.byID[id] = &nv
 	return nv.clone(), nil
+}
+
+// Promise runs f with what is promised, atomically with every Create's and
+// Expand's admission: for promises the store does not record (space a
+// snapshot copy will take), so that a check and its promise are one step.
+// f must not call the store.
+func (s *Store) Promise(f func(promised int64) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f(s.promised)
 }
 
 // Promised is the sum of all volumes' capacities, plus those of creates

@@ -114,7 +114,14 @@ func TestSharedRWX(t *testing.T) {
 // guest streams writes onto a hard mount and restarts it on the same data
 // dir and port; the guest must see neither ESTALE nor EIO and the file must
 // hold exactly what the guest wrote.
-func TestServerCrash(t *testing.T) {
+func TestServerCrash(t *testing.T) { serverCrash(t, "3") }
+
+// TestNFSv41ServerCrash is case 5 over NFSv4.1. The server keeps no state
+// across the restart yet (no grace period): the client re-registers, its
+// reclaims get NO_GRACE and it opens its files afresh.
+func TestNFSv41ServerCrash(t *testing.T) { serverCrash(t, "4.1") }
+
+func serverCrash(t *testing.T, vers string) {
 	requireMode(t, false)
 	timeCase(t)
 	a := env(t)
@@ -131,7 +138,7 @@ func TestServerCrash(t *testing.T) {
 		Name:   "crash",
 		Script: filepath.Join(a.repo, "test/e2e/guest/crash.sh"),
 		Env: map[string]string{"NFS_ADDR": fmt.Sprintf("%s:%d", guestHost, s.nfsPort), "NFS_EXPORT": export,
-			"STREAM_MB": fmt.Sprint(mb)},
+			"STREAM_MB": fmt.Sprint(mb), "NFS_VERS": vers},
 		Ports:   []int{s.nfsPort},
 		Ctl:     ctl,
 		Timeout: 6 * time.Minute,

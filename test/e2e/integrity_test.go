@@ -12,7 +12,12 @@ import (
 // subset) with hard links, symlinks and ~200-byte names survives untar onto
 // `hangar nfs`, a cold remount and a tar round trip, as seen by the guest,
 // and lands byte-exact on the host disk.
-func TestIntegrityTree(t *testing.T) {
+func TestIntegrityTree(t *testing.T) { integrityTree(t, "3") }
+
+// TestNFSv41IntegrityTree is case 7 over NFSv4.1.
+func TestNFSv41IntegrityTree(t *testing.T) { integrityTree(t, "4.1") }
+
+func integrityTree(t *testing.T, vers string) {
 	requireMode(t, true)
 	timeCase(t)
 	a := env(t)
@@ -45,7 +50,7 @@ func TestIntegrityTree(t *testing.T) {
 		Name:    "tree",
 		Script:  filepath.Join(a.repo, "test/e2e/guest/integrity.sh"),
 		Files:   map[string]string{"/e2e/data/src.tar": srcTar},
-		Env:     map[string]string{"NFS_ADDR": fmt.Sprintf("%s:%d", guestHost, port), "TREE_FILES": fmt.Sprint(files)},
+		Env:     map[string]string{"NFS_ADDR": fmt.Sprintf("%s:%d", guestHost, port), "TREE_FILES": fmt.Sprint(files), "NFS_VERS": vers},
 		Ports:   []int{port},
 		MemMB:   1024,
 		Timeout: timeout,

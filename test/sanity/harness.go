@@ -126,6 +126,7 @@ func Run(t *testing.T, o Options) {
 	g := endpoint.NewGRPCServer(log.WithName("controller"))
 	csi.RegisterIdentityServer(g, &driver.Identity{})
 	csi.RegisterControllerServer(g, ctrl)
+	csi.RegisterGroupControllerServer(g, ctrl.Group())
 
 	// Count successful real probes, to prove every recorded mount was
 	// preceded by real NFS traffic.
@@ -202,7 +203,7 @@ func checkSkips(t *testing.T, r ginkgo.Report) {
 			continue
 		}
 		if skips.IsAllowed(s.FullText()) {
-			t.Logf("skipped (allowed until the snapshot work is merged): %s", s.FullText())
+			t.Logf("skipped (allowed, see test/sanity/skips): %s", s.FullText())
 		} else {
 			t.Errorf("skipped: %s (%s): advertise the capability it needs, or explain it in test/sanity/skips", s.FullText(), s.Failure.Message)
 		}

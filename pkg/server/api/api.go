@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -48,6 +49,18 @@ type StorageAPI struct {
 	// Quota, if set, applies expansions to live exports, reports volume
 	// health and decides what GetCapacity offers.
 	Quota Quota
+	// Freezer holds changes to volumes while snapshots and clones copy
+	// them; nil: nothing is held (tests of the API alone).
+	Freezer Freezer
+	// SyncCopyLimit is the largest volume whose full-copy snapshot is
+	// made within CreateSnapshot (0: DefaultSyncCopyLimit; negative:
+	// always in the background).
+	SyncCopyLimit int64
+
+	// snapMu serializes snapshot creation and deletion, and guards
+	// snap.busy; volumes being copied cannot be deleted.
+	snapMu sync.Mutex
+	snap   snapshots
 
 	// mu orders expansions and modifications, so the live export's limits
 	// follow the store's last record. (Capacity checks are atomic in the
@@ -98,7 +111,10 @@ const exportWorkers = 4
 // the caller adds the Identity service.
 func (a *StorageAPI) Register(s *grpc.Server) {
 	csi.RegisterControllerServer(s, a)
+	csi.RegisterGroupControllerServer(s, groupAPI{a: a})
 	csicommon.RegisterVolumes(s, a)
+	csicommon.RegisterSnapshotLookup(s, csicommon.SnapshotLookup{Snapshot: a.snapshotByName, Group: a.groupByName})
+	csicommon.RegisterTransfer(s, transfer{a})
 }
 
 func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
@@ -111,6 +127,7 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 			csicommon.ContextAddress: a.NFSAddr,
 			csicommon.ContextExport:  csicommon.ExportPath(v.ID),
 		},
+		ContentSource: contentSource(v.ContentSource),
 	}
 	return cv
 }
@@ -140,12 +157,21 @@ func (a *StorageAPI) GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGe
 	return csicommon.UsageResponse(u), nil
 }
 
-// available is what may still be promised when promised bytes already are.
+// available is what may still be promised when promised bytes already
+// are: the store's or quota's figure less what running snapshot copies
+// will still write.
 func (a *StorageAPI) available(promised int64) (int64, error) {
+	var avail int64
+	var err error
 	if a.Quota != nil {
-		return a.Quota.Available(promised)
+		avail, err = a.Quota.Available(promised)
+	} else {
+		avail, err = a.Store.Available(promised)
 	}
-	return a.Store.Available(promised)
+	if err != nil {
+		return 0, err
+	}
+	return max(avail-a.pendingCopyBytes(), 0), nil
 }
 
 // admit refuses a promise (of a new volume, or an expansion: what) that
@@ -169,6 +195,54 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err != nil {
 		return nil, err
 	}
+	var stage string
+	var need int64
+	source := requestSource(req.GetVolumeContentSource())
+	if _, err := a.Store.GetByName(req.GetName()); err != nil && source != nil {
+		// New volume with contents: copy them first (creates of other
+		// names go on meanwhile). A retry arriving during a long copy must
+		// not start a second one.
+		if !a.startCreating(req.GetName()) {
+			return nil, status.Errorf(codes.Aborted, "volume %q is being created from its content source; retry later", req.GetName())
+		}
+		defer a.doneCreating(req.GetName())
+		// fit grows capacity to what the contents need, within the limit.
+		fit := func(need int64) error {
+			if need > capacity {
+				if lim := req.GetCapacityRange().GetLimitBytes(); lim > 0 && lim < need {
+					return status.Errorf(codes.OutOfRange, "the source's contents take %d bytes, more than the capacity limit %d", need, lim)
+				}
+				capacity = need
+			}
+			return nil
+		}
+		stage, source, need, err = a.populate(ctx, req.GetVolumeContentSource(), func(need int64) error {
+			if err := fit(need); err != nil {
+				return err
+			}
+			// Checked again when the volume is made; this spares a copy
+			// that cannot fit.
+			if avail, err := a.available(a.Store.Promised()); err == nil && capacity > avail {
+				return status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, volume needs %d", a.Name, avail, capacity)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		// Whatever happens below, a staged tree not moved into place goes.
+		defer os.RemoveAll(stage)
+		// A clone's source may have grown since the check.
+		if err := fit(need); err != nil {
+			return nil, err
+		}
+	}
+	return a.create(ctx, req, capacity, source, stage)
+}
+
+// create makes the volume req asks for, of capacity bytes, from the staged
+// tree stage if set, if the capacity is available.
+func (a *StorageAPI) create(ctx context.Context, req *csi.CreateVolumeRequest, capacity int64, source *volume.ContentSource, stage string) (*csi.CreateVolumeResponse, error) {
 	defer a.names.lock(req.GetName())()
 	// A retried create finds the volume and is not checked for capacity
 	// again (its space is already promised).
@@ -178,6 +252,8 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		RequiredBytes: req.GetCapacityRange().GetRequiredBytes(),
 		LimitBytes:    req.GetCapacityRange().GetLimitBytes(),
 		Parameters:    req.GetParameters(),
+		ContentSource: source,
+		From:          stage,
 		// The provisioner passes a VolumeAttributesClass's parameters here.
 		MutableParameters: req.GetMutableParameters(),
 	}, a.admit("the volume"))
@@ -210,6 +286,11 @@ func (a *StorageAPI) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	}
 	if !volume.ValidID(id) {
 		return &csi.DeleteVolumeResponse{}, nil // cannot exist
+	}
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	if a.snap.busy["v"+id] > 0 {
+		return nil, status.Errorf(codes.Aborted, "volume %s is being copied for a snapshot or clone; retry when that is done", id)
 	}
 	// Unexport first so no client writes into a directory being removed.
 	if err := a.Exports.RemoveExport(csicommon.ExportPath(id)); err != nil {

@@ -27,9 +27,7 @@ type node struct {
 
 	dirSync syncer // coalesces fsyncs of a directory
 
-	// blocks is the st_blocks last accounted to the export's usage.
-	qmu    sync.Mutex
-	blocks int64
+	acct *inode // the inode's accounting state
 
 	// Guarded by cache.mu.
 	refs       int
@@ -38,6 +36,7 @@ type node struct {
 }
 
 func (n *node) close() {
+	n.exp.inodeUnref(n.acct)
 	if io := int(n.io.Load()); io >= 0 && !n.ioOnly {
 		unix.Close(io)
 	}

@@ -72,11 +72,19 @@ func checkData(n *node) error {
 
 // Write writes data at off and makes it as durable as stable asks.
 func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, data []byte, stable vfs.Stable) (int, vfs.Stable, vfs.Wcc, error) {
-	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadWrite)
+	n, err := f.resolve(ctx, h, vfs.GrantReadWrite)
 	if err != nil {
 		return 0, 0, vfs.Wcc{}, err
 	}
 	defer f.cache.release(n)
+	// The allocation estimate below comes from this stat: no truncation
+	// may free blocks it counts as allocated until the write is settled.
+	n.acct.resize.RLock()
+	defer n.acct.resize.RUnlock()
+	var st unix.Stat_t
+	if err := statNode(n, &st); err != nil {
+		return 0, 0, vfs.Wcc{}, f.stale(n, err)
+	}
 	wcc := vfs.Wcc{Before: wccAttr(&st)}
 	fail := func(err error) (int, vfs.Stable, vfs.Wcc, error) {
 		wcc.After = postAttr(n)
@@ -170,6 +178,10 @@ func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, c
 	if err == nil {
 		err = fsync(fd)
 	}
-	wcc.After = postAttr(n)
+	// Writeback may have allocated extent tree blocks.
+	var ast unix.Stat_t
+	if f.settle(n, &ast) == nil {
+		wcc.After = attrPtr(n.exp, &ast)
+	}
 	return wcc, err
 }

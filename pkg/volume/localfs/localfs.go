@@ -102,7 +102,17 @@ type export struct {
 
 	dirPath string // the exported directory, for the usage scan
 	q       quota
+	// inodes is the accounting state of the inodes open as nodes or
+	// victims, by inode number.
+	inodesMu sync.Mutex
+	inodes   map[uint64]*inode
+	// entries serialises, per directory (by inode number, striped), every
+	// change of what a name refers to: each new name, removal and rename
+	// holds it from its look at the names concerned to the change, so
+	// what it saw still holds (see victim and makeNode).
+	entries [64]sync.Mutex
 	squash  atomic.Pointer[squash] // nil: no root squash
+	hold    hold                   // changes shared, Freeze exclusive (freeze.go)
 }
 
 func (e *export) acquire() bool {
@@ -444,12 +454,16 @@ func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, 
 		unix.Close(fd)
 		return nil, vfs.ErrStale
 	}
-	n := newNode(string(h), e, fd, &st)
-	n, fresh := f.cache.add(n)
-	if !fresh {
+	n, err := newNode(string(h), e, fd, &st)
+	if err != nil {
 		unix.Close(fd)
+		return nil, err
 	}
-	return n, nil
+	m, fresh := f.cache.add(n)
+	if !fresh {
+		n.close()
+	}
+	return m, nil
 }
 
 // resolveStat returns the node for h and its attributes, as every
@@ -468,10 +482,15 @@ func (f *FS) resolveStat(ctx context.Context, h vfs.Handle, need vfs.Grant) (*no
 	return n, st, nil
 }
 
-func newNode(key string, e *export, fd int, st *unix.Stat_t) *node {
-	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, blocks: st.Blocks}
+// newNode makes the node of fd, an object of e with attributes st.
+func newNode(key string, e *export, fd int, st *unix.Stat_t) (*node, error) {
+	a, err := e.inodeRef(fd, st.Ino)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, acct: a}
 	n.io.Store(-1)
-	return n
+	return n, nil
 }
 
 // mint makes the handle of the object (dirfd, name) in e without following
@@ -511,14 +530,19 @@ func (f *FS) adopt(e *export, fd, io int, st *unix.Stat_t) (*node, error) {
 		}
 		return nil, err
 	}
-	n := newNode(string(h), e, fd, st)
+	n, err := newNode(string(h), e, fd, st)
+	if err != nil {
+		closeFds()
+		return nil, err
+	}
 	if io >= 0 {
 		n.io.Store(int32(io))
 		n.ioOnly = io == fd
 	}
-	n, fresh := f.cache.add(n)
+	m, fresh := f.cache.add(n)
 	if !fresh {
-		closeFds()
+		n.close()
+		n = m
 	}
 	if e.removed.Load() {
 		// RemoveExport ran meanwhile and may have missed this node.

@@ -45,6 +45,9 @@ func newOwner(c *vfs.Cred, dst *unix.Stat_t) (uid, gid uint32) {
 // could not chown to: root may give any, others only themselves and their
 // groups.
 func checkNewOwner(c *vfs.Cred, sa *vfs.SetAttr) error {
+	if err := checkOwnerIDs(sa); err != nil {
+		return err
+	}
 	if c.UID == 0 {
 		return nil
 	}
@@ -153,7 +156,8 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		return fail(err)
 	}
 	q := &d.exp.q
-	if err := q.reserve(0, 1); err != nil {
+	grow := q.entryBytes()
+	if err := q.reserve(grow, 1); err != nil {
 		var st unix.Stat_t
 		if how != vfs.CreateGuarded && unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 			// An open(O_CREAT) of an existing file, or a retransmitted
@@ -162,8 +166,10 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		}
 		return fail(err)
 	}
-	defer q.unreserve(0, 1)
+	defer q.unreserve(grow, 1)
+	unlock := d.exp.lockEntries(d.ino, d.ino)
 	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, 0o600)
+	unlock()
 	if err == unix.EEXIST && how != vfs.CreateGuarded {
 		return f.createExisting(&c, d, &dst, name, how, sa, verf)
 	}
@@ -335,17 +341,19 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 		return fail(unix.EPERM)
 	}
 	q := &d.exp.q
-	est := q.newObjectBytes(typ, target)
+	est := q.newObjectBytes(typ, target) + q.entryBytes()
 	if err := q.reserve(est, 1); err != nil {
 		return fail(err)
 	}
 	defer q.unreserve(est, 1)
+	// mk opens the object by name after making it. With d's entries
+	// locked, no REMOVE or RENAME can put another object (one owned by
+	// root, say, which initNew would then give to the caller) on the name
+	// in between.
+	unlock := d.exp.lockEntries(d.ino, d.ino)
 	fd, err := mk(d.fd)
+	unlock()
 	if err != nil {
-		return fail(err)
-	}
-	if err := checkMade(fd, typ); err != nil {
-		unix.Close(fd)
 		return fail(err)
 	}
 	var st unix.Stat_t
@@ -362,30 +370,24 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	return f.finishNew(d, n, &dst)
 }
 
-// checkMade checks that fd, opened by name just after mk created it, is
-// still the object this server made (of type typ, owned by us, not yet
-// chowned): another client may have replaced the name in between (REMOVE
-// and LINK, or RENAME), and initNew would then hand that client's object to
-// the caller.
-func checkMade(fd int, typ uint32) error {
-	var st unix.Stat_t
-	if err := fstat(fd, &st); err != nil {
-		return err
+// lockEntries locks the entries of the directories with inode numbers a
+// and b (which may be the same), in an order every caller shares; it
+// returns the unlock.
+func (e *export) lockEntries(a, b uint64) (unlock func()) {
+	i, j := a%uint64(len(e.entries)), b%uint64(len(e.entries))
+	if i > j {
+		i, j = j, i
 	}
-	if st.Mode&unix.S_IFMT != typ || st.Uid != uint32(unix.Geteuid()) || (typ != unix.S_IFDIR && st.Nlink != 1) {
-		return unix.EEXIST
+	e.entries[i].Lock()
+	if j != i {
+		e.entries[j].Lock()
 	}
-	return nil
-}
-
-// childKey is the handle of name in d if it can be made; used to drop the
-// cached fds of an entry about to be removed or replaced.
-func (f *FS) childKey(d *node, name string) vfs.Handle {
-	h, err := f.mint(d.exp, d.fd, name, 0)
-	if err != nil {
-		return nil
+	return func() {
+		if j != i {
+			e.entries[j].Unlock()
+		}
+		e.entries[i].Unlock()
 	}
-	return h
 }
 
 // Remove removes a non-directory.
@@ -414,26 +416,21 @@ func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	if err := mayDir(&c, &dst); err != nil {
 		return dirWcc(d, &dst), err
 	}
-	var vst unix.Stat_t
-	if err := unix.Fstatat(d.fd, name, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return dirWcc(d, &dst), err
+	unlock := d.exp.lockEntries(d.ino, d.ino)
+	v, err := d.exp.holdVictim(d.fd, name)
+	if err == nil {
+		err = mayUnlinkSticky(&c, &dst, &v.st)
 	}
-	if err := mayUnlinkSticky(&c, &dst, &vst); err != nil {
-		return dirWcc(d, &dst), err
+	if err == nil {
+		// unlinkat acts on the final component itself and never follows it.
+		err = unix.Unlinkat(d.fd, name, flags)
 	}
-	victim := f.childKey(d, name)
-	vn := f.holdVictim(victim)
-	// unlinkat acts on the final component itself and never follows it.
-	err = unix.Unlinkat(d.fd, name, flags)
-	f.releaseVictim(vn, &vst)
+	unlock()
+	if v != nil {
+		f.releaseVictim(d.exp, v)
+	}
 	if err != nil {
 		return dirWcc(d, &dst), err
-	}
-	if vst.Dev == d.exp.dev {
-		dischargeRemoved(d.exp, &vst)
-	}
-	if victim != nil {
-		f.cache.forgetKey(victim)
 	}
 	err = f.syncDir(d)
 	return dirWcc(d, &dst), err
@@ -474,50 +471,61 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 	if err := mayDir(&c, &tst); err != nil {
 		return done(err)
 	}
-	var sst, vst unix.Stat_t
-	if err := unix.Fstatat(fromD.fd, fromName, &sst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return done(err)
+	unlock := fromD.exp.lockEntries(fromD.ino, toD.ino)
+	v, grow, err := f.renameChecked(&c, fromD, &fst, fromName, toD, &tst, toName)
+	unlock()
+	if v != nil {
+		f.releaseVictim(toD.exp, v)
 	}
-	if err := mayUnlinkSticky(&c, &fst, &sst); err != nil {
-		return done(err)
-	}
-	hasVictim := false
-	switch err := unix.Fstatat(toD.fd, toName, &vst, unix.AT_SYMLINK_NOFOLLOW); err {
-	case nil:
-		hasVictim = vst.Ino != sst.Ino
-		if err := mayUnlinkSticky(&c, &tst, &vst); err != nil {
-			return done(err)
-		}
-	case unix.ENOENT:
-	default:
-		return done(err)
-	}
-	if sst.Mode&unix.S_IFMT == unix.S_IFDIR && fromD.ino != toD.ino && !may(&c, &sst, permW) {
-		// Moving a directory rewrites its "..".
-		return done(unix.EACCES)
-	}
-	victim := f.childKey(toD, toName)
-	var vn *node
-	if hasVictim {
-		vn = f.holdVictim(victim)
-	}
-	err = unix.Renameat(fromD.fd, fromName, toD.fd, toName)
-	f.releaseVictim(vn, &vst)
 	if err != nil {
+		toD.exp.q.unreserve(grow, 0)
 		return done(err)
-	}
-	if hasVictim && vst.Dev == toD.exp.dev {
-		dischargeRemoved(toD.exp, &vst)
 	}
 	f.settleQuiet(toD)
-	if victim != nil {
-		f.cache.forgetKey(victim)
-	}
+	toD.exp.q.unreserve(grow, 0)
 	err = f.syncDir(fromD)
 	if err == nil && toD != fromD {
 		err = f.syncDir(toD)
 	}
 	return done(err)
+}
+
+// renameChecked checks and runs a RENAME with the entries of both
+// directories locked. It returns the held target, if there was one, and
+// the bytes reserved for a new name in toD, which the caller unreserves
+// once it has settled toD.
+func (f *FS) renameChecked(c *vfs.Cred, fromD *node, fst *unix.Stat_t, fromName string, toD *node, tst *unix.Stat_t, toName string) (v *victim, grow int64, err error) {
+	var sst unix.Stat_t
+	if err := unix.Fstatat(fromD.fd, fromName, &sst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, 0, err
+	}
+	if err := mayUnlinkSticky(c, fst, &sst); err != nil {
+		return nil, 0, err
+	}
+	// The target is held even when it is another link of the source
+	// (rename then does nothing): its link count after tells.
+	v, err = toD.exp.holdVictim(toD.fd, toName)
+	switch {
+	case err == nil:
+		if err := mayUnlinkSticky(c, tst, &v.st); err != nil {
+			return v, 0, err
+		}
+	case err != unix.ENOENT:
+		return nil, 0, err
+	}
+	if sst.Mode&unix.S_IFMT == unix.S_IFDIR && fromD.ino != toD.ino && !may(c, &sst, permW) {
+		// Moving a directory rewrites its "..".
+		return v, 0, unix.EACCES
+	}
+	if v == nil {
+		// A new name may grow toD; a replaced one reuses its entry.
+		q := &toD.exp.q
+		if err := q.reserve(q.entryBytes(), 0); err != nil {
+			return nil, 0, err
+		}
+		grow = q.entryBytes()
+	}
+	return v, grow, unix.Renameat(fromD.fd, fromName, toD.fd, toName)
 }
 
 // Link makes name in dir a new link to h.
@@ -551,12 +559,17 @@ func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle,
 	if err := mayDir(&c, &dst); err != nil {
 		return done(err)
 	}
-	// A link allocates no inode, but may grow the directory: refuse it
-	// once usage is past the limit.
-	if u := d.exp.q.usage(); u.MaxBytes > 0 && u.Bytes > u.MaxBytes {
-		return done(unix.EDQUOT)
+	// A link allocates no inode, but may grow the directory.
+	q := &d.exp.q
+	grow := q.entryBytes()
+	if err := q.reserve(grow, 0); err != nil {
+		return done(err)
 	}
-	if err := unix.Linkat(n.fd, "", d.fd, name, unix.AT_EMPTY_PATH); err != nil {
+	defer q.unreserve(grow, 0)
+	unlock := d.exp.lockEntries(d.ino, d.ino)
+	err = unix.Linkat(n.fd, "", d.fd, name, unix.AT_EMPTY_PATH)
+	unlock()
+	if err != nil {
 		return done(err)
 	}
 	f.settleQuiet(d)

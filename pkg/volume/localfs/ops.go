@@ -101,7 +101,12 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 		if n.ioErr != nil {
 			return n.ioErr
 		}
-		if err := unix.Ftruncate(fd, int64(*sa.Size)); err != nil {
+		// Waits for WRITEs in flight, whose estimates assumed the blocks
+		// this may free (see Write).
+		n.acct.resize.Lock()
+		err = unix.Ftruncate(fd, int64(*sa.Size))
+		n.acct.resize.Unlock()
+		if err != nil {
 			return err
 		}
 	}

@@ -23,25 +23,35 @@ const (
 // squash is an export's root squash mapping.
 type squash struct{ uid, gid uint32 }
 
+// noID is (uid_t)-1, which chown reads as "leave unchanged": no object can
+// be owned by it, so an object made for a caller with it would stay the
+// server's (root's).
+const noID = 1<<32 - 1
+
+// nobody is the anonymous identity of an export without root squash.
+var nobody = squash{uid: 65534, gid: 65534}
+
 // cred returns c as e's policy maps it: with root squash, uid 0 and gid 0
-// (also among the supplementary groups) become the anonymous ids.
+// (also among the supplementary groups) become the anonymous ids; noID
+// becomes them always, as with knfsd.
 func (e *export) cred(c vfs.Cred) vfs.Cred {
-	s := e.squash.Load()
-	if s == nil {
-		return c
+	anon, squashed := &nobody, false
+	if s := e.squash.Load(); s != nil {
+		anon, squashed = s, true
 	}
-	if c.UID == 0 {
-		c.UID = s.uid
+	mapped := func(id uint32) bool { return id == noID || (squashed && id == 0) }
+	if mapped(c.UID) {
+		c.UID = anon.uid
 	}
-	if c.GID == 0 {
-		c.GID = s.gid
+	if mapped(c.GID) {
+		c.GID = anon.gid
 	}
 	for i, g := range c.Groups {
-		if g == 0 {
+		if mapped(g) {
 			groups := append([]uint32(nil), c.Groups...)
 			for j := i; j < len(groups); j++ {
-				if groups[j] == 0 {
-					groups[j] = s.gid
+				if mapped(groups[j]) {
+					groups[j] = anon.gid
 				}
 			}
 			c.Groups = groups
@@ -162,6 +172,9 @@ func mayUnlinkSticky(c *vfs.Cred, dst, victim *unix.Stat_t) error {
 // attributes st. It may clear setgid from sa.Mode (a caller outside the
 // file's group cannot set it), as chmod does.
 func checkSetAttr(c *vfs.Cred, sa *vfs.SetAttr, st *unix.Stat_t) error {
+	if err := checkOwnerIDs(sa); err != nil {
+		return err
+	}
 	owner := c.UID == 0 || c.UID == st.Uid
 	if sa.UID != nil && *sa.UID != st.Uid && c.UID != 0 {
 		return unix.EPERM
@@ -200,6 +213,15 @@ func checkSetAttr(c *vfs.Cred, sa *vfs.SetAttr, st *unix.Stat_t) error {
 		if !owner && !may(c, st, permW) {
 			return unix.EACCES
 		}
+	}
+	return nil
+}
+
+// checkOwnerIDs refuses noID as a new owner: chown would silently leave
+// the owner as it was.
+func checkOwnerIDs(sa *vfs.SetAttr) error {
+	if (sa.UID != nil && *sa.UID == noID) || (sa.GID != nil && *sa.GID == noID) {
+		return unix.EINVAL
 	}
 	return nil
 }

@@ -288,37 +288,3 @@ func TestPermReadDirPlusNeedsSearch(t *testing.T) {
 		}
 	})
 }
-
-// TestPermMakeNodeSwapped: between SYMLINK's symlinkat and its open of the
-// new name, another client can REMOVE the new symlink and LINK someone
-// else's file in its place (a volume root is 0777). The server must not
-// then chown and chmod that file to the caller. The interleaving is
-// replayed inside the creating step with the real client operations.
-func TestPermMakeNodeSwapped(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *testEnv) {
-		f := env.fs
-		secret, _, _, err := f.Create(ctx, user, env.root, "secret", vfs.CreateGuarded, vfs.SetAttr{Mode: u32(0o600)}, vfs.Verifier{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.write(t, secret, 0, "hush")
-		_, _, _, err = f.makeNode(ctx, other, env.root, "x", vfs.SetAttr{}, 0o777, unix.S_IFLNK, "t", func(dirfd int) (int, error) {
-			if err := unix.Symlinkat("t", dirfd, "x"); err != nil {
-				return -1, err
-			}
-			if _, err := f.Remove(ctx, other, env.root, "x"); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := f.Link(ctx, other, secret, env.root, "x"); err != nil {
-				t.Fatal(err)
-			}
-			return openChild(dirfd, "x", unix.O_PATH, 0)
-		})
-		if err == nil {
-			t.Error("symlink whose new name was replaced succeeded")
-		}
-		if a := env.getattr(t, secret); a.UID != user.UID || a.Mode != 0o600 {
-			t.Fatalf("another user's file was taken over: uid %d mode %o", a.UID, a.Mode)
-		}
-	})
-}

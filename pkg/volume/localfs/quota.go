@@ -22,16 +22,19 @@ import (
 // inodes below its root. Usage is established by a scan when the export is
 // configured and then kept current: every operation that can change an
 // inode's allocation settles the difference between the inode's st_blocks
-// now and what was last accounted for it (node.blocks, kept under
-// node.qmu), so concurrent writes to one file add up exactly whichever
-// order their settles run in. Operations that allocate check first, against
-// usage plus what operations in flight have reserved, and fail with EDQUOT
-// before touching anything, so a refused WRITE leaves no partial data.
+// now and what was last accounted for it (inode.blocks, shared by all its
+// nodes), so concurrent writes to one file add up exactly whichever order
+// their settles run in. A removal discharges an inode when the kernel says
+// its last link went (see victim), exactly once. Operations that allocate
+// check first, against usage plus what operations in flight have reserved,
+// and fail with EDQUOT before touching anything, so a refused WRITE leaves
+// no partial data.
 //
-// Estimates are per file system block. File system metadata (extent tree
-// blocks, directory growth) is not predicted; it is settled afterwards, so
-// usage may end up a block or two over the limit, and the next allocating
-// operation is refused.
+// Estimates are per file system block; every allocating write reserves a
+// block more for the extent tree, and every new name what its directory
+// may grow by. (An extent tree growing by two levels at once, rare, can
+// still leave usage a block over the limit; the next allocating operation
+// is then refused.)
 
 // ExportConfig is an export's capacity and identity policy.
 type ExportConfig struct {
@@ -131,21 +134,76 @@ func (q *quota) usage() Usage {
 	return Usage{Bytes: uint64(max(q.bytes, 0)), Inodes: uint64(max(q.inodes, 0)), MaxBytes: uint64(q.maxBytes), MaxInodes: uint64(q.maxInodes)}
 }
 
+// inode is the accounting state of one inode of an export, shared by every
+// node of it (a handle can have two nodes for a while: one being closed
+// after the cache forgot it, one opened since), so each allocation change is
+// counted once.
+type inode struct {
+	ino  uint64
+	refs int // nodes and held victims using it; guarded by export.inodesMu
+
+	mu     sync.Mutex
+	blocks int64 // st_blocks last accounted to the export's usage
+	gone   bool  // its last link was removed and it was discharged
+
+	// resize is held shared by WRITEs from the stat their estimate uses
+	// to their settle, and exclusively by truncation: a truncation freeing
+	// blocks under a write that estimated them allocated would let the
+	// write allocate them again unreserved.
+	resize sync.RWMutex
+}
+
+// inodeRef returns the accounting state of the inode fd refers to (number
+// ino), with a reference for the caller. State is created on first use
+// from the inode's current blocks: with no node of it open, no operation on
+// it is in flight, so everything it holds is accounted.
+func (e *export) inodeRef(fd int, ino uint64) (*inode, error) {
+	e.inodesMu.Lock()
+	defer e.inodesMu.Unlock()
+	a := e.inodes[ino]
+	if a == nil {
+		var st unix.Stat_t
+		if err := fstat(fd, &st); err != nil {
+			return nil, err
+		}
+		if e.inodes == nil {
+			e.inodes = make(map[uint64]*inode)
+		}
+		a = &inode{ino: ino, blocks: st.Blocks}
+		e.inodes[ino] = a
+	}
+	a.refs++
+	return a, nil
+}
+
+// inodeUnref drops a reference taken by inodeRef. The inode stays alive
+// while it has a reference (each stands for an open fd), so its number
+// cannot be reused for another inode meanwhile.
+func (e *export) inodeUnref(a *inode) {
+	e.inodesMu.Lock()
+	if a.refs--; a.refs == 0 {
+		delete(e.inodes, a.ino)
+	}
+	e.inodesMu.Unlock()
+}
+
 // settle accounts the change of n's allocation since it was last accounted
 // and leaves n's current attributes in st. A removed inode's blocks were
-// accounted by the removal, so they are not settled.
+// discharged with it, so they are not settled.
 func (f *FS) settle(n *node, st *unix.Stat_t) error {
-	n.qmu.Lock()
+	a := n.acct
+	a.mu.Lock()
 	if err := fstat(n.fd, st); err != nil {
-		n.qmu.Unlock()
+		a.mu.Unlock()
 		return err
 	}
-	delta := st.Blocks - n.blocks
-	n.blocks = st.Blocks
-	n.qmu.Unlock()
-	if st.Nlink > 0 && delta != 0 {
-		n.exp.q.add(delta*512, 0)
+	var delta int64
+	if !a.gone {
+		delta = st.Blocks - a.blocks
+		a.blocks = st.Blocks
 	}
+	a.mu.Unlock()
+	n.exp.q.add(delta*512, 0)
 	return nil
 }
 
@@ -157,47 +215,66 @@ func (f *FS) settleQuiet(n *node) {
 
 // chargeNew accounts a newly created object n: one inode and its blocks.
 func (f *FS) chargeNew(n *node) {
-	n.qmu.Lock()
-	b := n.blocks
-	n.qmu.Unlock()
+	n.acct.mu.Lock()
+	b := n.acct.blocks
+	n.acct.mu.Unlock()
 	n.exp.q.add(b*512, 1)
 }
 
-// holdVictim returns the cached node of h, an entry about to be removed,
-// with its qmu held so no settle runs across the removal; nil if h is not
-// cached. Release it with releaseVictim once the entry is gone.
-func (f *FS) holdVictim(h vfs.Handle) *node {
-	if h == nil {
-		return nil
-	}
-	n := f.cache.get(h)
-	if n != nil {
-		n.qmu.Lock()
-	}
-	return n
+// victim is the object an entry named just before REMOVE, RMDIR or RENAME
+// removed or replaced the entry, held open across the operation: its link
+// count afterwards, not before, tells whether the inode is gone, whatever
+// LINKs and removals of its other names ran at the same time.
+type victim struct {
+	fd   int
+	st   unix.Stat_t // before the operation
+	acct *inode
 }
 
-// releaseVictim undoes holdVictim. It leaves in st.Blocks what was accounted
-// for the inode rather than what st shows: a WRITE in flight may have grown
-// the file without settling yet, and once the inode is unlinked its settle
-// charges nothing, so discharging st's blocks would drop usage below the
-// truth.
-func (f *FS) releaseVictim(n *node, st *unix.Stat_t) {
-	if n == nil {
-		return
+// holdVictim opens what name in dirfd is now. The caller holds dirfd's
+// entry lock, so the name still refers to it when the operation runs.
+func (e *export) holdVictim(dirfd int, name string) (*victim, error) {
+	fd, err := openChild(dirfd, name, unix.O_PATH, 0)
+	if err != nil {
+		return nil, err
 	}
-	st.Blocks = n.blocks
-	n.qmu.Unlock()
-	f.cache.release(n)
+	v := &victim{fd: fd}
+	if err := fstat(fd, &v.st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if v.acct, err = e.inodeRef(fd, v.st.Ino); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return v, nil
 }
 
-// dischargeRemoved accounts the removal of the entry whose attributes,
-// taken just before, were st: when it was the last link, the inode and its
-// blocks are freed.
-func dischargeRemoved(e *export, st *unix.Stat_t) {
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR || st.Nlink <= 1 {
-		e.q.add(-st.Blocks*512, -1)
+// releaseVictim accounts what the operation did to v and closes it. If the
+// inode has no link left, its blocks as accounted (a WRITE in flight may
+// have allocated more without settling yet; those were never charged) and
+// the inode are discharged, once, by whichever removal saw it go; and the
+// cache forgets it, so cached fds stop pinning the freed space.
+func (f *FS) releaseVictim(e *export, v *victim) {
+	var st unix.Stat_t
+	if fstat(v.fd, &st) == nil && st.Nlink == 0 {
+		a := v.acct
+		a.mu.Lock()
+		first := !a.gone
+		a.gone = true
+		blocks := a.blocks
+		a.mu.Unlock()
+		if first {
+			e.q.add(-blocks*512, -1)
+		}
+		if h, err := f.mint(e, v.fd, "", unix.AT_EMPTY_PATH); err == nil {
+			f.cache.forgetKey(h)
+		}
 	}
+	e.inodeUnref(v.acct)
+	// Closing the last fd of a removed inode frees it, which takes a while
+	// on some file systems: the caller holds no lock here.
+	unix.Close(v.fd)
 }
 
 // writeEstimate is an upper bound of the bytes a write of n bytes at off
@@ -212,7 +289,13 @@ func (q *quota) writeEstimate(fd int, st *unix.Stat_t, off, n uint64) int64 {
 	end := roundUp(off+n, bs)
 	size := uint64(st.Size)
 	eofBlock := roundUp(size, bs)
-	dense := uint64(st.Blocks)*512 >= eofBlock
+	allocated := uint64(st.Blocks) * 512
+	dense := allocated >= eofBlock
+	if dense && allocated > eofBlock && start < eofBlock {
+		// Blocks beyond the data's are extent tree blocks, which may
+		// stand in for as many bytes of holes: look.
+		dense = holeBytes(fd, start, min(end, eofBlock), eofBlock) == 0
+	}
 	var est uint64
 	if dense {
 		// Everything up to EOF is allocated: only the part past it is new.
@@ -225,10 +308,14 @@ func (q *quota) writeEstimate(fd int, st *unix.Stat_t, off, n uint64) int64 {
 	if est == 0 {
 		return 0
 	}
-	if h := q.headroom(); h >= 0 && int64(est) > h && !dense {
+	if h := q.headroom(); h >= 0 && int64(est+bs) > h && !dense {
 		// Near the limit in a sparse file: count the holes exactly, so an
 		// overwrite of allocated blocks is not refused.
 		est = holeBytes(fd, start, end, eofBlock)
+	}
+	if est > 0 {
+		// A new extent may make the file system add an extent tree block.
+		est += bs
 	}
 	return int64(est)
 }
@@ -261,7 +348,13 @@ func holeBytes(fd int, start, end, eof uint64) uint64 {
 
 func roundUp(v, to uint64) uint64 { return (v + to - 1) / to * to }
 
-// newObjectBytes estimates what creating an object of type typ allocates.
+// entryBytes bounds what adding a name to a directory allocates: ext4
+// appends two blocks at once when a directory outgrows its first block and
+// becomes indexed.
+func (q *quota) entryBytes() int64 { return 2 * q.blockSize }
+
+// newObjectBytes estimates what creating an object of type typ allocates,
+// besides its directory entry.
 func (q *quota) newObjectBytes(typ uint32, symlinkTarget string) int64 {
 	switch typ {
 	case unix.S_IFDIR:

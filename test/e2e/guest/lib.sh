@@ -10,11 +10,16 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2fs", b - a }'; }
 
 # nfs_mount HOST:PORT EXPORT DIR [EXTRA_OPTS]: one port for NFS and MOUNT,
 # retry=0 so a failing mount fails at once instead of retrying for minutes.
+# NFS_VERS (default 3) picks the protocol; 4.x needs no MOUNT and no nolock.
 nfs_mount() {
 	_port=${1##*:}
 	_host=${1%:*}
 	mkdir -p "$3"
-	mount -t nfs -o "vers=3,proto=tcp,port=$_port,mountport=$_port,mountproto=tcp,nolock,retry=0${4:+,$4}" "$_host:$2" "$3"
+	case ${NFS_VERS:-3} in
+	3) _opts="vers=3,proto=tcp,port=$_port,mountport=$_port,mountproto=tcp,nolock,retry=0" ;;
+	*) _opts="vers=$NFS_VERS,proto=tcp,port=$_port,retry=0" ;;
+	esac
+	mount -t nfs -o "$_opts${4:+,$4}" "$_host:$2" "$3"
 }
 
 # is_mounted DIR: true if DIR is an NFS mount point (per /proc/mounts).

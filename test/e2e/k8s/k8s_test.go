@@ -669,6 +669,17 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 	if !strings.Contains(sm, "kind: ServiceMonitor") {
 		t.Error("metrics.serviceMonitor.enabled renders no ServiceMonitor")
 	}
+	// Snapshots need the snapshot CRDs: checked by `helm template` only.
+	if strings.Contains(renderDefault, "csi-snapshotter") {
+		t.Error("default render has the csi-snapshotter (snapshots.enabled is false by default)")
+	}
+	snap := run(t, repo, nil, helm, "template", "hangar", chart, "--set", "snapshots.enabled=true,snapshots.groupSnapshots=true")
+	for _, want := range []string{"name: csi-snapshotter", "kind: VolumeSnapshotClass", "driver: nfs.hangar.dev",
+		"--feature-gates=CSIVolumeGroupSnapshot=true", "volumesnapshotcontents/status", "name: hangar-snapshotter"} {
+		if !strings.Contains(snap, want) {
+			t.Errorf("snapshots.enabled render lacks %q", want)
+		}
+	}
 	for _, bad := range []struct{ set, want string }{
 		{"storageClasses[0].reclaimPolicy=Keep", "reclaimPolicy"},
 		{"storageClasses[0].parameters.onDelete=shred", "onDelete"},
@@ -678,6 +689,7 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 		{"tls.existingSecret.server=only-one", "both"},
 		{"maxVolumesPerNode=-1", "maxVolumesPerNode"},
 		{"volumeAttributesClasses[0].name=v,volumeAttributesClasses[0].parameters.onDelete=retain", "onDelete"},
+		{"snapshots.volumeSnapshotClasses[0].deletionPolicy=Keep", "deletionPolicy"},
 	} {
 		out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), bad.want) {

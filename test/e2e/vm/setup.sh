@@ -52,9 +52,9 @@ for applet in $(/bin/busybox --list); do
   [[ $applet == busybox ]] || ln -s busybox "$ROOT/bin/$applet"
 done
 
-# Kernel modules for virtio and the NFSv3 client, with dependencies resolved by
+# Kernel modules for virtio and the NFSv3 and NFSv4 clients, with dependencies resolved by
 # the host's kmod; depmod -b gives the guest's busybox modprobe a modules.dep.
-want=(virtio_pci virtio_net virtio_rng sunrpc lockd nfs_acl nfs nfsv3)
+want=(virtio_pci virtio_net virtio_rng sunrpc lockd nfs_acl nfs nfsv3 nfsv4)
 for m in "${want[@]}"; do
   modprobe -S "$KVER" --show-depends "$m"
 done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r ko; do
@@ -82,12 +82,14 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs -o size=90% tmp /tmp
 mount -t tmpfs run /run
 echo 3 > /proc/sys/kernel/printk
-for m in virtio_pci virtio_net virtio_rng nfsv3; do modprobe $m; done
+for m in virtio_pci virtio_net virtio_rng nfsv3 nfsv4; do modprobe $m; done
 n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 100 ]; do usleep 50000; n=$((n+1)); done
 ip link set lo up
 ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.2.2
-hostname "${E2E_HOSTNAME:-guest}"
 [ -f /e2e/env ] && { set -a; . /e2e/env; set +a; }
+# After /e2e/env, which names the guest: NFSv4 clients identify themselves
+# by host name, and two guests with one name are one client to the server.
+hostname "${E2E_HOSTNAME:-guest}"
 echo "E2E-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
 rc=127
 [ -x /e2e/run.sh ] && { cd /tmp; /e2e/run.sh; rc=$?; }

@@ -64,7 +64,7 @@ func junitMain(args []string) error {
 				fmt.Printf("E2E-SANITY-PENDING %s\n", name)
 			case c.Skipped != nil:
 				skip++
-				why := "allowed until the snapshot work is merged"
+				why := "allowed, see test/sanity/skips"
 				if !skips.IsAllowed(name) {
 					badSkip++
 					why = "NOT ALLOWED (test/sanity/skips)"

@@ -20,6 +20,7 @@ func main() {
 		"stream": streamMain,
 		"commit": commitMain,
 		"junit":  junitMain,
+		"lock":   lockMain,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -32,6 +33,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: e2eguest ctl|csi|tree|stream|commit|junit ...")
+	fmt.Fprintln(os.Stderr, "usage: e2eguest ctl|csi|tree|stream|commit|junit|lock ...")
 	os.Exit(2)
 }

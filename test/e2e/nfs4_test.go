@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestNFSv41RoundTrip mounts `hangar nfs` with the kernel's NFSv4 client
+// (vers=4.1, and 4.2, on the one port, no MOUNT protocol), round-trips
+// files, directories, links and modes, and logs which operations the
+// kernel sent.
+func TestNFSv41RoundTrip(t *testing.T) {
+	requireMode(t, true)
+	timeCase(t)
+	a := env(t)
+	for _, vers := range []string{"4.1", "4.2"} {
+		t.Run(vers, func(t *testing.T) {
+			dir := logDir(t, a)
+			export := t.TempDir()
+			port := freePort(t)
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			srv := startProc(t, dir, "hangar-nfs", a.hangar, "nfs", "--root", export, "--listen", addr, "-v", "2")
+			if err := waitTCP(addr, 20*time.Second, srv.alive); err != nil {
+				t.Fatal(err)
+			}
+			g := startVM(t, a, dir, vmConfig{
+				Name:    "nfs4",
+				Script:  filepath.Join(a.repo, "test/e2e/guest/nfs4.sh"),
+				Env:     map[string]string{"NFS_ADDR": fmt.Sprintf("%s:%d", guestHost, port), "VERS": vers},
+				Ports:   []int{port},
+				Timeout: 5 * time.Minute,
+			})
+			g.mustPass(t, srv)
+		})
+	}
+}
+
+// TestNFSv41Server mounts volumes of `hangar server` over NFSv4.1 by their
+// export paths and through the pseudo root, which lists them and crosses
+// into them.
+func TestNFSv41Server(t *testing.T) {
+	requireMode(t, true)
+	timeCase(t)
+	a := env(t)
+	dir := logDir(t, a)
+	s := startHostServer(t, a, dir, "-v", "2")
+	va, vb := s.createVolume(t, "v4-a"), s.createVolume(t, "v4-b")
+	g := startVM(t, a, dir, vmConfig{
+		Name:   "nfs4srv",
+		Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-server.sh"),
+		Env: map[string]string{
+			"NFS_ADDR": va.GetVolumeContext()["nfsAddress"],
+			"EXPORT_A": va.GetVolumeContext()["export"],
+			"EXPORT_B": vb.GetVolumeContext()["export"],
+		},
+		Ports:   []int{s.nfsPort},
+		Timeout: 5 * time.Minute,
+	})
+	g.mustPass(t, s.p)
+	if t.Failed() {
+		return
+	}
+	// The note written through the pseudo root is on the host's disk.
+	if got, want := hostFileSHA(t, s.data, "note"), sha256.Sum256([]byte("via-root\n")); got != hex.EncodeToString(want[:]) {
+		t.Fatalf("note on the host: sha %s", got)
+	}
+}
+
+// TestNFSv41Locks runs two guests on one volume over NFSv4.1: a POSIX lock
+// held on one refuses the other's, shows as held there, and the other's
+// blocking lock is granted once the holder releases it.
+func TestNFSv41Locks(t *testing.T) {
+	requireMode(t, true)
+	timeCase(t)
+	a := env(t)
+	dir := logDir(t, a)
+	s := startHostServer(t, a, dir, "-v", "2")
+	ctl := startControl(t)
+	v := s.createVolume(t, "v4-lock")
+	var guests []*vm
+	for _, role := range []string{"a", "b"} {
+		guests = append(guests, startVM(t, a, dir, vmConfig{
+			Name:   "lock-" + role,
+			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-lock.sh"),
+			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
+				"EXPORT": v.GetVolumeContext()["export"]},
+			Ports:   []int{s.nfsPort},
+			Ctl:     ctl,
+			Timeout: 5 * time.Minute,
+		}))
+	}
+	for _, g := range guests {
+		g.mustPass(t, s.p)
+	}
+}
+
+// TestNFSv41LockHolderDies: a guest dies holding a POSIX lock; the other
+// guest's blocking lock is granted once the dead client's lease (90s) has
+// run out, and the wait is logged.
+func TestNFSv41LockHolderDies(t *testing.T) {
+	requireMode(t, false)
+	timeCase(t)
+	a := env(t)
+	dir := logDir(t, a)
+	s := startHostServer(t, a, dir, "-v", "2")
+	ctl := startControl(t)
+	v := s.createVolume(t, "v4-lockdeath")
+	var guests []*vm
+	for _, role := range []string{"a", "b"} {
+		guests = append(guests, startVM(t, a, dir, vmConfig{
+			Name:   "lockdeath-" + role,
+			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-lockdeath.sh"),
+			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
+				"EXPORT": v.GetVolumeContext()["export"]},
+			Ports:   []int{s.nfsPort},
+			Ctl:     ctl,
+			Timeout: 6 * time.Minute,
+		}))
+	}
+	for _, g := range guests {
+		g.mustPass(t, s.p)
+	}
+}
