@@ -15,7 +15,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages with shared state across goroutines: run under the race detector.
 RACE_PKGS ?= ./pkg/nfs/... ./pkg/volume/... ./pkg/driver/... ./pkg/server/... ./pkg/fileutil/...
 
-.PHONY: all build run test lint unit race sanity e2e e2e-quick e2e-k8s k8s-tools manifests bench bench-smoke bench-abuse fuzz clean
+.PHONY: all build run test lint unit race sanity e2e e2e-quick e2e-k8s k8s-tools manifests bench bench-smoke bench-abuse bench-control fuzz clean
 
 all: build
 
@@ -69,11 +69,21 @@ manifests:
 bench: build
 	HANGAR_BIN=$(abspath $(BIN)) ./test/bench/run.sh
 	$(MAKE) --no-print-directory bench-abuse
+	$(MAKE) --no-print-directory bench-control
+
+# The control plane at 0 to 100k volumes (about 4 minutes; CTL_SIZES=0,1000,10000
+# for a shorter run): CreateVolume/DeleteVolume/ListVolumes/GetCapacity p50/p99
+# through the CSI socket with 8 concurrent callers, memory and fds per volume,
+# restart time. See test/bench/README.md.
+CTL_SIZES ?= 0,1000,10000,100000
+bench-control: build
+	$(GO) run ./test/bench/ctlbench -hangar $(abspath $(BIN)) -sizes $(CTL_SIZES)
 
 # The benchmark tooling end to end at small sizes: fails if the load
 # generator reads data it did not write. Not a speed test.
 bench-smoke: build
 	QUICK=1 ALLOCS=0 HANGAR_BIN=$(abspath $(BIN)) ./test/bench/run.sh
+	$(GO) run ./test/bench/ctlbench -hangar $(abspath $(BIN)) -sizes 0,100 -sample 50 -deletes 20 -calls 20
 
 # A well-behaved client's NULL latency (p50/p99) and the server's heap and
 # RSS growth while 100 connections of each abusive kind hold on: not reading

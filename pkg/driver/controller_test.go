@@ -83,7 +83,9 @@ type freeQuota struct {
 
 func (q freeQuota) SetCapacity(string, int64) error { return nil }
 func (q freeQuota) ApplyPolicy(string) error        { return nil }
-func (q freeQuota) Available() (int64, error)       { return max(q.ts.free.Load()-q.st.Promised(), 0), nil }
+func (q freeQuota) Available(promised int64) (int64, error) {
+	return max(q.ts.free.Load()-promised, 0), nil
+}
 func (q freeQuota) Usage(string) (csicommon.VolumeUsage, error) {
 	return csicommon.VolumeUsage{}, errors.New("fake exports report no usage")
 }

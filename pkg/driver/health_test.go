@@ -24,7 +24,7 @@ type fakeQuota struct {
 }
 
 func (q *fakeQuota) SetCapacity(id string, c int64) error { q.capacity[id] = c; return nil }
-func (q *fakeQuota) Available() (int64, error)            { return 1 << 40, nil }
+func (q *fakeQuota) Available(int64) (int64, error)       { return 1 << 40, nil }
 func (q *fakeQuota) ApplyPolicy(string) error             { return nil }
 func (q *fakeQuota) Usage(id string) (csicommon.VolumeUsage, error) {
 	u, ok := q.usage[id]

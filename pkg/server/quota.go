@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/fileutil"
@@ -28,6 +29,9 @@ type volumes struct {
 	overcommit float64
 	log        logr.Logger
 	onRemove   func(id string) // drops a removed volume's metrics
+	// trustSaved is set while exporting at startup after a clean shutdown:
+	// saved usage is exact then, and taken instead of scanning.
+	trustSaved bool
 }
 
 var (
@@ -54,6 +58,48 @@ func newVolumes(fs *localfs.FS, store *volume.Store, overcommit float64, log log
 }
 
 func (x *volumes) usageFile(id string) string { return filepath.Join(x.usageDir, id+".json") }
+
+// Startup after a clean shutdown takes every volume's usage from its saved
+// file instead of scanning every file of every volume (at 100,000 volumes
+// with data, minutes). A saved usage is exact only if the server stopped
+// cleanly: it is written when the file system closes, after the last NFS
+// call. So a clean shutdown ends by making the usage files durable and then
+// writing cleanMarker; startup removes the marker (durably, before any
+// client can change a volume) and trusts the files only if it was there.
+// After a crash there is no marker and every volume is scanned, as before.
+const cleanMarker = "clean-shutdown"
+
+// takeClean reports whether the last shutdown was clean, and removes the
+// marker so that a crash from now on is not taken for one.
+func (x *volumes) takeClean() (bool, error) {
+	p := filepath.Join(x.usageDir, cleanMarker)
+	err := os.Remove(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err == nil {
+		err = fileutil.SyncDir(x.usageDir)
+	}
+	if err != nil {
+		return false, fmt.Errorf("usage directory: %w", err)
+	}
+	return true, nil
+}
+
+// markClean records a clean shutdown; call it once the file system has
+// closed (and saved every volume's usage).
+func (x *volumes) markClean() error {
+	d, err := os.Open(x.usageDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// One syncfs makes every usage file (written without fsync) durable.
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncing usage files: %w", err)
+	}
+	return fileutil.WriteFileAtomic(filepath.Join(x.usageDir, cleanMarker), nil, 0o600)
+}
 
 // exportConfig is the localfs policy of volume v.
 func exportConfig(v volume.Volume) (localfs.ExportConfig, error) {
@@ -82,6 +128,11 @@ func (x *volumes) AddExport(path, dir, id string, p vfs.Policy) error {
 		return fmt.Errorf("volume %s: %w", id, err)
 	}
 	cfg.UsageFile = x.usageFile(id)
+	if x.trustSaved {
+		if u, err := localfs.LoadUsage(cfg.UsageFile); err == nil {
+			cfg.Saved = &u
+		}
+	}
 	if err := x.fs.AddExport(path, dir, id, p); err != nil {
 		return err
 	}
@@ -159,23 +210,18 @@ func (x *volumes) Usage(id string) (csicommon.VolumeUsage, error) {
 	return csicommon.VolumeUsage{Bytes: u.Bytes, Inodes: u.Inodes, MaxBytes: u.MaxBytes, MaxInodes: u.MaxInodes}, nil
 }
 
-// Available is what may still be promised: the space volumes can use (free
-// disk plus what volumes already use) times the overcommit ratio, minus
-// every volume's capacity. With ratio 1, the unused part of every promise
-// is backed by free disk.
-func (x *volumes) Available() (int64, error) {
+// Available is what may still be promised when promised bytes already
+// are: the space volumes can use (free disk plus what volumes already use
+// of their capacity) times the overcommit ratio, minus the promises. With
+// ratio 1, the unused part of every promise is backed by free disk. It
+// costs one statfs, whatever the number of volumes.
+func (x *volumes) Available(promised int64) (int64, error) {
 	free, err := x.store.DiskFree()
 	if err != nil {
 		return 0, err
 	}
-	var used, promised float64
-	for _, v := range x.store.List() {
-		promised += float64(v.CapacityBytes)
-		if u, err := x.fs.Usage(csicommon.ExportPath(v.ID)); err == nil {
-			used += float64(min(u.Bytes, uint64(max(v.CapacityBytes, 0))))
-		}
-	}
-	avail := (float64(free)+used)*x.overcommit - promised
+	used := float64(x.fs.CommittedBytes())
+	avail := (float64(free)+used)*x.overcommit - float64(promised)
 	if avail <= 0 {
 		return 0, nil
 	}

@@ -237,7 +237,7 @@ func TestAvailableOvercommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	avail, err := srv.api.Quota.Available()
+	avail, err := srv.api.Quota.Available(srv.store.Promised())
 	if err != nil {
 		t.Fatal(err)
 	}

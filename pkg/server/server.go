@@ -67,6 +67,7 @@ type Server struct {
 	nfsL  net.Listener
 	apiL  net.Listener
 	api   *api.StorageAPI
+	vols  *volumes
 	adv   string
 
 	closeOnce sync.Once
@@ -112,7 +113,12 @@ func New(o Options) (s *Server, err error) {
 		return nil, err
 	}
 	s.api = &api.StorageAPI{Store: s.store, Exports: vols, Access: access, Quota: vols, Freezer: vols, Name: o.Name, NFSAddr: s.adv, Log: o.Log}
-	if err := s.api.ExportAll(); err != nil {
+	if vols.trustSaved, err = vols.takeClean(); err != nil {
+		return nil, err
+	}
+	err = s.api.ExportAll()
+	vols.trustSaved = false
+	if err != nil {
 		return nil, err
 	}
 	if err := access.Prune(func(id string) bool { _, err := s.store.Get(id); return err == nil }); err != nil {
@@ -130,6 +136,9 @@ func New(o Options) (s *Server, err error) {
 	s.grpc = endpoint.NewGRPCServer(o.Log.WithName("api"), gopts...)
 	s.api.Register(s.grpc)
 	csi.RegisterIdentityServer(s.grpc, &driver.Identity{Manifest: map[string]string{csicommon.ManifestServer: o.Name}})
+	// Only a server that exported every volume saves every volume's usage
+	// when it closes, so only it may record a clean shutdown.
+	s.vols = vols
 	return s, nil
 }
 
@@ -151,7 +160,7 @@ func (s *Server) Serve() error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.nfs.Serve(s.nfsL) }()
 	go func() { errc <- s.grpc.Serve(s.apiL) }()
-	s.log.Info("storage server serving", "nfs", s.nfsL.Addr().String(), "advertise", s.adv, "api", s.apiL.Addr().String(), "volumes", len(s.store.List()))
+	s.log.Info("storage server serving", "nfs", s.nfsL.Addr().String(), "advertise", s.adv, "api", s.apiL.Addr().String(), "volumes", s.store.Count())
 	err := <-errc
 	s.Close()
 	err2 := <-errc
@@ -190,6 +199,11 @@ func (s *Server) Close() error {
 		}
 		if s.fs != nil {
 			errs = append(errs, s.fs.Close())
+			if s.vols != nil && errors.Join(errs...) == nil {
+				if err := s.vols.markClean(); err != nil {
+					errs = append(errs, fmt.Errorf("recording a clean shutdown: %w", err))
+				}
+			}
 		}
 		if s.store != nil {
 			errs = append(errs, s.store.Close())

@@ -152,7 +152,7 @@ func TestGroupRecords(t *testing.T) {
 func TestCreateFromStaged(t *testing.T) {
 	s := open(t, t.TempDir())
 	d := stage(t, s, "restored")
-	v, created, err := s.Create(Request{Name: "r", CapacityBytes: 1 << 20, From: d, ContentSource: &ContentSource{SnapshotID: "0123456789abcdef"}})
+	v, created, err := s.Create(Request{Name: "r", CapacityBytes: 1 << 20, From: d, ContentSource: &ContentSource{SnapshotID: "0123456789abcdef"}}, nil)
 	if err != nil || !created {
 		t.Fatal(created, err)
 	}

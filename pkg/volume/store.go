@@ -42,7 +42,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,14 +114,28 @@ type Request struct {
 }
 
 // Store is an open data directory. It is safe for concurrent use.
+//
+// Every call costs O(log n) or less in the number of volumes n: totals are
+// kept as volumes come and go, listing pages through a sorted index, and
+// the slow part of a change (the fsyncs) runs outside the lock, so
+// concurrent creates, deletes and expansions overlap their I/O.
 type Store struct {
 	dir  string
 	log  logr.Logger
 	lock *os.File
 
-	mu     sync.Mutex // serializes mutations and guards the maps
+	mu     sync.Mutex // guards the fields below (never held across I/O)
 	byID   map[string]*Volume
 	byName map[string]string
+	index  idIndex // the IDs of byID, sorted
+	// promised is the capacity of every volume plus that of creates and
+	// expansions in flight, so a capacity check sees every promise.
+	promised int64
+	// creating holds the names being created; busy the IDs being created,
+	// deleted or expanded. A channel closes when its change is done, so a
+	// second change of the same name or ID waits for the first.
+	creating map[string]chan struct{}
+	busy     map[string]chan struct{}
 
 	// Snapshots (snapshot.go), under mu too.
 	snaps       map[string]*Snapshot
@@ -148,7 +161,8 @@ func Open(dir string, log logr.Logger) (*Store, error) {
 		lf.Close()
 		return nil, fmt.Errorf("volume store: data directory %s is in use by another process: %w", dir, err)
 	}
-	s := &Store{dir: dir, log: log, lock: lf, byID: map[string]*Volume{}, byName: map[string]string{}}
+	s := &Store{dir: dir, log: log, lock: lf, byID: map[string]*Volume{}, byName: map[string]string{},
+		creating: map[string]chan struct{}{}, busy: map[string]chan struct{}{}}
 	if err := s.reconcile(); err != nil {
 		lf.Close()
 		return nil, err
@@ -222,8 +236,7 @@ func (s *Store) reconcile() error {
 			// corruption, not a crash: refuse to guess.
 			return fmt.Errorf("volume store: corrupt metadata record %s: %v", p, err)
 		}
-		s.byID[id] = v
-		s.byName[v.Name] = id
+		s.add(v)
 	}
 	volDir := filepath.Join(s.dir, "volumes")
 	ents, err = os.ReadDir(volDir)
@@ -239,7 +252,7 @@ func (s *Store) reconcile() error {
 		}
 		// A directory without a record: a create or delete interrupted.
 		s.log.Info("moving orphaned volume directory to trash", "dir", filepath.Join(volDir, id))
-		if err := s.toTrash(id); err != nil {
+		if _, err := s.toTrash(id); err != nil {
 			return err
 		}
 	}
@@ -271,21 +284,30 @@ func (s *Store) emptyTrash() error {
 	return nil
 }
 
-// toTrash renames volumes/<id> into trash under a unique name.
-func (s *Store) toTrash(id string) error {
+// toTrash renames volumes/<id> into trash under a unique name, which it
+// returns.
+func (s *Store) toTrash(id string) (string, error) {
 	dst := filepath.Join(s.dir, "trash", id+"-"+randHex(4))
 	if err := os.Rename(s.VolumeDir(id), dst); err != nil {
-		return fmt.Errorf("volume store: moving %s to trash: %w", id, err)
+		return "", fmt.Errorf("volume store: moving %s to trash: %w", id, err)
 	}
 	if err := syncDir(filepath.Join(s.dir, "volumes")); err != nil {
-		return err
+		return dst, err
 	}
-	return syncDir(filepath.Join(s.dir, "trash"))
+	return dst, syncDir(filepath.Join(s.dir, "trash"))
 }
 
+// Admit decides whether a new promise of need bytes may be made when
+// promised bytes already are (the capacity of every volume and of changes
+// in flight); it returns an error to refuse. It runs under the store's
+// lock, so a check and the promise it admits are one step.
+type Admit func(need, promised int64) error
+
 // Create creates a volume, or returns the existing one with the same name
-// (created=false) if it is compatible with r, or an *ExistsError.
-func (s *Store) Create(r Request) (v Volume, created bool, err error) {
+// (created=false) if it is compatible with r, or an *ExistsError. A new
+// volume's capacity is promised only if admit (nil: always) allows it; a
+// retried create of an existing volume promises nothing new.
+func (s *Store) Create(r Request, admit Admit) (v Volume, created bool, err error) {
 	if r.Name == "" {
 		return Volume{}, false, errors.New("volume name is empty")
 	}
@@ -293,18 +315,46 @@ func (s *Store) Create(r Request) (v Volume, created bool, err error) {
 		return Volume{}, false, errors.New("negative capacity")
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if id, ok := s.byName[r.Name]; ok {
-		old := s.byID[id]
-		if reason := incompatible(old, r); reason != "" {
-			return Volume{}, false, &ExistsError{Existing: old.clone(), Reason: reason}
+	for {
+		if id, ok := s.byName[r.Name]; ok {
+			if ch := s.busy[id]; ch != nil {
+				// Being deleted (or expanded): its outcome decides ours.
+				s.mu.Unlock()
+				<-ch
+				s.mu.Lock()
+				continue
+			}
+			old := s.byID[id]
+			defer s.mu.Unlock()
+			if reason := incompatible(old, r); reason != "" {
+				return Volume{}, false, &ExistsError{Existing: old.clone(), Reason: reason}
+			}
+			return old.clone(), false, nil
 		}
-		return old.clone(), false, nil
+		ch := s.creating[r.Name]
+		if ch == nil {
+			break
+		}
+		// The same name is being created: its outcome decides ours.
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	if admit != nil {
+		if err := admit(r.CapacityBytes, s.promised); err != nil {
+			s.mu.Unlock()
+			return Volume{}, false, err
+		}
 	}
 	id := randHex(IDBytes)
-	for s.byID[id] != nil {
+	for s.byID[id] != nil || s.busy[id] != nil {
 		id = randHex(IDBytes)
 	}
+	done := make(chan struct{})
+	s.creating[r.Name], s.busy[id] = done, done
+	s.promised += r.CapacityBytes
+	s.mu.Unlock()
+
 	nv := &Volume{
 		ID:                id,
 		Name:              r.Name,
@@ -314,38 +364,86 @@ func (s *Store) Create(r Request) (v Volume, created bool, err error) {
 		CreatedAt:         time.Now().UTC().Truncate(time.Microsecond),
 		ContentSource:     r.ContentSource,
 	}
-	if r.From != "" {
-		if err := os.Rename(r.From, s.VolumeDir(id)); err != nil {
-			return Volume{}, false, fmt.Errorf("volume store: moving contents into place: %w", err)
+	err = s.makeVolume(nv, r.From)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.creating, r.Name)
+	delete(s.busy, id)
+	close(done)
+	s.promised -= r.CapacityBytes
+	if err != nil {
+		return Volume{}, false, err
+	}
+	s.add(nv)
+	return nv.clone(), true, nil
+}
+
+// makeVolume makes v's directory (from the staged tree from, if set) and
+// then its record (see the package comment for the order).
+func (s *Store) makeVolume(v *Volume, from string) error {
+	undo := func() { os.Remove(s.VolumeDir(v.ID)) }
+	if from != "" {
+		if err := os.Rename(from, s.VolumeDir(v.ID)); err != nil {
+			return fmt.Errorf("volume store: moving contents into place: %w", err)
 		}
-		if err := syncDir(filepath.Dir(r.From)); err != nil {
-			return Volume{}, false, err
+		undo = func() { os.Rename(s.VolumeDir(v.ID), from) }
+		if err := syncDir(filepath.Dir(from)); err != nil {
+			undo()
+			return err
 		}
 	} else {
-		if err := os.Mkdir(s.VolumeDir(id), 0o777); err != nil {
-			return Volume{}, false, fmt.Errorf("volume store: creating directory: %w", err)
+		if err := os.Mkdir(s.VolumeDir(v.ID), 0o777); err != nil {
+			return fmt.Errorf("volume store: creating directory: %w", err)
 		}
 		// 0777 before umask; the volume root is shared by whatever UIDs the
 		// pods use, so make it world-writable like an empty NFS export.
-		if err := os.Chmod(s.VolumeDir(id), 0o777); err != nil {
-			return Volume{}, false, fmt.Errorf("volume store: %w", err)
+		if err := os.Chmod(s.VolumeDir(v.ID), 0o777); err != nil {
+			undo()
+			return fmt.Errorf("volume store: %w", err)
 		}
 	}
 	if err := syncDir(filepath.Join(s.dir, "volumes")); err != nil {
-		return Volume{}, false, err
+		undo()
+		return err
 	}
-	if err := s.writeRecord(nv); err != nil {
+	if err := s.writeRecord(v); err != nil {
 		// Best effort: leave no orphan behind (Open would clean it anyway).
-		if r.From != "" {
-			os.Rename(s.VolumeDir(id), r.From)
-		} else {
-			os.Remove(s.VolumeDir(id))
-		}
-		return Volume{}, false, err
+		undo()
+		return err
 	}
-	s.byID[id] = nv
-	s.byName[nv.Name] = id
-	return nv.clone(), true, nil
+	return nil
+}
+
+// add makes v known; s.mu held.
+func (s *Store) add(v *Volume) {
+	s.byID[v.ID] = v
+	s.byName[v.Name] = v.ID
+	s.index.insert(v.ID)
+	s.promised += v.CapacityBytes
+}
+
+// hold waits until no change of volume id is in flight and marks one; it
+// returns the volume (nil if none) and the channel to pass to unhold.
+// s.mu held.
+func (s *Store) hold(id string) (*Volume, chan struct{}) {
+	for {
+		ch := s.busy[id]
+		if ch == nil {
+			break
+		}
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	done := make(chan struct{})
+	s.busy[id] = done
+	return s.byID[id], done
+}
+
+func (s *Store) unhold(id string, done chan struct{}) {
+	delete(s.busy, id)
+	close(done)
 }
 
 func incompatible(old *Volume, r Request) string {
@@ -385,9 +483,14 @@ func (s *Store) writeRecord(v *Volume) error {
 // exist succeeds.
 func (s *Store) Delete(id string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.byID[id]
-	if !ok {
+	v, done := s.hold(id)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.unhold(id, done)
+		s.mu.Unlock()
+	}()
+	if v == nil {
 		return nil
 	}
 	if err := os.Remove(s.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -396,15 +499,22 @@ func (s *Store) Delete(id string) error {
 	if err := syncDir(filepath.Join(s.dir, "meta")); err != nil {
 		return err
 	}
+	s.mu.Lock()
 	delete(s.byID, id)
 	delete(s.byName, v.Name)
-	if err := s.toTrash(id); err != nil && !errors.Is(err, os.ErrNotExist) {
+	s.index.delete(id)
+	s.promised -= v.CapacityBytes
+	s.mu.Unlock()
+	trashed, err := s.toTrash(id)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		// The volume is gone already; the next Open finishes the cleanup.
 		s.log.Error(err, "volume deleted but its directory was not moved to trash", "volumeID", id)
 		return nil
 	}
-	if err := s.emptyTrash(); err != nil {
-		s.log.Error(err, "volume deleted but trash not emptied", "volumeID", id)
+	if err == nil {
+		if err := os.RemoveAll(trashed); err != nil {
+			s.log.Error(err, "volume deleted but its directory not removed from trash", "volumeID", id)
+		}
 	}
 	return nil
 }
@@ -431,25 +541,52 @@ func (s *Store) GetByName(name string) (Volume, error) {
 	return s.byID[id].clone(), nil
 }
 
-// List returns every volume sorted by ID, a stable order for paging.
+// List returns every volume sorted by ID. It costs O(n): for startup and
+// metrics; paging uses Page.
 func (s *Store) List() []Volume {
+	vs, _ := s.Page("", 0)
+	return vs
+}
+
+// Page returns, sorted by ID, up to max (0: all) volumes whose IDs are
+// greater than after, and whether more follow.
+func (s *Store) Page(after string, max int) (vs []Volume, more bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Volume, 0, len(s.byID))
-	for _, v := range s.byID {
-		out = append(out, v.clone())
+	if max <= 0 || max > s.index.n {
+		vs = make([]Volume, 0, s.index.n)
+	} else {
+		vs = make([]Volume, 0, max)
 	}
-	slices.SortFunc(out, func(a, b Volume) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	s.index.after(after, func(id string) bool {
+		if max > 0 && len(vs) == max {
+			more = true
+			return false
+		}
+		vs = append(vs, s.byID[id].clone())
+		return true
+	})
+	return vs, more
+}
+
+// Count is the number of volumes.
+func (s *Store) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byID)
 }
 
 // Expand records a new capacity for volume id. The same capacity is a
-// no-op; a smaller one is refused with ErrShrink.
-func (s *Store) Expand(id string, capacity int64) (Volume, error) {
+// no-op; a smaller one is refused with ErrShrink. The growth is promised
+// only if admit (nil: always) allows it.
+func (s *Store) Expand(id string, capacity int64, admit Admit) (Volume, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.byID[id]
-	if !ok {
+	v, done := s.hold(id)
+	defer func() {
+		s.unhold(id, done)
+		s.mu.Unlock()
+	}()
+	if v == nil {
 		return Volume{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if capacity < v.CapacityBytes {
@@ -458,9 +595,20 @@ func (s *Store) Expand(id string, capacity int64) (Volume, error) {
 	if capacity == v.CapacityBytes {
 		return v.clone(), nil
 	}
+	grow := capacity - v.CapacityBytes
+	if admit != nil {
+		if err := admit(grow, s.promised); err != nil {
+			return Volume{}, err
+		}
+	}
 	nv := v.clone()
 	nv.CapacityBytes = capacity
-	if err := s.writeRecord(&nv); err != nil {
+	s.promised += grow
+	s.mu.Unlock()
+	err := s.writeRecord(&nv)
+	s.mu.Lock()
+	if err != nil {
+		s.promised -= grow
 		return Volume{}, err
 	}
 	s.byID[id] = &nv
@@ -471,9 +619,12 @@ func (s *Store) Expand(id string, capacity int64) (Volume, error) {
 // their values) and persists the record before returning it.
 func (s *Store) Modify(id string, mutable map[string]string) (Volume, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.byID[id]
-	if !ok {
+	v, done := s.hold(id)
+	defer func() {
+		s.unhold(id, done)
+		s.mu.Unlock()
+	}()
+	if v == nil {
 		return Volume{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	nv := v.clone()
@@ -484,22 +635,32 @@ func (s *Store) Modify(id string, mutable map[string]string) (Volume, error) {
 	if maps.Equal(nv.MutableParameters, v.MutableParameters) {
 		return nv, nil
 	}
-	if err := s.writeRecord(&nv); err != nil {
+	s.mu.Unlock()
+	err := s.writeRecord(&nv)
+	s.mu.Lock()
+	if err != nil {
 		return Volume{}, err
 	}
 	s.byID[id] = &nv
 	return nv.clone(), nil
 }
 
-// Promised is the sum of all volumes' capacities.
+// Promise runs f with what is promised, atomically with every Create's and
+// Expand's admission: for promises the store does not record (space a
+// snapshot copy will take), so that a check and its promise are one step.
+// f must not call the store.
+func (s *Store) Promise(f func(promised int64) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f(s.promised)
+}
+
+// Promised is the sum of all volumes' capacities, plus those of creates
+// and expansions in flight.
 func (s *Store) Promised() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
-	for _, v := range s.byID {
-		n += v.CapacityBytes
-	}
-	return n
+	return s.promised
 }
 
 // DiskFree is the number of bytes available to unprivileged users on the
@@ -512,18 +673,18 @@ func (s *Store) DiskFree() (int64, error) {
 	return int64(st.Bavail) * st.Bsize, nil
 }
 
-// Available is what new volumes may still be promised: free disk space
-// minus the whole capacity of every existing volume, never negative. The
+// Available is what new volumes may still be promised when promised bytes
+// already are (see Promised): free disk space minus them, never negative. The
 // store does not know how much of a volume is already written (and so
 // already missing from the free space), so it counts all of every promise
 // as still to come: conservative, never over-promising. A storage server
 // uses the exact, usage-aware figure of pkg/server instead.
-func (s *Store) Available() (int64, error) {
+func (s *Store) Available(promised int64) (int64, error) {
 	free, err := s.DiskFree()
 	if err != nil {
 		return 0, err
 	}
-	return max(free-s.Promised(), 0), nil
+	return max(free-promised, 0), nil
 }
 
 func (v *Volume) clone() Volume {

@@ -23,7 +23,7 @@ func open(t *testing.T, dir string) *Store {
 
 func mustCreate(t *testing.T, s *Store, name string, size int64) Volume {
 	t.Helper()
-	v, created, err := s.Create(Request{Name: name, CapacityBytes: size, RequiredBytes: size})
+	v, created, err := s.Create(Request{Name: name, CapacityBytes: size, RequiredBytes: size}, nil)
 	if err != nil || !created {
 		t.Fatalf("Create(%q) = %+v, %v, %v", name, v, created, err)
 	}
@@ -47,7 +47,7 @@ func TestCreateGetListReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	a, _, err := s.Create(Request{Name: "a", CapacityBytes: 1 << 20, Parameters: map[string]string{"k": "v"},
-		ContentSource: &ContentSource{VolumeID: "x"}})
+		ContentSource: &ContentSource{VolumeID: "x"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestCreateGetListReopen(t *testing.T) {
 	if fi, err := os.Stat(s.VolumeDir(a.ID)); err != nil || !fi.IsDir() {
 		t.Fatalf("volume dir: %v", err)
 	}
-	if _, err := s.Expand(b.ID, 3<<20); err != nil {
+	if _, err := s.Expand(b.ID, 3<<20, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := s.List()
@@ -97,7 +97,7 @@ func TestLockExcludesSecondOpen(t *testing.T) {
 func TestCreateIdempotent(t *testing.T) {
 	s := open(t, t.TempDir())
 	v := mustCreate(t, s, "n", 100)
-	again, created, err := s.Create(Request{Name: "n", CapacityBytes: 100, RequiredBytes: 100, LimitBytes: 200})
+	again, created, err := s.Create(Request{Name: "n", CapacityBytes: 100, RequiredBytes: 100, LimitBytes: 200}, nil)
 	if err != nil || created || again.ID != v.ID {
 		t.Fatalf("same request: %+v %v %v", again, created, err)
 	}
@@ -107,7 +107,7 @@ func TestCreateIdempotent(t *testing.T) {
 		{Name: "n", CapacityBytes: 100, Parameters: map[string]string{"a": "b"}},
 		{Name: "n", CapacityBytes: 100, ContentSource: &ContentSource{SnapshotID: "s"}},
 	} {
-		_, _, err := s.Create(r)
+		_, _, err := s.Create(r, nil)
 		var ee *ExistsError
 		if !errors.Is(err, ErrExists) || !errors.As(err, &ee) || ee.Existing.ID != v.ID {
 			t.Errorf("Create(%+v) = %v, want ExistsError", r, err)
@@ -127,7 +127,7 @@ func TestConcurrentCreateOneName(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, _, err := s.Create(Request{Name: "same", CapacityBytes: 1 << 30})
+			v, _, err := s.Create(Request{Name: "same", CapacityBytes: 1 << 30}, nil)
 			ids[i], errs[i] = v.ID, err
 		}()
 	}
@@ -173,13 +173,13 @@ func TestDeleteIdempotent(t *testing.T) {
 func TestExpand(t *testing.T) {
 	s := open(t, t.TempDir())
 	v := mustCreate(t, s, "e", 10)
-	if _, err := s.Expand(v.ID, 5); !errors.Is(err, ErrShrink) {
+	if _, err := s.Expand(v.ID, 5, nil); !errors.Is(err, ErrShrink) {
 		t.Errorf("shrink: %v", err)
 	}
-	if got, err := s.Expand(v.ID, 10); err != nil || got.CapacityBytes != 10 {
+	if got, err := s.Expand(v.ID, 10, nil); err != nil || got.CapacityBytes != 10 {
 		t.Errorf("same size: %+v %v", got, err)
 	}
-	if _, err := s.Expand("0123456789abcdef", 10); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Expand("0123456789abcdef", 10, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing: %v", err)
 	}
 	if s.Promised() != 10 {

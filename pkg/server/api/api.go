@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
@@ -61,12 +62,16 @@ type StorageAPI struct {
 	snapMu sync.Mutex
 	snap   snapshots
 
-	// mu makes "check free capacity, then promise it" atomic across
-	// concurrent creates and expansions.
+	// mu orders expansions and modifications, so the live export's limits
+	// follow the store's last record. (Capacity checks are atomic in the
+	// store; creates do not take it.)
 	mu sync.Mutex
+	// names serializes CreateVolumes of one name (a create and its
+	// retries), so a retry never exports the volume under the create's feet
+	// (the create would take the failure for its own and roll back).
+	names keyedMutex
 }
 
-// ExportAll exports every volume in the store; call it once at startup.
 // policy is the access policy of volume id's export (nil without access
 // lists: everyone).
 func (a *StorageAPI) policy(id string) vfs.Policy {
@@ -76,14 +81,31 @@ func (a *StorageAPI) policy(id string) vfs.Policy {
 	return a.Access.Policy(id)
 }
 
+// ExportAll exports every volume in the store; call it once at startup.
 func (a *StorageAPI) ExportAll() error {
-	for _, v := range a.Store.List() {
-		if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil {
-			return fmt.Errorf("exporting volume %s: %w", v.ID, err)
-		}
+	// A few at a time: exporting may scan a volume's files, which waits
+	// on the disk more than on a CPU.
+	vs := a.Store.List()
+	var next atomic.Int64
+	errs := make([]error, exportWorkers)
+	var wg sync.WaitGroup
+	for w := range exportWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(vs) && errs[w] == nil; i = int(next.Add(1)) - 1 {
+				v := vs[i]
+				if err := a.Exports.AddExport(csicommon.ExportPath(v.ID), a.Store.VolumeDir(v.ID), v.ID, a.policy(v.ID)); err != nil {
+					errs[w] = fmt.Errorf("exporting volume %s: %w", v.ID, err)
+				}
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
+
+const exportWorkers = 4
 
 // Register registers the API (the Controller and Volumes services) on s;
 // the caller adds the Identity service.
@@ -136,20 +158,37 @@ func (a *StorageAPI) GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGe
 	return csicommon.UsageResponse(u), nil
 }
 
-// available is what may still be promised: the store's or quota's figure
-// less what running snapshot copies will still write.
-func (a *StorageAPI) available() (int64, error) {
+// available is what may still be promised when promised bytes already
+// are: the store's or quota's figure less what running snapshot copies
+// will still write.
+func (a *StorageAPI) available(promised int64) (int64, error) {
 	var avail int64
 	var err error
 	if a.Quota != nil {
-		avail, err = a.Quota.Available()
+		avail, err = a.Quota.Available(promised)
 	} else {
-		avail, err = a.Store.Available()
+		avail, err = a.Store.Available(promised)
 	}
 	if err != nil {
 		return 0, err
 	}
 	return max(avail-a.pendingCopyBytes(), 0), nil
+}
+
+// admit refuses a promise (of a new volume, or an expansion: what) that
+// the server's capacity does not cover; the store calls it atomically with
+// making the promise.
+func (a *StorageAPI) admit(what string) volume.Admit {
+	return func(need, promised int64) error {
+		avail, err := a.available(promised)
+		if err != nil {
+			return status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
+		}
+		if need > avail {
+			return status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, %s needs %d", a.Name, avail, what, need)
+		}
+		return nil
+	}
 }
 
 func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
@@ -161,9 +200,9 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	var need int64
 	source := requestSource(req.GetVolumeContentSource())
 	if _, err := a.Store.GetByName(req.GetName()); err != nil && source != nil {
-		// New volume with contents: copy them before taking mu, which
-		// would stall every other create for the copy's duration. A retry
-		// arriving during a long copy must not start a second one.
+		// New volume with contents: copy them first (creates of other
+		// names go on meanwhile). A retry arriving during a long copy must
+		// not start a second one.
 		if !a.startCreating(req.GetName()) {
 			return nil, status.Errorf(codes.Aborted, "volume %q is being created from its content source; retry later", req.GetName())
 		}
@@ -182,8 +221,9 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 			if err := fit(need); err != nil {
 				return err
 			}
-			// Checked again below; this spares a copy that cannot fit.
-			if avail, err := a.available(); err == nil && capacity > avail {
+			// Checked again when the volume is made; this spares a copy
+			// that cannot fit.
+			if avail, err := a.available(a.Store.Promised()); err == nil && capacity > avail {
 				return status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, volume needs %d", a.Name, avail, capacity)
 			}
 			return nil
@@ -202,23 +242,11 @@ func (a *StorageAPI) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 }
 
 // create makes the volume req asks for, of capacity bytes, from the staged
-// tree stage if set, after checking the capacity is still available.
+// tree stage if set, if the capacity is available.
 func (a *StorageAPI) create(ctx context.Context, req *csi.CreateVolumeRequest, capacity int64, source *volume.ContentSource, stage string) (*csi.CreateVolumeResponse, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if old, err := a.Store.GetByName(req.GetName()); err == nil {
-		// Retried create: the store decides compatibility below, without
-		// a capacity check (the space is already promised).
-		capacity = old.CapacityBytes
-	} else {
-		avail, err := a.available()
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
-		}
-		if capacity > avail {
-			return nil, status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, volume needs %d", a.Name, avail, capacity)
-		}
-	}
+	defer a.names.lock(req.GetName())()
+	// A retried create finds the volume and is not checked for capacity
+	// again (its space is already promised).
 	v, created, err := a.Store.Create(volume.Request{
 		Name:          req.GetName(),
 		CapacityBytes: capacity,
@@ -229,9 +257,12 @@ func (a *StorageAPI) create(ctx context.Context, req *csi.CreateVolumeRequest, c
 		From:          stage,
 		// The provisioner passes a VolumeAttributesClass's parameters here.
 		MutableParameters: req.GetMutableParameters(),
-	})
+	}, a.admit("the volume"))
 	if errors.Is(err, volume.ErrExists) {
 		return nil, status.Error(codes.AlreadyExists, err.Error())
+	}
+	if _, ok := status.FromError(err); ok && err != nil {
+		return nil, err
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "server %s: creating volume: %v", a.Name, err)
@@ -349,16 +380,10 @@ func (a *StorageAPI) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 		// "At least want" is already true.
 		return &csi.ControllerExpandVolumeResponse{CapacityBytes: v.CapacityBytes}, nil
 	}
-	if grow := want - v.CapacityBytes; grow > 0 {
-		avail, err := a.available()
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
-		}
-		if grow > avail {
-			return nil, status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, expansion needs %d more", a.Name, avail, grow)
-		}
+	nv, err := a.Store.Expand(v.ID, want, a.admit("the expansion"))
+	if _, ok := status.FromError(err); ok && err != nil {
+		return nil, err
 	}
-	nv, err := a.Store.Expand(v.ID, want)
 	if errors.Is(err, volume.ErrNotFound) {
 		return nil, status.Errorf(codes.NotFound, "volume %s does not exist on server %s", v.ID, a.Name)
 	}
@@ -385,19 +410,16 @@ func (a *StorageAPI) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 	if after != "" && !volume.ValidID(after) {
 		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this server issued; restart listing without a token", after)
 	}
-	resp := &csi.ListVolumesResponse{}
-	for _, v := range a.Store.List() {
-		if v.ID <= after {
-			continue
-		}
-		if max := int(req.GetMaxEntries()); max > 0 && len(resp.Entries) == max {
-			resp.NextToken = resp.Entries[len(resp.Entries)-1].Volume.VolumeId
-			break
-		}
+	vs, more := a.Store.Page(after, int(req.GetMaxEntries()))
+	resp := &csi.ListVolumesResponse{Entries: make([]*csi.ListVolumesResponse_Entry, 0, len(vs))}
+	for _, v := range vs {
 		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{
 			Volume: a.csiVolume(v),
 			Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: a.publishedNodes(v.ID)},
 		})
+	}
+	if more {
+		resp.NextToken = vs[len(vs)-1].ID
 	}
 	return resp, nil
 }
@@ -411,7 +433,7 @@ func (a *StorageAPI) GetCapacity(ctx context.Context, req *csi.GetCapacityReques
 	if !csicommon.InTopology(req.GetAccessibleTopology()) {
 		return &csi.GetCapacityResponse{}, nil
 	}
-	avail, err := a.available()
+	avail, err := a.available(a.Store.Promised())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
 	}

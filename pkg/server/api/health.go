@@ -21,8 +21,10 @@ type Quota interface {
 	SetCapacity(id string, capacity int64) error
 	// Usage reports volume id's usage, or an error when it is not exported.
 	Usage(id string) (csicommon.VolumeUsage, error)
-	// Available is what new volumes and expansions may still be promised.
-	Available() (int64, error)
+	// Available is what new volumes and expansions may still be promised
+	// when promised bytes already are (volume.Store.Promised). It must
+	// cost O(1) in the number of volumes: every create asks it.
+	Available(promised int64) (int64, error)
 	// ApplyPolicy applies volume id's recorded policy (limits, root
 	// squash) to its live export.
 	ApplyPolicy(id string) error

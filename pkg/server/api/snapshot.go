@@ -249,26 +249,35 @@ func (a *StorageAPI) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 // (see docs/snapshots.md for the figures). Called with snapMu held.
 func (a *StorageAPI) startCopySnapshot(ctx context.Context, sn volume.Snapshot) (*csi.CreateSnapshotResponse, error) {
 	need := a.usedBytes(sn.SourceVolumeID)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	avail, err := a.available()
+	job := &copyJob{need: need}
+	// The check and the job that counts the copy's bytes as taken are one
+	// step with the capacity checks of creates and expansions.
+	err := a.Store.Promise(func(promised int64) error {
+		avail, err := a.available(promised)
+		if err != nil {
+			return status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
+		}
+		if need > avail {
+			return status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, a full copy of volume %s needs %d (this file system cannot share extents)", a.Name, avail, sn.SourceVolumeID, need)
+		}
+		a.snap.jobsMu.Lock()
+		if a.snap.jobs == nil {
+			a.snap.jobs = map[string]*copyJob{}
+		}
+		a.snap.jobs[sn.ID] = job
+		a.snap.jobsMu.Unlock()
+		return nil
+	})
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "server %s: %v", a.Name, err)
-	}
-	if need > avail {
-		return nil, status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, a full copy of volume %s needs %d (this file system cannot share extents)", a.Name, avail, sn.SourceVolumeID, need)
+		return nil, err
 	}
 	sn.SizeBytes = need
 	if err := a.Store.PutSnapshot(sn, ""); err != nil {
+		a.snap.jobsMu.Lock()
+		delete(a.snap.jobs, sn.ID)
+		a.snap.jobsMu.Unlock()
 		return nil, status.Errorf(codes.Internal, "server %s: recording snapshot: %v", a.Name, err)
 	}
-	job := &copyJob{need: need}
-	a.snap.jobsMu.Lock()
-	if a.snap.jobs == nil {
-		a.snap.jobs = map[string]*copyJob{}
-	}
-	a.snap.jobs[sn.ID] = job
-	a.snap.jobsMu.Unlock()
 	if a.snap.busy == nil {
 		a.snap.busy = map[string]int{}
 	}

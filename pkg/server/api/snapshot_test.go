@@ -32,8 +32,8 @@ func (fixedQuota) SetCapacity(string, int64) error { return nil }
 func (fixedQuota) Usage(string) (csicommon.VolumeUsage, error) {
 	return csicommon.VolumeUsage{Bytes: 10 << 20}, nil
 }
-func (fixedQuota) Available() (int64, error) { return 1 << 30, nil }
-func (fixedQuota) ApplyPolicy(string) error  { return nil }
+func (fixedQuota) Available(int64) (int64, error) { return 1 << 30, nil }
+func (fixedQuota) ApplyPolicy(string) error       { return nil }
 
 func waitReady(t *testing.T, a *StorageAPI, id string) *csi.Snapshot {
 	t.Helper()

@@ -82,7 +82,7 @@ func (t transfer) Import(ctx context.Context, req *csi.CreateVolumeRequest, recv
 		return nil, status.Errorf(codes.Aborted, "volume %q is being created from its content source; retry later", req.GetName())
 	}
 	defer a.doneCreating(req.GetName())
-	if avail, err := a.available(); err == nil && capacity > avail {
+	if avail, err := a.available(a.Store.Promised()); err == nil && capacity > avail {
 		return nil, status.Errorf(codes.ResourceExhausted, "server %s has %d bytes available, volume needs %d", a.Name, avail, capacity)
 	}
 	stage := a.Store.StagingDir()

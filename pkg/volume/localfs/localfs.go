@@ -57,6 +57,19 @@ type FS struct {
 	byPath map[string]*export
 	byTag  map[tag]*export
 	closed bool
+
+	mounts    mounts       // the fds exports resolve handles on
+	committed atomic.Int64 // see CommittedBytes
+	dirSync   sync.Map     // device -> dirSyncCoversInodes, asked once a device
+}
+
+func (f *FS) dirSyncCoversInodes(fd int, dev uint64) bool {
+	if v, ok := f.dirSync.Load(dev); ok {
+		return v.(bool)
+	}
+	v := dirSyncCoversInodes(fd, dev)
+	f.dirSync.Store(dev, v)
+	return v
 }
 
 var _ vfs.FS = (*FS)(nil)
@@ -72,11 +85,14 @@ type export struct {
 	dev      uint64
 	rootIno  uint64
 	root     vfs.Handle
-	// rootFd (O_RDONLY) is only used as the mount reference for
-	// open_by_handle_at.
+	// rootFd is an fd on the export's mount (O_RDONLY, shared with the
+	// other exports there, see mounts.go), only used as the mount reference
+	// for open_by_handle_at and for statfs.
 	rootFd int
+	mnt    *mountRef
+	mounts *mounts
 	// refs counts the registration plus every in-flight use of rootFd, so
-	// RemoveExport never closes it under a running open_by_handle_at.
+	// RemoveExport never drops it under a running open_by_handle_at.
 	refs    atomic.Int64
 	removed atomic.Bool
 	policy  atomic.Pointer[vfs.Policy] // nil: everyone read-write
@@ -113,7 +129,7 @@ func (e *export) acquire() bool {
 
 func (e *export) release() {
 	if e.refs.Add(-1) == 0 {
-		unix.Close(e.rootFd)
+		e.mounts.put(e.mnt)
 	}
 }
 
@@ -224,24 +240,29 @@ func (f *FS) AddExport(path, dir, volumeID string, p vfs.Policy) error {
 		fsid:     fsidOf(volumeID),
 		dev:      st.Dev,
 		rootIno:  st.Ino,
-		rootFd:   fd,
 		dirPath:  dir,
+		mounts:   &f.mounts,
 
-		dirSyncEnough: dirSyncCoversInodes(fd, st.Dev),
+		dirSyncEnough: f.dirSyncCoversInodes(fd, st.Dev),
 	}
-	e.refs.Store(1)
 	e.setPolicy(p)
 	e.q.blockSize = max(int64(st.Blksize), 512)
-	if e.root, err = f.mint(e, fd, "", unix.AT_EMPTY_PATH); err != nil {
-		unix.Close(fd)
+	e.root, err = f.mint(e, fd, "", unix.AT_EMPTY_PATH)
+	// From here on e holds a reference to the mount's fd (and fd is
+	// closed or became it).
+	e.mnt = f.mounts.get(fd, dir)
+	e.rootFd = e.mnt.fd
+	e.refs.Store(1)
+	if err != nil {
+		e.release()
 		return fmt.Errorf("localfs: file handle for export %s: %w", dir, err)
 	}
 	// Check now that the file system can open what it hands out.
 	if _, kt, kfh, err := f.keys.decodeHandle(e.root); err != nil {
-		unix.Close(fd)
+		e.release()
 		return fmt.Errorf("localfs: export %s: %w", dir, err)
 	} else if rfd, err := e.openByHandle(kt, kfh, unix.O_PATH); err != nil {
-		unix.Close(fd)
+		e.release()
 		return fmt.Errorf("localfs: export %s: open_by_handle_at: %w", dir, err)
 	} else {
 		unix.Close(rfd)
@@ -258,9 +279,10 @@ func (f *FS) AddExport(path, dir, volumeID string, p vfs.Policy) error {
 		err = fmt.Errorf("localfs: volume %q already exported (or tag collision) at %s", volumeID, f.byTag[e.tag].path)
 	}
 	if err != nil {
-		unix.Close(fd)
+		e.release()
 		return err
 	}
+	e.q.joinSum(&f.committed)
 	f.byPath[path] = e
 	f.byTag[e.tag] = e
 	f.log.V(1).Info("export added", "path", path, "dir", dir, "volumeID", volumeID, "dirSyncCoversInodes", e.dirSyncEnough)
@@ -281,6 +303,7 @@ func (f *FS) RemoveExport(path string) error {
 		return vfs.ErrNoExport
 	}
 	e.removed.Store(true)
+	e.q.leaveSum()
 	f.cache.forgetExport(e)
 	if err := saveUsage(e); err != nil {
 		f.log.Error(err, "saving volume usage", "export", path)
@@ -335,8 +358,9 @@ func (f *FS) Mount(ctx context.Context, path string) (vfs.Handle, error) {
 // WriteVerifier is random per FS, so it changes on every server start.
 func (f *FS) WriteVerifier() vfs.Verifier { return f.verf }
 
-// Close closes every export and open file. No request may run during or
-// after Close.
+// Close closes every export and open file, saving each export's usage;
+// it reports usage it could not save. No request may run during or after
+// Close.
 func (f *FS) Close() error {
 	f.mu.Lock()
 	if f.closed {
@@ -348,14 +372,16 @@ func (f *FS) Close() error {
 	f.byPath, f.byTag = map[string]*export{}, map[tag]*export{}
 	f.mu.Unlock()
 	f.cache.closeAllNodes()
+	var errs []error
 	for _, e := range exps {
 		e.removed.Store(true)
+		e.q.leaveSum()
 		if err := saveUsage(e); err != nil {
-			f.log.Error(err, "saving volume usage", "export", e.path)
+			errs = append(errs, fmt.Errorf("localfs: saving usage of %s: %w", e.path, err))
 		}
 		e.release()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // fsidOf derives a stable fsid from the volume ID alone, so it survives a
