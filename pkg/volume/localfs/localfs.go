@@ -83,6 +83,8 @@ type export struct {
 	// dirSyncEnough: a directory fsync also persists new inodes (see
 	// dirSyncCoversInodes).
 	dirSyncEnough bool
+	// inMemory: fsync does nothing on this file system (see inMemory).
+	inMemory bool
 
 	dirPath string // the exported directory, for the usage scan
 	q       quota
@@ -228,6 +230,7 @@ func (f *FS) AddExport(path, dir, volumeID string, p vfs.Policy) error {
 		dirPath:  dir,
 
 		dirSyncEnough: dirSyncCoversInodes(fd, st.Dev),
+		inMemory:      inMemory(fd),
 	}
 	e.refs.Store(1)
 	e.setPolicy(p)
