@@ -7,6 +7,8 @@
 #   test/bench/kernel.sh              FILES=2000 FSMARK=1000 DD_MB=64 ROUNDS=2
 #   QUICK=1 test/bench/kernel.sh      FILES=300 FSMARK=200 DD_MB=16 ROUNDS=1
 #   PROFILE=1 ...                     also writes hangar's CPU profile to $VMDIR/hangar.prof
+#   STRACE=1 (WHERE=host)             counts hangar's syscalls into $VMDIR/strace.txt
+#   SERVERS=hangar                    skip knfsd
 #
 # The guest comes from the VM recipes in VMREF (default shared/reference/vm
 # beside the checkout or its worktree parent): base.cpio.gz with nfsd, rpcbind and nfs-utils.
@@ -42,14 +44,14 @@ if [[ $WHERE == host ]]; then
   mountpoint -q "$VMDIR/export" || mount -t tmpfs -o size=1g hangar-kbench "$VMDIR/export" 2>/dev/null \
     || echo "kernel.sh: export is not a tmpfs (mount failed): $(df -T "$VMDIR/export" | tail -1)" >&2
   prof=(); ((${PROFILE:-0})) && prof=(--cpuprofile "$VMDIR/hangar.prof")
-  "$BIN" nfs --root "$VMDIR/export" --listen 127.0.0.1:$PORT "${prof[@]}" >"$VMDIR/hangar.log" 2>&1 &
+  ${STRACE:+strace -f -c -o "$VMDIR/strace.txt"} "$BIN" nfs --root "$VMDIR/export" --listen 127.0.0.1:$PORT "${prof[@]}" >"$VMDIR/hangar.log" 2>&1 &
   SPID=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
   extra=(-F "$PORT" -e HANGAR_PORT="$PORT")
 fi
 set +e
 "$VMREF/run-guest.sh" -m 3072 -t 3000 -f "$BIN:/usr/local/bin/hangar" -f "$VMDIR/kguest" "${extra[@]}" \
-  -e FILES="$FILES" -e FSMARK="$FSMARK" -e DD_MB="$DD_MB" -e ROUNDS="$ROUNDS" -e PROFILE="${PROFILE:-0}" \
+  -e SERVERS="${SERVERS:-knfsd hangar}" -e FILES="$FILES" -e FSMARK="$FSMARK" -e DD_MB="$DD_MB" -e ROUNDS="$ROUNDS" -e PROFILE="${PROFILE:-0}" \
   "$HERE/kernel-guest.sh" >"$LOG" 2>&1
 rc=$?
 set -e
