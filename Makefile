@@ -69,6 +69,7 @@ manifests:
 bench: build
 	HANGAR_BIN=$(abspath $(BIN)) ./test/bench/run.sh
 	HANGAR_BIN=$(abspath $(BIN)) ./test/bench/kernel.sh
+	WHERE=guest HANGAR_BIN=$(abspath $(BIN)) ./test/bench/kernel.sh
 	$(MAKE) --no-print-directory bench-abuse
 
 # The benchmark tooling end to end at small sizes: fails if the load

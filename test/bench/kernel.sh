@@ -29,9 +29,11 @@ BIN=${HANGAR_BIN:-}
 if [[ -z $BIN ]]; then BIN=$VMDIR/hangar; (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/hangar); fi
 (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$VMDIR/kguest" ./test/bench/kguest)
 
-# WHERE=host (default): hangar on this host, reached through QEMU's port
-# forward, the way a node reaches its server; WHERE=guest: hangar inside the
-# guest next to knfsd, so both pay the same emulated CPU.
+# WHERE=host (default): hangar on this host, reached through QEMU's user
+# network, the way a node reaches its server (hangar gets native CPU while
+# knfsd runs emulated: ratios flatter Hangar); WHERE=guest: hangar inside the
+# guest next to knfsd, so both pay the same emulated CPU (the per-operation
+# cost comparison).
 WHERE=${WHERE:-host}
 PORT=${PORT:-20749}
 LOG=$VMDIR/kernel.log
@@ -47,7 +49,10 @@ if [[ $WHERE == host ]]; then
   ${STRACE:+strace -f -c -o "$VMDIR/strace.txt"} "$BIN" nfs --root "$VMDIR/export" --listen 127.0.0.1:$PORT "${prof[@]}" >"$VMDIR/hangar.log" 2>&1 &
   SPID=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-  extra=(-F "$PORT" -e HANGAR_PORT="$PORT")
+  # OPEN_NET=1 (default): QEMU's open user network, the guest reaches host
+  # loopback at 10.0.2.2. OPEN_NET=0: restricted, with a per-connection `nc`
+  # forward whose latency (~20 ms a call here) then bounds every small-file row.
+  if ((${OPEN_NET:-1})); then extra=(-o -e HANGAR_PORT="$PORT"); else extra=(-F "$PORT" -e HANGAR_PORT="$PORT"); fi
 fi
 set +e
 "$VMREF/run-guest.sh" -m 3072 -t 3000 -f "$BIN:/usr/local/bin/hangar" -f "$VMDIR/kguest" "${extra[@]}" \
@@ -56,7 +61,11 @@ set +e
 rc=$?
 set -e
 tr -d '\r' <"$LOG" >"$LOG.txt"
-if [[ -n $SPID ]]; then kill -INT "$SPID"; wait "$SPID" || true; SPID=; fi
+if [[ -n $SPID ]]; then
+  # strace does not pass SIGINT on: stop hangar itself, its child.
+  if [[ -n ${STRACE:-} ]]; then kill -INT $(pgrep -P "$SPID") 2>/dev/null || true; else kill -INT "$SPID"; fi
+  wait "$SPID" || true; SPID=
+fi
 if ((${PROFILE:-0})) && [[ $WHERE == guest ]]; then
   sed -n '/^KB-PROF-BEGIN/,/^KB-PROF-END/p' "$LOG.txt" | sed '1d;$d' | base64 -d >"$VMDIR/hangar.prof" || true
 fi
