@@ -68,6 +68,8 @@ manifests:
 
 bench: build
 	HANGAR_BIN=$(abspath $(BIN)) ./test/bench/run.sh
+	HANGAR_BIN=$(abspath $(BIN)) ./test/bench/kernel.sh
+	WHERE=guest HANGAR_BIN=$(abspath $(BIN)) ./test/bench/kernel.sh
 	$(MAKE) --no-print-directory bench-abuse
 	$(MAKE) --no-print-directory bench-control
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -359,6 +360,7 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	root := fs.String("root", "", "directory to export as \"/\" (required)")
 	listen := fs.String("listen", "127.0.0.1:2049", "NFS (and MOUNT) listen address")
 	keyFile := fs.String("key-file", "", "file handle key, kept across restarts so clients' handles stay valid (default: .ROOTNAME.hangar-handle.key next to the root)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
 	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		nfsO, err := nfsOpts()
@@ -367,6 +369,17 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		}
 		if *root == "" {
 			return usagef("--root is required")
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
 		}
 		abs, err := filepath.Abs(*root)
 		if err != nil {

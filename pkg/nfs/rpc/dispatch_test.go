@@ -26,6 +26,9 @@ func newTestConn(s *Server) *conn {
 	}
 	c.addr = c.remote.(*net.TCPAddr).AddrPort()
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	// The test plays the writer and takes replies off the queue itself, so
+	// a handler must never write its own (there is no socket).
+	c.wmu.Lock()
 	return c
 }
 

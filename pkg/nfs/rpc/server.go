@@ -368,11 +368,15 @@ type conn struct {
 	wstop chan struct{} // closed when no more replies will be queued
 	wdone chan struct{}
 
-	// Writer goroutine only: the writev being built and the file data
-	// buffers it holds.
+	// Held by whoever writes replies: the writer goroutine, or a handler
+	// writing its own reply (see send). It guards the rest.
+	wmu sync.Mutex
+	// The writev being built and the file data buffers it holds.
 	out    net.Buffers
 	held   [][]byte
 	outLen int
+	wdead  bool // a write failed: replies are dropped
+	spare  []*task
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -777,6 +781,15 @@ func (c *conn) send(t *task) {
 	c.qmu.Lock()
 	c.queue = append(c.queue, t)
 	c.qmu.Unlock()
+	// The only call in flight (a client waiting for each reply before its
+	// next call) writes its reply itself: handing it to the writer
+	// goroutine would cost a wakeup and a context switch per call, and
+	// there is nothing to batch it with.
+	if c.busy.Load() == 1 && c.wmu.TryLock() {
+		c.writeQueued()
+		c.wmu.Unlock()
+		return
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -803,8 +816,6 @@ func (c *conn) release(t *task) {
 // the reader and all handlers are done.
 func (c *conn) writeLoop() {
 	defer close(c.wdone)
-	var batch, spare []*task
-	dead := false
 	for {
 		stopping := false
 		select {
@@ -819,31 +830,40 @@ func (c *conn) writeLoop() {
 			// flight. Big replies go at once; they are worth a syscall.
 			runtime.Gosched()
 		}
-		for {
-			c.qmu.Lock()
-			batch, c.queue = c.queue, spare[:0]
-			c.qmu.Unlock()
-			spare = batch // ours again once this batch is released
-			if len(batch) == 0 {
-				break
-			}
-			if !dead {
-				if err := c.writeBatch(batch); err != nil {
-					dead = true
-					if c.ctx.Err() == nil {
-						c.log.V(1).Info("write failed; closing connection", "err", err.Error())
-					}
-					c.abort()
-				}
-			}
-			for _, t := range batch {
-				c.release(t)
-			}
-			clear(batch)
-		}
+		c.wmu.Lock()
+		c.writeQueued()
+		c.wmu.Unlock()
 		if stopping {
 			return
 		}
+	}
+}
+
+// writeQueued writes and releases the queued replies until none is left.
+// The caller holds wmu.
+func (c *conn) writeQueued() {
+	for {
+		c.qmu.Lock()
+		batch := c.queue
+		c.queue = c.spare[:0]
+		c.qmu.Unlock()
+		c.spare = batch // ours again once this batch is released
+		if len(batch) == 0 {
+			return
+		}
+		if !c.wdead {
+			if err := c.writeBatch(batch); err != nil {
+				c.wdead = true
+				if c.ctx.Err() == nil {
+					c.log.V(1).Info("write failed; closing connection", "err", err.Error())
+				}
+				c.abort()
+			}
+		}
+		for _, t := range batch {
+			c.release(t)
+		}
+		clear(batch)
 	}
 }
 

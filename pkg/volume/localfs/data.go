@@ -144,6 +144,10 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 	}
 	committed := vfs.Unstable
 	switch {
+	case n.exp.inMemory:
+		// Already as durable as this file system gets (fsync is a no-op),
+		// so say so: the client then needs no COMMIT.
+		committed = vfs.FileSync
 	case stable == vfs.Unstable:
 	case stable == vfs.DataSync:
 		err = unix.Fdatasync(fd)
@@ -175,7 +179,7 @@ func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, c
 		return wcc, err
 	}
 	fd, err := f.ioFd(n)
-	if err == nil {
+	if err == nil && !n.exp.inMemory {
 		err = fsync(fd)
 	}
 	// Writeback may have allocated extent tree blocks.

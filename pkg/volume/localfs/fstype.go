@@ -9,6 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// inMemory reports whether fd's file system keeps everything in memory
+// only (tmpfs, ramfs): fsync is a no-op there, as durable as it gets, so the
+// server skips the syscalls.
+func inMemory(fd int) bool {
+	var sfs unix.Statfs_t
+	return unix.Fstatfs(fd, &sfs) == nil && (sfs.Type == unix.TMPFS_MAGIC || sfs.Type == unix.RAMFS_MAGIC)
+}
+
 // dirSyncCoversInodes reports whether an fsync of a directory on the file
 // system of fd (device dev) also makes every earlier metadata change of other
 // inodes durable, so that new inodes need no fsync of their own.

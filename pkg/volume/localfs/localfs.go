@@ -99,6 +99,8 @@ type export struct {
 	// dirSyncEnough: a directory fsync also persists new inodes (see
 	// dirSyncCoversInodes).
 	dirSyncEnough bool
+	// inMemory: fsync does nothing on this file system (see inMemory).
+	inMemory bool
 
 	dirPath string // the exported directory, for the usage scan
 	q       quota
@@ -244,6 +246,7 @@ func (f *FS) AddExport(path, dir, volumeID string, p vfs.Policy) error {
 		mounts:   &f.mounts,
 
 		dirSyncEnough: f.dirSyncCoversInodes(fd, st.Dev),
+		inMemory:      inMemory(fd),
 	}
 	e.setPolicy(p)
 	e.q.blockSize = max(int64(st.Blksize), 512)

@@ -25,6 +25,9 @@ func dirWcc(d *node, pre *unix.Stat_t) vfs.Wcc {
 // syncDir makes d's entries durable, sharing fsyncs with concurrent
 // operations on the same directory.
 func (f *FS) syncDir(d *node) error {
+	if d.exp.inMemory {
+		return nil
+	}
 	fd, err := f.ioFd(d)
 	if err != nil {
 		return err
@@ -74,9 +77,10 @@ func checkNewEntry(d *node, c *vfs.Cred, dst *unix.Stat_t, name string, sa *vfs.
 	return checkNewOwner(c, sa)
 }
 
-// initNew gives the new object n its owner (sa's, checked by
-// checkNewOwner, or the default) and the other attributes sa asks for.
-func (f *FS) initNew(n *node, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, defMode uint32) error {
+// initNew gives the new object n, whose attributes adopt left in st, its
+// owner (sa's, checked by checkNewOwner, or the default) and the other
+// attributes sa asks for.
+func (f *FS) initNew(n *node, st *unix.Stat_t, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, defMode uint32) error {
 	uid, gid := newOwner(c, dst)
 	if sa.UID != nil {
 		uid = *sa.UID
@@ -84,7 +88,13 @@ func (f *FS) initNew(n *node, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, def
 	if sa.GID != nil {
 		gid = *sa.GID
 	}
-	sa.UID, sa.GID = &uid, &gid
+	if uid != st.Uid || gid != st.Gid || st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+		sa.UID, sa.GID = &uid, &gid
+	} else {
+		// Already owned so (a root caller): the chown would change nothing
+		// on an object this new.
+		sa.UID, sa.GID = nil, nil
+	}
 	if n.typ == unix.S_IFLNK {
 		sa.Mode = nil
 	} else {
@@ -103,11 +113,7 @@ func (f *FS) initNew(n *node, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, def
 		}
 		sa.Mode = &mode
 	}
-	var st unix.Stat_t
-	if err := fstat(n.fd, &st); err != nil {
-		return err
-	}
-	return f.apply(n, &sa, &st)
+	return f.apply(n, &sa, st)
 }
 
 // finishNew makes a new object and its directory entry durable and returns
@@ -129,7 +135,7 @@ func (f *FS) finishNew(d *node, n *node, pre *unix.Stat_t) (vfs.Handle, *vfs.Att
 // for fsync; they rely on the directory fsync, as with knfsd on a
 // journaling file system.
 func (f *FS) syncNew(n *node) error {
-	if n.exp.dirSyncEnough || (n.typ != unix.S_IFREG && n.typ != unix.S_IFDIR) {
+	if n.exp.dirSyncEnough || n.exp.inMemory || (n.typ != unix.S_IFREG && n.typ != unix.S_IFDIR) {
 		return nil
 	}
 	fd, err := f.ioFd(n)
@@ -190,7 +196,7 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		// with a SETATTR once it has the reply.
 		sa = vfs.SetAttr{Atime: verfTime(verf[4:]), Mtime: verfTime(verf[:4])}
 	}
-	if err := f.initNew(n, &c, &dst, sa, defaultFileMode); err != nil {
+	if err := f.initNew(n, &st, &c, &dst, sa, defaultFileMode); err != nil {
 		return fail(err)
 	}
 	return f.finishNew(d, n, &dst)
@@ -364,7 +370,7 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	defer f.cache.release(n)
 	f.chargeNew(n)
 	defer f.settleQuiet(d)
-	if err := f.initNew(n, &c, &dst, sa, defMode); err != nil {
+	if err := f.initNew(n, &st, &c, &dst, sa, defMode); err != nil {
 		return fail(err)
 	}
 	return f.finishNew(d, n, &dst)

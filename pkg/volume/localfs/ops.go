@@ -3,6 +3,7 @@ package localfs
 import (
 	"context"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -111,7 +112,15 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 		}
 	}
 	if sa.Mode != nil && n.typ != unix.S_IFLNK {
-		if err := chmodFd(n.fd, *sa.Mode&0o7777); err != nil {
+		var err error
+		if n.ioOnly {
+			// n.fd is opened for I/O, not O_PATH: plain fchmod, no
+			// procfs path walk on kernels without fchmodat2.
+			err = unix.Fchmod(n.fd, *sa.Mode&0o7777)
+		} else {
+			err = chmodFd(n.fd, *sa.Mode&0o7777)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -134,16 +143,22 @@ func setTime(t vfs.SetTime) unix.Timespec {
 	return unix.Timespec{Nsec: unix.UTIME_OMIT}
 }
 
+// noFchmodat2 is set once the kernel turned out to lack fchmodat2 (before
+// 6.6), so that each chmod then costs one syscall, not two.
+var noFchmodat2 atomic.Bool
+
 // chmodFd changes the mode of the non-symlink fd refers to (O_PATH works).
 func chmodFd(fd int, mode uint32) error {
-	err := unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
-	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
-		// Kernels before 6.6 lack fchmodat2. The procfs link of our own fd
-		// names exactly this inode, and it is not a symlink, so following
-		// it cannot go anywhere else.
-		err = unix.Fchmodat(unix.AT_FDCWD, procFdPath(fd), mode, 0)
+	if !noFchmodat2.Load() {
+		err := unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+		if err != unix.EOPNOTSUPP && err != unix.ENOSYS {
+			return err
+		}
+		noFchmodat2.Store(true)
 	}
-	return err
+	// The procfs link of our own fd names exactly this inode, and it is
+	// not a symlink, so following it cannot go anywhere else.
+	return unix.Fchmodat(unix.AT_FDCWD, procFdPath(fd), mode, 0)
 }
 
 func procFdPath(fd int) string {
