@@ -299,6 +299,12 @@ func (a *StorageAPI) startCopySnapshot(ctx context.Context, sn volume.Snapshot) 
 		a.snapMu.Lock()
 		canceled := job.cancel.Load()
 		if err == nil && !canceled {
+			// The copy's bytes are on disk now: stop reserving them before
+			// anyone can see the snapshot ready, or GetCapacity would count
+			// them twice for a moment.
+			a.snap.jobsMu.Lock()
+			delete(a.snap.jobs, sn.ID)
+			a.snap.jobsMu.Unlock()
 			sn.SizeBytes, sn.Ready = sizes[0], true
 			err = a.Store.PutSnapshot(sn, stage)
 		}
