@@ -23,6 +23,7 @@ import (
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/driver"
 	"github.com/hangar-csi/hangar/pkg/endpoint"
+	"github.com/hangar-csi/hangar/pkg/kubeletplugin"
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/server"
@@ -129,6 +130,7 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 	tlsFlags := addTLSFlags(fs, "storage servers' management API")
 	serverName := fs.String("tls-server-name", server.DefaultTLSServerName, "name the storage servers' certificates must carry")
 	mf := addMetricsFlags(fs)
+	hf := addHealthFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if (*servers == "") == (*serversDNS == "") {
 			return usagef("give exactly one of --servers and --servers-dns")
@@ -178,6 +180,9 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 		if err != nil {
 			return err
 		}
+		if err := hf.start(ctx, log, *csiEndpoint); err != nil {
+			return err
+		}
 		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "controller")...)
 		csi.RegisterIdentityServer(g, &driver.Identity{})
 		sw.register(g)
@@ -219,13 +224,28 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 	nodeAddr := fs.String("node-address", "", "IP address(es), comma-separated, this node's NFS client mounts from; reported in the node ID (NAME@IP) so ControllerPublishVolume can allow them")
 	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
 	probeTimeout := fs.Duration("probe-timeout", 5*time.Second, "how long the NFS server may take to answer the pre-mount probe")
+	regDir := fs.String("registration-dir", "", "register with the kubelet through its plugin registration directory (e.g. /var/lib/kubelet/plugins_registry, as mounted in this container); empty: leave it to the node-driver-registrar sidecar")
+	regPath := fs.String("kubelet-registration-path", "", "path of the CSI socket as the kubelet sees it (default: the --csi-endpoint path)")
 	mf := addMetricsFlags(fs)
+	hf := addHealthFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		m, id, err := nodeSetup(*mounterKind, *nodeID, *nodeAddr)
 		if err != nil {
 			return err
 		}
 		*nodeID = id
+		var registrar *kubeletplugin.Registrar
+		if *regDir != "" {
+			if *regPath == "" {
+				if network, addr, err := endpoint.Parse(*csiEndpoint); err == nil && network == "unix" {
+					*regPath = addr
+				}
+			}
+			if !filepath.IsAbs(*regPath) {
+				return usagef("--kubelet-registration-path must be the absolute path of the CSI socket on the host (the kubelet dials only unix sockets), not %q", *regPath)
+			}
+			registrar = &kubeletplugin.Registrar{DriverName: csicommon.DriverName, Endpoint: *regPath, Log: log.WithName("registration")}
+		}
 		l, err := endpoint.Listen(*csiEndpoint)
 		if err != nil {
 			return err
@@ -234,11 +254,36 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 		if err != nil {
 			return err
 		}
+		if err := hf.start(ctx, log, *csiEndpoint); err != nil {
+			return err
+		}
 		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "node")...)
 		csi.RegisterIdentityServer(g, &driver.Identity{})
 		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout})
 		log.Info("node plugin serving", "endpoint", *csiEndpoint, "nodeID", *nodeID, "mounter", *mounterKind)
-		return serveUntilDone(ctx, g, l)
+		if registrar == nil {
+			return serveUntilDone(ctx, g, l)
+		}
+		// The kubelet dials the CSI socket once registered, so register
+		// only once it is being served; a refused registration ends the
+		// process (as the node-driver-registrar does) so it restarts and
+		// registers afresh.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		regErr := make(chan error, 1)
+		go func() {
+			err := registrar.Serve(ctx, kubeletplugin.SocketPath(*regDir, csicommon.DriverName))
+			regErr <- err
+			if err != nil {
+				cancel()
+			}
+		}()
+		err = serveUntilDone(ctx, g, l)
+		cancel()
+		if rerr := <-regErr; rerr != nil {
+			return rerr
+		}
+		return err
 	}
 }
 
