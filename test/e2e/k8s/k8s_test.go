@@ -117,7 +117,9 @@ func TestKubernetes(t *testing.T) {
 		renderNondefault = run(t, repo, nil, helm, "template", "alt", chart, "--namespace", "hangar", "-f", nondefault)
 		for _, want := range []string{"kind: CSIDriver", "attachRequired: true", "fsGroupPolicy: File", "kind: PodDisruptionBudget",
 			"--servers-dns=hangar-server.hangar.svc:7070", "--access-control=true", "--tls-ca=/tls/ca.crt", "mountPropagation: Bidirectional",
-			"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret"} {
+			"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret",
+			"--registration-dir=/var/lib/kubelet/plugins_registry", "--kubelet-registration-path=/var/lib/kubelet/plugins/nfs.hangar.dev/csi.sock",
+			"--health-listen=:9809", "--health-listen=:9808"} {
 			if !strings.Contains(renderDefault, want) {
 				t.Errorf("default render lacks %q", want)
 			}
@@ -125,10 +127,20 @@ func TestKubernetes(t *testing.T) {
 		for _, want := range []string{"--servers=nas-1=10.1.0.10:7070,nas-2=10.1.0.11:7070", "--access-control=false",
 			"secretName: my-server-tls", "/var/lib/k0s/kubelet/plugins/nfs.hangar.dev", "onDelete: archive",
 			"storageclass.kubernetes.io/is-default-class: \"true\"", "volumeBindingMode: WaitForFirstConsumer", "--tls-server-name=storage.example.com",
-			"--metrics-listen=:9810", "name: alt-hangar-node-metrics"} {
+			"--metrics-listen=:9810", "name: alt-hangar-node-metrics",
+			"image: registry.k8s.io/sig-storage/csi-node-driver-registrar:", "--kubelet-registration-path=/var/lib/k0s/kubelet/plugins/nfs.hangar.dev/csi.sock",
+			"image: registry.k8s.io/sig-storage/livenessprobe:", "--http-endpoint=:19809", "path: /var/lib/k0s/kubelet/plugins_registry"} {
 			if !strings.Contains(renderNondefault, want) {
 				t.Errorf("non-default render lacks %q", want)
 			}
+		}
+		// Builtin registration: no sidecar a cluster must pull, none of
+		// Hangar's own flags in the sidecar render.
+		if strings.Contains(renderDefault, "node-driver-registrar") || strings.Contains(renderDefault, "livenessprobe") {
+			t.Error("default render (registrar: builtin) still has the registrar or livenessprobe sidecar")
+		}
+		if strings.Contains(renderNondefault, "--registration-dir") || strings.Contains(renderNondefault, "--health-listen") {
+			t.Error("sidecar render also registers builtin")
 		}
 		if strings.Contains(renderNondefault, "kind: PodDisruptionBudget") || strings.Contains(renderNondefault, "kind: Secret") {
 			t.Error("non-default render (1 replica, existing Secrets) has a PodDisruptionBudget or a generated Secret")
@@ -144,6 +156,7 @@ func TestKubernetes(t *testing.T) {
 			{"server.nfsPort=70000", "nfsPort"},
 			{"acessControl.enabled=false", "acessControl"},
 			{"tls.existingSecret.server=only-one", "both"},
+			{"registrar=none", "registrar"},
 		} {
 			out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), bad.want) {
