@@ -205,24 +205,27 @@ func nodeSetup(mounterKind, name, addrs string) (mount.Interface, string, error)
 	return m, csicommon.FormatNodeID(name, ips), nil
 }
 
-// newMounter returns the node's mounter. "record" is test-only: it records
-// mounts in memory (this lets tests run on hosts without an NFS client;
-// the NFS probe before each mount still goes over the network).
+// newMounter returns the node's mounter: mount(2) itself (the default, so
+// the image needs no mount.nfs), or mount(8). "record" is test-only: it
+// records mounts in memory (this lets tests run on hosts without an NFS
+// client; the NFS probe before each mount still goes over the network).
 func newMounter(kind string) (mount.Interface, error) {
 	switch kind {
+	case "kernel":
+		return driver.NewKernelMounter(), nil
 	case "mount":
 		return mount.New(""), nil
 	case "record":
 		return mount.NewFakeMounter(nil), nil
 	}
-	return nil, usagef("--mounter must be mount or record, not %q", kind)
+	return nil, usagef("--mounter must be kernel or mount, not %q", kind)
 }
 
 func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
 	csiEndpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
 	nodeID := fs.String("node-id", hostname(), "node name (the Kubernetes node name)")
 	nodeAddr := fs.String("node-address", "", "IP address(es), comma-separated, this node's NFS client mounts from; reported in the node ID (NAME@IP) so ControllerPublishVolume can allow them")
-	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
+	mounterKind := fs.String("mounter", "kernel", "how to mount NFS: kernel (mount(2), no helper needed) or mount (mount(8) with mount.nfs)")
 	probeTimeout := fs.Duration("probe-timeout", 5*time.Second, "how long the NFS server may take to answer the pre-mount probe")
 	regDir := fs.String("registration-dir", "", "register with the kubelet through its plugin registration directory (e.g. /var/lib/kubelet/plugins_registry, as mounted in this container); empty: leave it to the node-driver-registrar sidecar")
 	regPath := fs.String("kubelet-registration-path", "", "path of the CSI socket as the kubelet sees it (default: the --csi-endpoint path)")
@@ -296,7 +299,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	nodeID := fs.String("node-id", hostname(), "node name reported to the CO")
 	nodeAddr := fs.String("node-address", "127.0.0.1", "IP address(es) this machine's NFS client mounts from (see \"hangar help node\")")
 	access := fs.Bool("access-control", false, "let only nodes a volume is published to reach it (off: hand mounts work)")
-	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
+	mounterKind := fs.String("mounter", "kernel", "how to mount NFS: kernel (mount(2), no helper needed) or mount (mount(8) with mount.nfs)")
 	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		nfsO, err := nfsOpts()
