@@ -51,7 +51,7 @@ var mountFlags = map[string]struct {
 	"nodiratime": {true, unix.MS_NODIRATIME}, "diratime": {false, unix.MS_NODIRATIME},
 	"relatime": {true, unix.MS_RELATIME}, "norelatime": {false, unix.MS_RELATIME},
 	"strictatime": {true, unix.MS_STRICTATIME},
-	"lazytime": {true, unix.MS_LAZYTIME}, "nolazytime": {false, unix.MS_LAZYTIME},
+	"lazytime":    {true, unix.MS_LAZYTIME}, "nolazytime": {false, unix.MS_LAZYTIME},
 	"silent": {true, unix.MS_SILENT}, "loud": {false, unix.MS_SILENT},
 }
 
