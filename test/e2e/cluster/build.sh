@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) what the cluster suite's node VMs run, into a cache directory
 # outside the checkout:
-#   kubelet                       k8s.io/kubernetes v1.37.1 (tools/kubelet)
+#   kubelet, kube-scheduler       k8s.io/kubernetes v1.37.1 (tools/kubelet)
 #   containerd, containerd-shim-runc-v2, ctr   containerd v2.4.2 (tools/containerd)
 #   runc, CNI plugins             Debian's runc and containernetworking-plugins
 #                                 (apt-get download + dpkg -x; never installed)
@@ -28,7 +28,7 @@ t0=$(date +%s)
 
 kv="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
 kv="$kv -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
-(cd "$here/tools/kubelet" && "${nice[@]}" go build -trimpath -ldflags "-s -w $kv" -o "$out/" k8s.io/kubernetes/cmd/kubelet)
+(cd "$here/tools/kubelet" && "${nice[@]}" go build -trimpath -ldflags "-s -w $kv" -o "$out/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler)
 
 # Static containerd without the storage drivers that need cgo.
 (cd "$here/tools/containerd" && "${nice[@]}" go build -trimpath -tags "no_btrfs no_devmapper no_zfs no_aufs" -ldflags "-s -w" -o "$out/" \

@@ -14,12 +14,13 @@ func main() {
 		usage()
 	}
 	cmds := map[string]func([]string) error{
-		"ctl":    ctlMain,
-		"csi":    csiMain,
-		"tree":   treeMain,
-		"stream": streamMain,
-		"commit": commitMain,
-		"junit":  junitMain,
+		"ctl":     ctlMain,
+		"csi":     csiMain,
+		"tree":    treeMain,
+		"stream":  streamMain,
+		"commit":  commitMain,
+		"junit":   junitMain,
+		"forward": forwardMain,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -32,6 +33,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: e2eguest ctl|csi|tree|stream|commit|junit ...")
+	fmt.Fprintln(os.Stderr, "usage: e2eguest ctl|csi|tree|stream|commit|junit|forward ...")
 	os.Exit(2)
 }
