@@ -35,7 +35,7 @@ for b in kubelet containerd containerd-shim-runc-v2 ctr; do install -m755 "$cach
 add_dyn() { # HOSTPATH GUESTPATH
   mkdir -p "$ROOT$(dirname "$2")"; cp -L "$1" "$ROOT$2"
   LD_LIBRARY_PATH=$cache/root/usr/lib/x86_64-linux-gnu ldd "$1" | awk '/=>/ {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do
-    [[ -f $lib ]] || continue; mkdir -p "$ROOT$(dirname "$lib")"; cp -Ln "$lib" "$ROOT$lib"
+    [[ -f $lib && $lib != "$cache"/* ]] || continue; mkdir -p "$ROOT$(dirname "$lib")"; cp -Ln "$lib" "$ROOT$lib"
   done
 }
 add_dyn "$cache/root/usr/sbin/runc" /usr/sbin/runc

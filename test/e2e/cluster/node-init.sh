@@ -5,9 +5,9 @@
 # kubelet. Logs: containerd -> /dev/ttyS1, kubelet -> /dev/ttyS2 (files on
 # the host). Runs until the host kills the VM.
 #
-# /node/env (from the host): NODE_NAME, NODE_IP (eth1, the node network the
-# VMs share), API_PORT (the apiserver, reached at 10.0.2.100:API_PORT
-# through guestfwd), POD_CIDR (this node's pod range), NODE_LABELS,
+# /node/env (from the host): NODE_NAME, NODE_IP (eth0, on the bridge the
+# test's network namespace holds), GATEWAY (the bridge's address, where the
+# apiserver is), API_PORT, POD_CIDR (this node's pod range), NODE_LABELS,
 # DATA_DISK (a block device to mount at /var/lib/hangar, optional).
 export PATH=/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -37,13 +37,13 @@ for c in cpu cpuset memory pids io; do echo "+$c" > /sys/fs/cgroup/cgroup.subtre
 sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=0 vm.overcommit_memory=1 kernel.panic=10 kernel.panic_on_oops=1 \
   kernel.keys.root_maxkeys=1000000 kernel.keys.root_maxbytes=25000000 2>/dev/null
 
-n=0; while { [ ! -e /sys/class/net/eth0 ] || [ ! -e /sys/class/net/eth1 ]; } && [ $n -lt 100 ]; do usleep 50000; n=$((n+1)); done
+n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 100 ]; do usleep 50000; n=$((n+1)); done
 ip link set lo up
-ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up
-ip addr add "$NODE_IP/24" dev eth1 && ip link set eth1 up
-ip route add default via 10.0.2.2
+ip addr add "$NODE_IP/24" dev eth0 && ip link set eth0 up
+ip route add default via "$GATEWAY"
 # The `kubernetes` Service (first address of the service range) is held
-# here and relayed to the apiserver: pods reach it through their gateway.
+# here and relayed to the apiserver: pods reach it through their gateway
+# (there is no kube-proxy).
 ip addr add 10.0.0.1/32 dev lo
 hostname "$NODE_NAME"
 echo "127.0.0.1 localhost $NODE_NAME" > /etc/hosts
@@ -66,6 +66,8 @@ version = 3
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
       BinaryName = '/usr/sbin/runc'
       SystemdCgroup = false
+      # The root is the initramfs, which pivot_root(2) cannot leave.
+      NoPivotRoot = true
 EOF
 cat > /etc/cni/net.d/10-bridge.conflist <<EOF
 {"cniVersion": "1.0.0", "name": "pods", "plugins": [
@@ -80,15 +82,16 @@ for i in /node/images/*.tar; do
 done
 echo "NODE-IMAGES $(ctr -n k8s.io images ls -q | tr '\n' ' ')"
 
-e2eguest forward 10.0.0.1:443 "10.0.2.100:$API_PORT" >/dev/ttyS1 2>&1 &
+e2eguest forward 10.0.0.1:443 "$GATEWAY:$API_PORT" >/dev/ttyS1 2>&1 &
 
 cat > /etc/kubernetes/kubelet.yaml <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
+# The test apiserver calls the kubelet (exec, logs) without a client
+# certificate; the node network exists only inside the test's namespace.
 authentication:
-  anonymous: {enabled: false}
+  anonymous: {enabled: true}
   webhook: {enabled: false}
-  x509: {clientCAFile: /node/pki/ca.crt}
 authorization: {mode: AlwaysAllow}
 cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock

@@ -366,10 +366,10 @@ func writePKI(t *testing.T, dir string) {
 		save(name+".crt", "CERTIFICATE", der)
 		save(name+".key", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(k))
 	}
-	// 10.0.0.1: the `kubernetes` Service; 10.0.2.100: where the node VMs
-	// of TestNodes reach the apiserver (guestfwd).
+	// 10.0.0.1: the `kubernetes` Service; 192.168.50.254: where the node
+	// VMs of TestNodes reach the apiserver.
 	leaf("apiserver", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth,
-		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1"), net.ParseIP("10.0.2.100")}, []string{"localhost"})
+		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1"), net.ParseIP("192.168.50.254")}, []string{"localhost"})
 	leaf("admin", pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth, nil, nil)
 	sa := key()
 	save("sa.key", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(sa))

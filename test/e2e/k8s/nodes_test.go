@@ -6,13 +6,15 @@ package k8s
 // it, with images built here (make image, build/image) and imported into
 // each node's containerd. Run with `make e2e-cluster` (HANGAR_CLUSTER=1).
 //
-// Network: every guest has eth0 on QEMU user networking with restrict=on;
-// its only way out is a guestfwd of 10.0.2.100:API to the apiserver on
-// the host's 127.0.0.1. eth1 joins the two guests on one Ethernet segment
-// (a QEMU socket netdev over 127.0.0.1): 192.168.50.0/24, the node
-// addresses, where NFS and the storage server's API flow. Pods get a
-// bridge + host-local network per node; the `kubernetes` Service address
-// is relayed to the apiserver by each node (there is no kube-proxy).
+// Network: the test builds everything, then runs its second half inside a
+// network namespace of its own (unshare --net: no way out, nothing
+// reachable from outside). There a bridge, 192.168.50.254/24, joins the
+// control plane and the two guests' tap devices: 192.168.50.1 and .2 are
+// the node addresses, where NFS, the storage server's API and the
+// apiserver's calls to the kubelets (exec, logs) flow. The apiserver keeps
+// listening on 127.0.0.1; a relay on the bridge address forwards to it.
+// Pods get a bridge + host-local network per node; each node relays the
+// `kubernetes` Service address to the apiserver (there is no kube-proxy).
 
 import (
 	"bytes"
@@ -20,6 +22,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -42,6 +45,24 @@ func TestNodes(t *testing.T) {
 	if os.Getenv("HANGAR_CLUSTER") == "" {
 		t.Skip("cluster suite with kubelet VMs: run `make e2e-cluster` (HANGAR_CLUSTER=1)")
 	}
+	if os.Getenv(innerEnv) == "" {
+		prepareNodes(t)
+		return
+	}
+	runNodes(t)
+}
+
+// innerEnv names the JSON of nodesPrep the second half reads.
+const innerEnv = "HANGAR_CLUSTER_INNER"
+
+type nodesPrep struct {
+	Repo, Bin, Logs, NodeCache, Kernel, NodeImg, Guest, Images string
+	Start                                                      time.Time
+}
+
+// prepareNodes builds what the nodes need (network access: module proxy,
+// apt) and runs this test again inside a new network namespace.
+func prepareNodes(t *testing.T) {
 	start := time.Now()
 	repo, bin, hangar, logs := setup(t)
 	nodeCache := nodeCacheDir()
@@ -84,24 +105,49 @@ func TestNodes(t *testing.T) {
 	}
 	t.Logf("CLUSTER images built in %.1fs", time.Since(t0).Seconds())
 
-	t0 = time.Now()
+	prep, _ := json.Marshal(nodesPrep{Repo: repo, Bin: bin, Logs: logs, NodeCache: nodeCache, Kernel: filepath.Join(vmCache, "vmlinuz"),
+		NodeImg: nodeImg, Guest: guest, Images: images, Start: start})
+	timeout := "40m"
+	if d, ok := t.Deadline(); ok {
+		timeout = time.Until(d).Truncate(time.Second).String()
+	}
+	cmd := exec.Command("unshare", "--net", "--", os.Args[0], "-test.run", "^TestNodes$", "-test.v", "-test.count=1", "-test.timeout", timeout)
+	cmd.Env = append(os.Environ(), innerEnv+"="+string(prep))
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("cluster run in its network namespace: %v (logs in %s)", err, logs)
+	}
+}
+
+// runNodes is the second half, inside the network namespace.
+func runNodes(t *testing.T) {
+	var p nodesPrep
+	if err := json.Unmarshal([]byte(os.Getenv(innerEnv)), &p); err != nil {
+		t.Fatal(err)
+	}
+	start, repo, bin, logs, nodeCache, guest, images, nodeImg := p.Start, p.Repo, p.Bin, p.Logs, p.NodeCache, p.Guest, p.Images, p.NodeImg
+	for _, cmd := range [][]string{{"link", "set", "lo", "up"}, {"link", "add", "br0", "type", "bridge"},
+		{"addr", "add", "192.168.50.254/24", "dev", "br0"}, {"link", "set", "br0", "up"}} {
+		run(t, repo, nil, "ip", cmd...)
+	}
+	t0 := time.Now()
 	c := startCluster(t, bin, logs)
-	sched := c.start("kube-scheduler", filepath.Join(nodeCache, "kube-scheduler"), "--kubeconfig="+c.kubeconfig,
+	c.start("kube-scheduler", filepath.Join(nodeCache, "kube-scheduler"), "--kubeconfig="+c.kubeconfig,
 		"--authentication-kubeconfig="+c.kubeconfig, "--authorization-kubeconfig="+c.kubeconfig,
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", freePort(t)), "--leader-elect=false")
-	_ = sched
 	apiPort := c.apiPort()
+	c.start("apiserver-relay", guest, "forward", fmt.Sprintf("192.168.50.254:%d", apiPort), fmt.Sprintf("127.0.0.1:%d", apiPort))
 	t.Logf("CLUSTER control plane up in %.1fs", time.Since(t0).Seconds())
 
 	nodes := []*vmNode{
 		{name: "node-a", ip: "192.168.50.1", podCIDR: "10.244.1.0/24"},
 		{name: "node-b", ip: "192.168.50.2", podCIDR: "10.244.2.0/24"},
 	}
-	linkPort := freePort(t)
 	t0 = time.Now()
 	for i, n := range nodes {
 		n.dir = filepath.Join(logs, n.name)
-		ov := filepath.Join(n.dir, "overlay")
+		os.MkdirAll(n.dir, 0o755)
+		ov := filepath.Join(t.TempDir(), "overlay-"+n.name)
 		os.MkdirAll(filepath.Join(ov, "node", "pki"), 0o755)
 		os.MkdirAll(filepath.Join(ov, "node", "images"), 0o755)
 		os.MkdirAll(filepath.Join(ov, "usr", "local", "bin"), 0o755)
@@ -110,12 +156,12 @@ func TestNodes(t *testing.T) {
 		signClient(t, c.pki, filepath.Join(ov, "node", "pki", "kubelet"), pkix.Name{CommonName: "system:node:" + n.name, Organization: []string{"system:nodes"}})
 		os.WriteFile(filepath.Join(ov, "node", "kubeconfig"), []byte(fmt.Sprintf(`apiVersion: v1
 kind: Config
-clusters: [{name: t, cluster: {server: "https://10.0.2.100:%d", certificate-authority: /node/pki/ca.crt}}]
+clusters: [{name: t, cluster: {server: "https://192.168.50.254:%d", certificate-authority: /node/pki/ca.crt}}]
 users: [{name: u, user: {client-certificate: /node/pki/kubelet.crt, client-key: /node/pki/kubelet.key}}]
 contexts: [{name: t, context: {cluster: t, user: u}}]
 current-context: t
 `, apiPort)), 0o600)
-		os.WriteFile(filepath.Join(ov, "node", "env"), []byte(fmt.Sprintf("NODE_NAME=%s\nNODE_IP=%s\nAPI_PORT=%d\nPOD_CIDR=%s\nNODE_LABELS=%s\n",
+		os.WriteFile(filepath.Join(ov, "node", "env"), []byte(fmt.Sprintf("NODE_NAME=%s\nNODE_IP=%s\nGATEWAY=192.168.50.254\nAPI_PORT=%d\nPOD_CIDR=%s\nNODE_LABELS=%s\n",
 			n.name, n.ip, apiPort, n.podCIDR, n.labels)), 0o644)
 		subs := []string{"all"}
 		if i == 0 {
@@ -127,25 +173,20 @@ current-context: t
 				copyFile(t, tar, filepath.Join(ov, "node", "images", filepath.Base(tar)), 0o644)
 			}
 		}
-		initrd := filepath.Join(n.dir, "initrd")
+		initrd := filepath.Join(t.TempDir(), "initrd-"+n.name)
 		packInitrd(t, nodeImg, ov, initrd)
-		link := fmt.Sprintf("socket,id=n1,listen=127.0.0.1:%d", linkPort)
-		if i > 0 {
-			link = fmt.Sprintf("socket,id=n1,connect=127.0.0.1:%d", linkPort)
-		}
+		tap := "tap-" + n.name
+		run(t, repo, nil, "ip", "tuntap", "add", tap, "mode", "tap")
+		run(t, repo, nil, "ip", "link", "set", tap, "master", "br0", "up")
 		n.proc = c.start("vm-"+n.name, "qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "2048", "-smp", "1",
 			"-display", "none", "-monitor", "none", "-no-reboot",
 			"-serial", "file:"+filepath.Join(n.dir, "console.log"),
 			"-serial", "file:"+filepath.Join(n.dir, "containerd.log"),
 			"-serial", "file:"+filepath.Join(n.dir, "kubelet.log"),
-			"-kernel", filepath.Join(vmCache, "vmlinuz"), "-initrd", initrd,
+			"-kernel", p.Kernel, "-initrd", initrd,
 			"-append", "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init",
-			"-netdev", fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:%d-cmd:busybox nc 127.0.0.1 %d", apiPort, apiPort),
-			"-device", "virtio-net-pci,netdev=n0",
-			"-netdev", link, "-device", fmt.Sprintf("virtio-net-pci,netdev=n1,mac=52:54:00:50:00:%02x", i+1))
-		if i == 0 {
-			time.Sleep(500 * time.Millisecond) // the listening end first
-		}
+			"-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=n0,mac=52:54:00:50:00:%02x", i+1))
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -162,8 +203,103 @@ current-context: t
 			return err == nil && out == "True"
 		})
 	}
-	t.Logf("CLUSTER-CASE nodes-ready wall=%.1fs", time.Since(t0).Seconds())
-	t.Logf("CLUSTER total so far %.1fs", time.Since(start).Seconds())
+	t.Logf("CLUSTER nodes Ready in %.1fs", time.Since(t0).Seconds())
+
+	// Case 1: the chart installed as a user installs it (README), with
+	// this build's images; every pod Ready; CSINode made by the kubelet
+	// from the node plugin's own registration.
+	ok := t.Run("1-chart-ready", func(t *testing.T) {
+		t0 := time.Now()
+		c.mustKubectl("label", "node", "node-a", "hangar.dev/storage=true")
+		values := filepath.Join(t.TempDir(), "values.yaml")
+		// No cluster DNS here: the controller is given the storage
+		// server's address instead of discovering it through the
+		// headless Service. The sidecar images exist on node-a only.
+		os.WriteFile(values, []byte(`image: {repository: hangar.test/hangar, tag: e2e, pullPolicy: Never}
+sidecars:
+  provisioner: {image: "hangar.test/csi-provisioner:e2e"}
+  attacher: {image: "hangar.test/csi-attacher:e2e"}
+  resizer: {image: "hangar.test/csi-resizer:e2e"}
+controller:
+  replicas: 1
+  servers: [{name: node-a, address: "192.168.50.1:7070"}]
+  nodeSelector: {kubernetes.io/hostname: node-a}
+`), 0o644)
+		out := run(t, repo, []string{"KUBECONFIG=" + c.kubeconfig}, filepath.Join(bin, "helm"), "install", "hangar", filepath.Join(repo, "charts/hangar"),
+			"--namespace", "hangar", "--create-namespace", "-f", values)
+		t.Logf("helm install: %s", firstLine(out))
+		want := map[string]int{"controller": 1, "node": 2, "server": 1}
+		c.waitFor("chart pods Ready", 15*time.Minute, nil, func() bool {
+			for comp, n := range want {
+				out, err := c.kubectl("-n", "hangar", "get", "pods", "-l", "app.kubernetes.io/component="+comp,
+					"-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{" "}{end}`)
+				if err != nil || strings.Count(out, "True") != n {
+					return false
+				}
+			}
+			return true
+		})
+		for _, n := range nodes {
+			c.waitFor("CSINode "+n.name, 2*time.Minute, nil, func() bool {
+				out, err := c.kubectl("get", "csinode", n.name, "-o", "jsonpath={.spec.drivers[*].nodeID}")
+				return err == nil && out == n.name+"@"+n.ip
+			})
+		}
+		t.Logf("CLUSTER-CASE 1-chart-ready wall=%.1fs", time.Since(t0).Seconds())
+	})
+	if !ok {
+		c.kubectl("-n", "hangar", "get", "pods", "-o", "wide")
+		out, _ := c.kubectl("-n", "hangar", "get", "pods", "-o", "wide")
+		ev, _ := c.kubectl("get", "events", "-A", "--sort-by=.lastTimestamp")
+		t.Fatalf("chart not ready:\n%s\n%s", out, lastLines(ev, 30))
+	}
+
+	// Case 2: a StatefulSet of 3 with a claim per pod (examples/, with
+	// this build's busybox image): each pod writes its identity; a deleted
+	// pod comes back, on the other node where possible, and finds it.
+	t.Run("2-statefulset", func(t *testing.T) {
+		t0 := time.Now()
+		c.mustKubectl("create", "namespace", "e2e")
+		c.waitFor("ServiceAccount e2e/default", 60*time.Second, nil, func() bool { return c.get("-n", "e2e", "serviceaccount", "default") != nil })
+		ex := strings.ReplaceAll(readFile(t, filepath.Join(repo, "examples/statefulset.yaml")), "image: busybox:1.37", "image: hangar.test/busybox:1")
+		if _, err := c.kubectlIn(ex, "apply", "-n", "e2e", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		ready := func(what string) {
+			c.waitFor(what, 10*time.Minute, nil, func() bool {
+				out, err := c.kubectl("-n", "e2e", "get", "statefulset", "web", "-o", "jsonpath={.status.readyReplicas}")
+				return err == nil && out == "3"
+			})
+		}
+		ready("StatefulSet web: 3 ready")
+		where := map[string]string{}
+		for i := range 3 {
+			pod := fmt.Sprintf("web-%d", i)
+			out := c.mustKubectl("-n", "e2e", "exec", pod, "--", "cat", "/data/log")
+			if !strings.Contains(out, pod+" was here") {
+				t.Errorf("%s: /data/log = %q", pod, out)
+			}
+			where[pod] = strings.TrimSpace(c.mustKubectl("-n", "e2e", "get", "pod", pod, "-o", "jsonpath={.spec.nodeName}"))
+		}
+		t.Logf("pods on nodes: %v", where)
+		c.mustKubectl("-n", "e2e", "delete", "pod", "web-0")
+		ready("StatefulSet web: web-0 back")
+		out := c.mustKubectl("-n", "e2e", "exec", "web-0", "--", "cat", "/data/log")
+		if strings.Count(out, "web-0 was here") != 2 {
+			t.Errorf("web-0 after restart: /data/log = %q, want two lines of its own", out)
+		}
+		t.Logf("web-0 came back on %s (was on %s)", strings.TrimSpace(c.mustKubectl("-n", "e2e", "get", "pod", "web-0", "-o", "jsonpath={.spec.nodeName}")), where["web-0"])
+		t.Logf("CLUSTER-CASE 2-statefulset wall=%.1fs", time.Since(t0).Seconds())
+	})
+	t.Logf("CLUSTER total %.1fs", time.Since(start).Seconds())
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
 }
 
 func nodeCacheDir() string {
