@@ -10,6 +10,17 @@
 # apiserver is), API_PORT, POD_CIDR (this node's pod range), NODE_LABELS,
 # DATA_DISK (a block device to mount at /var/lib/hangar, optional).
 export PATH=/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin
+# pivot_root(2), which runc needs (its no-pivot mode leaks mounts back to
+# the host when a pod asks for Bidirectional propagation), cannot leave
+# the initramfs: move everything to a tmpfs and make that the root.
+if [ ! -e /.noderoot ]; then
+  mkdir -p /newroot && mount -t tmpfs -o size=90% root /newroot
+  for d in /*; do
+    case $d in /proc|/sys|/dev|/newroot) ;; *) cp -a "$d" /newroot/ ;; esac
+  done
+  mkdir -p /newroot/proc /newroot/sys /newroot/dev && touch /newroot/.noderoot
+  exec switch_root /newroot /init
+fi
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -19,9 +30,7 @@ mount -t tmpfs run /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 echo 3 > /proc/sys/kernel/printk
-# The root file system is the initramfs (rootfs): give the container
-# runtime and the kubelet real tmpfs mounts, which they can bind and
-# propagate (mount propagation needs a shared mount below /).
+# Mounts the kubelet and the node plugin make must propagate.
 mount --make-rshared /
 for d in /var/lib/containerd /var/lib/kubelet /var/log/pods /var/lib/hangar; do
   mkdir -p $d && mount -t tmpfs -o size=60% tmp $d
@@ -66,8 +75,6 @@ version = 3
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
       BinaryName = '/usr/sbin/runc'
       SystemdCgroup = false
-      # The root is the initramfs, which pivot_root(2) cannot leave.
-      NoPivotRoot = true
 EOF
 cat > /etc/cni/net.d/10-bridge.conflist <<EOF
 {"cniVersion": "1.0.0", "name": "pods", "plugins": [
@@ -97,8 +104,9 @@ cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 failSwapOn: false
 resolvConf: /etc/resolv.conf
-# tmpfs-backed node: no evictions for disk or memory pressure in a test VM.
-evictionHard: {memory.available: "0", nodefs.available: "0%", imagefs.available: "0%"}
+# tmpfs-backed node: (almost) no evictions for disk or memory pressure in
+# a test VM.
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 imageGCHighThresholdPercent: 100
 enforceNodeAllocatable: []
 protectKernelDefaults: false
