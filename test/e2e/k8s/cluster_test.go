@@ -179,7 +179,9 @@ func startCluster(t *testing.T, bin, logs string) *cluster {
 		"--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.0.0.0/24",
 		"--authorization-mode=Node,RBAC", "--endpoint-reconciler-type=none",
 		// As in every real cluster (kubeadm, kind…): the node plugin is privileged.
-		"--allow-privileged=true", "--cert-dir="+dir+"/apiserver-certs")
+		"--allow-privileged=true", "--cert-dir="+dir+"/apiserver-certs",
+		// TestNodes' kubelets are reached by address (exec, logs): no DNS.
+		"--kubelet-preferred-address-types=InternalIP")
 	c.waitFor("kube-apiserver ready", 120*time.Second, api, func() bool {
 		_, err := c.kubectl("get", "--raw", "/readyz")
 		return err == nil

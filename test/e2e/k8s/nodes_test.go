@@ -36,7 +36,7 @@ import (
 
 type vmNode struct {
 	name, ip, podCIDR string
-	labels            string
+	env               string // more lines of /node/env
 	dir               string // host files of this node: overlay, logs
 	proc              *proc
 }
@@ -161,8 +161,6 @@ users: [{name: u, user: {client-certificate: /node/pki/kubelet.crt, client-key: 
 contexts: [{name: t, context: {cluster: t, user: u}}]
 current-context: t
 `, apiPort)), 0o600)
-		os.WriteFile(filepath.Join(ov, "node", "env"), []byte(fmt.Sprintf("NODE_NAME=%s\nNODE_IP=%s\nGATEWAY=192.168.50.254\nAPI_PORT=%d\nPOD_CIDR=%s\nNODE_LABELS=%s\n",
-			n.name, n.ip, apiPort, n.podCIDR, n.labels)), 0o644)
 		subs := []string{"all"}
 		if i == 0 {
 			subs = append(subs, "control")
@@ -173,20 +171,33 @@ current-context: t
 				copyFile(t, tar, filepath.Join(ov, "node", "images", filepath.Base(tar)), 0o644)
 			}
 		}
+		var disk []string
+		if i == 0 {
+			// The storage node's data disk: a sparse ext4 image, the
+			// guest's /dev/vda, mounted at the chart's dataDir.
+			img := filepath.Join(t.TempDir(), "data-"+n.name+".img")
+			run(t, repo, nil, "truncate", "-s", "8G", img)
+			run(t, repo, nil, "mkfs.ext4", "-q", "-F", img)
+			disk = []string{"-drive", "file=" + img + ",format=raw,if=virtio,cache=unsafe"}
+			n.env += "DATA_DISK=/dev/vda\n"
+		}
 		initrd := filepath.Join(t.TempDir(), "initrd-"+n.name)
+		os.WriteFile(filepath.Join(ov, "node", "env"), []byte(fmt.Sprintf("NODE_NAME=%s\nNODE_IP=%s\nGATEWAY=192.168.50.254\nAPI_PORT=%d\nPOD_CIDR=%s\n%s",
+			n.name, n.ip, apiPort, n.podCIDR, n.env)), 0o644)
 		packInitrd(t, nodeImg, ov, initrd)
 		tap := "tap-" + n.name
 		run(t, repo, nil, "ip", "tuntap", "add", tap, "mode", "tap")
 		run(t, repo, nil, "ip", "link", "set", tap, "master", "br0", "up")
-		n.proc = c.start("vm-"+n.name, "qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "2048", "-smp", "1",
+		args := []string{"-accel", "tcg,thread=multi", "-cpu", "max", "-m", "2048", "-smp", "1",
 			"-display", "none", "-monitor", "none", "-no-reboot",
-			"-serial", "file:"+filepath.Join(n.dir, "console.log"),
-			"-serial", "file:"+filepath.Join(n.dir, "containerd.log"),
-			"-serial", "file:"+filepath.Join(n.dir, "kubelet.log"),
+			"-serial", "file:" + filepath.Join(n.dir, "console.log"),
+			"-serial", "file:" + filepath.Join(n.dir, "containerd.log"),
+			"-serial", "file:" + filepath.Join(n.dir, "kubelet.log"),
 			"-kernel", p.Kernel, "-initrd", initrd,
 			"-append", "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init",
-			"-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=n0,mac=52:54:00:50:00:%02x", i+1))
+			"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=n0,mac=52:54:00:50:00:%02x", i+1)}
+		n.proc = c.start("vm-"+n.name, "qemu-system-x86_64", append(args, disk...)...)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
