@@ -5,12 +5,10 @@
 // csi-resizer, all on 127.0.0.1, with `hangar server` and `hangar
 // controller` on the host.
 //
-// There is no kubelet (it cannot run pods here), so nothing is mounted by
-// Kubernetes: node-driver-registrar and livenessprobe are not run (their
-// modules are not available to build), NodeStage/NodePublish are not
-// called by a kubelet (test/sanity and test/e2e cover them), and the
-// CSINode object a registrar would create is created by the test. Pods of
-// the chart's workloads stay Pending (no scheduler, no kubelet).
+// TestKubernetes has no kubelet, so nothing is mounted by Kubernetes there
+// and the CSINode object a registrar would create is created by the test;
+// pods stay Pending (no scheduler, no kubelet). TestNodes (nodes_test.go,
+// `make e2e-cluster`) adds kubelet nodes in QEMU guests and runs real pods.
 package k8s
 
 import (
