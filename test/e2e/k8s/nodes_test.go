@@ -293,14 +293,62 @@ controller:
 			where[pod] = strings.TrimSpace(c.mustKubectl("-n", "e2e", "get", "pod", pod, "-o", "jsonpath={.spec.nodeName}"))
 		}
 		t.Logf("pods on nodes: %v", where)
+		// Cordon web-0's node so it comes back on the other one: its
+		// volume is detached there and attached to the new node.
+		c.mustKubectl("cordon", where["web-0"])
 		c.mustKubectl("-n", "e2e", "delete", "pod", "web-0")
 		ready("StatefulSet web: web-0 back")
+		c.mustKubectl("uncordon", where["web-0"])
 		out := c.mustKubectl("-n", "e2e", "exec", "web-0", "--", "cat", "/data/log")
 		if strings.Count(out, "web-0 was here") != 2 {
 			t.Errorf("web-0 after restart: /data/log = %q, want two lines of its own", out)
 		}
-		t.Logf("web-0 came back on %s (was on %s)", strings.TrimSpace(c.mustKubectl("-n", "e2e", "get", "pod", "web-0", "-o", "jsonpath={.spec.nodeName}")), where["web-0"])
+		now := strings.TrimSpace(c.mustKubectl("-n", "e2e", "get", "pod", "web-0", "-o", "jsonpath={.spec.nodeName}"))
+		if now == where["web-0"] {
+			t.Errorf("web-0 came back on the cordoned node %s", now)
+		}
+		t.Logf("web-0 came back on %s (was on %s)", now, where["web-0"])
 		t.Logf("CLUSTER-CASE 2-statefulset wall=%.1fs", time.Since(t0).Seconds())
+	})
+
+	// Case 3: an RWX claim (examples/rwx-index.yaml): a Job writes an
+	// index, readers on both nodes mount it read-only at once and see all
+	// of it; their readOnly mounts refuse writes.
+	t.Run("3-rwx-two-nodes", func(t *testing.T) {
+		t0 := time.Now()
+		ex := strings.ReplaceAll(readFile(t, filepath.Join(repo, "examples/rwx-index.yaml")), "image: busybox:1.37", "image: hangar.test/busybox:1")
+		if _, err := c.kubectlIn(ex, "apply", "-n", "e2e", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("Job build-index complete", 10*time.Minute, nil, func() bool {
+			out, err := c.kubectl("-n", "e2e", "get", "job", "build-index", "-o", "jsonpath={.status.succeeded}")
+			return err == nil && out == "1"
+		})
+		c.waitFor("3 index readers ready", 10*time.Minute, nil, func() bool {
+			out, err := c.kubectl("-n", "e2e", "get", "deployment", "index-readers", "-o", "jsonpath={.status.readyReplicas}")
+			return err == nil && out == "3"
+		})
+		writer := strings.TrimSpace(c.mustKubectl("-n", "e2e", "get", "pods", "-l", "job-name=build-index", "-o", "jsonpath={.items[0].spec.nodeName}"))
+		pods := strings.Fields(c.mustKubectl("-n", "e2e", "get", "pods", "-l", "app=index-reader", "-o", `jsonpath={range .items[*]}{.metadata.name}/{.spec.nodeName}{" "}{end}`))
+		onNode := map[string]bool{}
+		for _, pn := range pods {
+			pod, node, _ := strings.Cut(pn, "/")
+			onNode[node] = true
+			if out := c.mustKubectl("-n", "e2e", "exec", pod, "--", "cat", "/index/docs/42.txt"); strings.TrimSpace(out) != "document 42" {
+				t.Errorf("%s on %s reads %q", pod, node, out)
+			}
+			if out, err := c.kubectl("-n", "e2e", "exec", pod, "--", "touch", "/index/x"); err == nil || !strings.Contains(out, "Read-only file system") {
+				t.Errorf("%s on %s: write to its readOnly mount: %v %q", pod, node, err, out)
+			}
+			if n := strings.TrimSpace(c.mustKubectl("-n", "e2e", "exec", pod, "--", "sh", "-c", "wc -l < /index/index.txt")); n != "100" {
+				t.Errorf("%s on %s sees %s documents", pod, node, n)
+			}
+		}
+		if len(onNode) < 2 {
+			t.Errorf("readers all on %v; want both nodes", onNode)
+		}
+		t.Logf("writer on %s, readers %v", writer, pods)
+		t.Logf("CLUSTER-CASE 3-rwx-two-nodes wall=%.1fs", time.Since(t0).Seconds())
 	})
 	t.Logf("CLUSTER total %.1fs", time.Since(start).Seconds())
 }
