@@ -162,7 +162,9 @@ contexts: [{name: t, context: {cluster: t, user: u}}]
 current-context: t
 `, apiPort)), 0o600)
 		subs := []string{"all"}
-		if i == 0 {
+		if i == 1 {
+			// The controller runs on node-b, away from the storage
+			// server: TCG guests have little CPU to spare.
 			subs = append(subs, "control")
 		}
 		for _, sub := range subs {
@@ -225,7 +227,7 @@ current-context: t
 		values := filepath.Join(t.TempDir(), "values.yaml")
 		// No cluster DNS here: the controller is given the storage
 		// server's address instead of discovering it through the
-		// headless Service. The sidecar images exist on node-a only.
+		// headless Service. The sidecar images exist on node-b only.
 		os.WriteFile(values, []byte(`image: {repository: hangar.test/hangar, tag: e2e, pullPolicy: Never}
 sidecars:
   provisioner: {image: "hangar.test/csi-provisioner:e2e"}
@@ -234,7 +236,7 @@ sidecars:
 controller:
   replicas: 1
   servers: [{name: node-a, address: "192.168.50.1:7070"}]
-  nodeSelector: {kubernetes.io/hostname: node-a}
+  nodeSelector: {kubernetes.io/hostname: node-b}
 `), 0o644)
 		out := run(t, repo, []string{"KUBECONFIG=" + c.kubeconfig}, filepath.Join(bin, "helm"), "install", "hangar", filepath.Join(repo, "charts/hangar"),
 			"--namespace", "hangar", "--create-namespace", "-f", values)
