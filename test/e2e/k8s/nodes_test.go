@@ -126,10 +126,15 @@ func runNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	start, repo, bin, logs, nodeCache, guest, images, nodeImg := p.Start, p.Repo, p.Bin, p.Logs, p.NodeCache, p.Guest, p.Images, p.NodeImg
+	// The bridge is also the nodes' gateway, routing each node's pod
+	// range to it, so pods reach the other node's address (the controller
+	// on node-b calls the storage server on node-a) without NAT.
 	for _, cmd := range [][]string{{"link", "set", "lo", "up"}, {"link", "add", "br0", "type", "bridge"},
-		{"addr", "add", "192.168.50.254/24", "dev", "br0"}, {"link", "set", "br0", "up"}} {
+		{"addr", "add", "192.168.50.254/24", "dev", "br0"}, {"link", "set", "br0", "up"},
+		{"route", "add", "10.244.1.0/24", "via", "192.168.50.1"}, {"route", "add", "10.244.2.0/24", "via", "192.168.50.2"}} {
 		run(t, repo, nil, "ip", cmd...)
 	}
+	run(t, repo, nil, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	t0 := time.Now()
 	c := startCluster(t, bin, logs)
 	c.start("kube-scheduler", filepath.Join(nodeCache, "kube-scheduler"), "--kubeconfig="+c.kubeconfig,
