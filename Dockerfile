@@ -2,15 +2,17 @@
 # Hangar image: one static `hangar` binary for every role.
 #
 #   docker build -t ghcr.io/hangar-csi/hangar:0.1.0 --build-arg VERSION=0.1.0 .
-#   docker build --target minimal ...   # controller/server only, no mount helper
+#
+# `make image` builds the same image without Docker (build/image: the
+# binary at /usr/local/bin/hangar, user 65532, nothing else).
 #
 # Roles and privileges (the Helm chart sets them):
 #   controller  non-root (uid 65532), no capabilities
 #   server      root with CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID:
 #               it stores files for every uid and reopens them by handle
 #               (open_by_handle_at)
-#   node        root, privileged: mount(8)s NFS into the kubelet's directory
-#               with mount.nfs from nfs-common (hence this Debian base)
+#   node        root, privileged: mounts NFS into the kubelet's directory
+#               with mount(2) itself (no mount.nfs needed)
 # The image's default user is non-root; the chart runs server and node as root.
 
 ARG GO_VERSION=1.26
@@ -26,17 +28,8 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/hangar ./cmd/hangar \
  && /out/hangar version
 
-# Controller and storage server need nothing but the binary.
-FROM gcr.io/distroless/static-debian12:nonroot AS minimal
-COPY --from=build /out/hangar /usr/local/bin/hangar
-ENTRYPOINT ["/usr/local/bin/hangar"]
-
-# Default: every role, including the node plugin's NFS mount helper.
-# nolock mounts with explicit ports need neither rpcbind nor rpc.statd.
-FROM debian:bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends nfs-common \
- && rm -rf /var/lib/apt/lists/*
+# Every role needs nothing but the static binary.
+FROM scratch
 COPY --from=build /out/hangar /usr/local/bin/hangar
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/hangar"]

@@ -41,9 +41,6 @@ var commands = []command{
 	{"version", "", "print the version", versionCmd},
 }
 
-// hidden flags are test-only and not listed by help.
-var hidden = map[string]bool{"mounter": true}
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -142,9 +139,6 @@ func newFlagSet(c command, out io.Writer) (*flag.FlagSet, *logOptions) {
 		w := fs.Output()
 		fmt.Fprintf(w, "usage: hangar %s [flags] %s\n  %s\n", c.name, c.args, c.summary)
 		fs.VisitAll(func(f *flag.Flag) {
-			if hidden[f.Name] {
-				return
-			}
 			name, u := flag.UnquoteUsage(f)
 			fmt.Fprintf(w, "  --%s %s\n    \t%s", f.Name, name, u)
 			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {

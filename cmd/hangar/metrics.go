@@ -4,11 +4,14 @@ import (
 	"context"
 	"flag"
 	"net"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/hangar-csi/hangar/pkg/endpoint"
+	"github.com/hangar-csi/hangar/pkg/kubeletplugin"
 	"github.com/hangar-csi/hangar/pkg/metrics"
 )
 
@@ -53,4 +56,42 @@ func grpcMetrics(reg *prometheus.Registry, component string) []grpc.ServerOption
 		return nil
 	}
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(metrics.GRPCInterceptor(component, reg))}
+}
+
+// healthFlags is the --health-listen flag of the CSI roles.
+type healthFlags struct{ listen *string }
+
+// healthProbeTimeout bounds each CSI Probe behind /healthz; the kubelet's
+// probe has its own timeout on top.
+const healthProbeTimeout = 4 * time.Second
+
+func addHealthFlags(fs *flag.FlagSet) *healthFlags {
+	return &healthFlags{listen: fs.String("health-listen", "", "serve http://ADDR/healthz, which calls CSI Probe on --csi-endpoint, for the kubelet's liveness probe (replaces the livenessprobe sidecar; empty: off)")}
+}
+
+// start serves /healthz until ctx ends, probing the CSI endpoint ep.
+func (h *healthFlags) start(ctx context.Context, log logr.Logger, ep string) error {
+	if *h.listen == "" {
+		return nil
+	}
+	target, err := endpoint.DialTarget(ep)
+	if err != nil {
+		return usagef("--csi-endpoint: %v", err)
+	}
+	l, err := net.Listen("tcp", *h.listen)
+	if err != nil {
+		return usagef("--health-listen: %v", err)
+	}
+	hh, err := kubeletplugin.NewHealth(target, healthProbeTimeout, log.WithName("health"))
+	if err != nil {
+		l.Close()
+		return err
+	}
+	go func() {
+		defer hh.Close()
+		if err := kubeletplugin.ServeHealth(ctx, l, hh); err != nil {
+			log.Error(err, "health endpoint stopped")
+		}
+	}()
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/driver"
 	"github.com/hangar-csi/hangar/pkg/endpoint"
+	"github.com/hangar-csi/hangar/pkg/kubeletplugin"
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/server"
@@ -131,6 +132,7 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 	serverName := fs.String("tls-server-name", server.DefaultTLSServerName, "name the storage servers' certificates must carry")
 	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes one node may have published (0: no limit); give the node plugin and the controller the same number")
 	mf := addMetricsFlags(fs)
+	hf := addHealthFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if (*servers == "") == (*serversDNS == "") {
 			return usagef("give exactly one of --servers and --servers-dns")
@@ -187,6 +189,9 @@ func controllerCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string
 		if err != nil {
 			return err
 		}
+		if err := hf.start(ctx, log, *csiEndpoint); err != nil {
+			return err
+		}
 		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "controller")...)
 		csi.RegisterIdentityServer(g, &driver.Identity{})
 		sw.register(g)
@@ -209,27 +214,33 @@ func nodeSetup(mounterKind, name, addrs string) (mount.Interface, string, error)
 	return m, csicommon.FormatNodeID(name, ips), nil
 }
 
-// newMounter returns the node's mounter. "record" is test-only: it records
-// mounts in memory (this lets tests run on hosts without an NFS client;
-// the NFS probe before each mount still goes over the network).
+// newMounter returns the node's mounter: mount(2) itself (the default, so
+// the image needs no mount.nfs), or mount(8). "record" is test-only: it
+// records mounts in memory (this lets tests run on hosts without an NFS
+// client; the NFS probe before each mount still goes over the network).
 func newMounter(kind string) (mount.Interface, error) {
 	switch kind {
+	case "kernel":
+		return driver.NewKernelMounter(), nil
 	case "mount":
 		return mount.New(""), nil
 	case "record":
 		return mount.NewFakeMounter(nil), nil
 	}
-	return nil, usagef("--mounter must be mount or record, not %q", kind)
+	return nil, usagef("--mounter must be kernel or mount, not %q", kind)
 }
 
 func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error {
 	csiEndpoint := fs.String("csi-endpoint", "unix:///csi/csi.sock", "CSI endpoint to serve")
 	nodeID := fs.String("node-id", hostname(), "node name (the Kubernetes node name)")
 	nodeAddr := fs.String("node-address", "", "IP address(es), comma-separated, this node's NFS client mounts from; reported in the node ID (NAME@IP) so ControllerPublishVolume can allow them")
-	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
+	mounterKind := fs.String("mounter", "kernel", "how to mount NFS: kernel (mount(2), no helper needed) or mount (mount(8) with mount.nfs)")
 	probeTimeout := fs.Duration("probe-timeout", 5*time.Second, "how long the NFS server may take to answer the pre-mount probe")
 	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes one node may have published (0: no limit); give the node plugin and the controller the same number")
+	regDir := fs.String("registration-dir", "", "register with the kubelet through its plugin registration directory (e.g. /var/lib/kubelet/plugins_registry, as mounted in this container); empty: leave it to the node-driver-registrar sidecar")
+	regPath := fs.String("kubelet-registration-path", "", "path of the CSI socket as the kubelet sees it (default: the --csi-endpoint path)")
 	mf := addMetricsFlags(fs)
+	hf := addHealthFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
 		if *maxVols < 0 {
 			return usagef("--max-volumes-per-node must not be negative")
@@ -239,6 +250,18 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 			return err
 		}
 		*nodeID = id
+		var registrar *kubeletplugin.Registrar
+		if *regDir != "" {
+			if *regPath == "" {
+				if network, addr, err := endpoint.Parse(*csiEndpoint); err == nil && network == "unix" {
+					*regPath = addr
+				}
+			}
+			if !filepath.IsAbs(*regPath) {
+				return usagef("--kubelet-registration-path must be the absolute path of the CSI socket on the host (the kubelet dials only unix sockets), not %q", *regPath)
+			}
+			registrar = &kubeletplugin.Registrar{DriverName: csicommon.DriverName, Endpoint: *regPath, Log: log.WithName("registration")}
+		}
 		l, err := endpoint.Listen(*csiEndpoint)
 		if err != nil {
 			return err
@@ -247,11 +270,36 @@ func nodeCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) erro
 		if err != nil {
 			return err
 		}
+		if err := hf.start(ctx, log, *csiEndpoint); err != nil {
+			return err
+		}
 		g := endpoint.NewGRPCServer(log, grpcMetrics(reg, "node")...)
 		csi.RegisterIdentityServer(g, &driver.Identity{})
 		csi.RegisterNodeServer(g, &driver.Node{NodeID: *nodeID, Mounter: m, Probe: server.ProbeNFS, ProbeTimeout: *probeTimeout, MaxVolumesPerNode: *maxVols})
 		log.Info("node plugin serving", "endpoint", *csiEndpoint, "nodeID", *nodeID, "mounter", *mounterKind)
-		return serveUntilDone(ctx, g, l)
+		if registrar == nil {
+			return serveUntilDone(ctx, g, l)
+		}
+		// The kubelet dials the CSI socket once registered, so register
+		// only once it is being served; a refused registration ends the
+		// process (as the node-driver-registrar does) so it restarts and
+		// registers afresh.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		regErr := make(chan error, 1)
+		go func() {
+			err := registrar.Serve(ctx, kubeletplugin.SocketPath(*regDir, csicommon.DriverName))
+			regErr <- err
+			if err != nil {
+				cancel()
+			}
+		}()
+		err = serveUntilDone(ctx, g, l)
+		cancel()
+		if rerr := <-regErr; rerr != nil {
+			return rerr
+		}
+		return err
 	}
 }
 
@@ -264,7 +312,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	nodeID := fs.String("node-id", hostname(), "node name reported to the CO")
 	nodeAddr := fs.String("node-address", "127.0.0.1", "IP address(es) this machine's NFS client mounts from (see \"hangar help node\")")
 	access := fs.Bool("access-control", false, "let only nodes a volume is published to reach it (off: hand mounts work)")
-	mounterKind := fs.String("mounter", "mount", "test-only: record mounts instead of mounting")
+	mounterKind := fs.String("mounter", "kernel", "how to mount NFS: kernel (mount(2), no helper needed) or mount (mount(8) with mount.nfs)")
 	maxVols := fs.Int64("max-volumes-per-node", 0, "how many Hangar volumes this node may have published (0: no limit)")
 	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {

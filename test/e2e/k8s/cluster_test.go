@@ -179,7 +179,9 @@ func startCluster(t *testing.T, bin, logs string) *cluster {
 		"--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.0.0.0/24",
 		"--authorization-mode=Node,RBAC", "--endpoint-reconciler-type=none",
 		// As in every real cluster (kubeadm, kind…): the node plugin is privileged.
-		"--allow-privileged=true", "--cert-dir="+dir+"/apiserver-certs")
+		"--allow-privileged=true", "--cert-dir="+dir+"/apiserver-certs",
+		// TestNodes' kubelets are reached by address (exec, logs): no DNS.
+		"--kubelet-preferred-address-types=InternalIP")
 	c.waitFor("kube-apiserver ready", 120*time.Second, api, func() bool {
 		_, err := c.kubectl("get", "--raw", "/readyz")
 		return err == nil
@@ -366,8 +368,10 @@ func writePKI(t *testing.T, dir string) {
 		save(name+".crt", "CERTIFICATE", der)
 		save(name+".key", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(k))
 	}
+	// 10.0.0.1: the `kubernetes` Service; 192.168.50.254: where the node
+	// VMs of TestNodes reach the apiserver.
 	leaf("apiserver", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth,
-		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")}, []string{"localhost"})
+		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1"), net.ParseIP("192.168.50.254")}, []string{"localhost"})
 	leaf("admin", pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth, nil, nil)
 	sa := key()
 	save("sa.key", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(sa))

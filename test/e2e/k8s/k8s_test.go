@@ -5,12 +5,10 @@
 // csi-resizer, csi-snapshotter and snapshot-controller, all on 127.0.0.1, with `hangar server` and `hangar
 // controller` on the host.
 //
-// There is no kubelet (it cannot run pods here), so nothing is mounted by
-// Kubernetes: node-driver-registrar and livenessprobe are not run (their
-// modules are not available to build), NodeStage/NodePublish are not
-// called by a kubelet (test/sanity and test/e2e cover them), and the
-// CSINode object a registrar would create is created by the test. Pods of
-// the chart's workloads stay Pending (no scheduler, no kubelet).
+// TestKubernetes has no kubelet, so nothing is mounted by Kubernetes there
+// and the CSINode object a registrar would create is created by the test;
+// pods stay Pending (no scheduler, no kubelet). TestNodes (nodes_test.go,
+// `make e2e-cluster`) adds kubelet nodes in QEMU guests and runs real pods.
 package k8s
 
 import (
@@ -811,7 +809,9 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 	renderNondefault = run(t, repo, nil, helm, "template", "alt", chart, "--namespace", "hangar", "-f", nondefault)
 	for _, want := range []string{"kind: CSIDriver", "attachRequired: true", "fsGroupPolicy: File", "kind: PodDisruptionBudget",
 		"--servers-dns=hangar-server.hangar.svc:7070", "--access-control=true", "--tls-ca=/tls/ca.crt", "mountPropagation: Bidirectional",
-		"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret"} {
+		"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret",
+		"--registration-dir=/var/lib/kubelet/plugins_registry", "--kubelet-registration-path=/var/lib/kubelet/plugins/nfs.hangar.dev/csi.sock",
+		"--health-listen=:9809", "--health-listen=:9808"} {
 		if !strings.Contains(renderDefault, want) {
 			t.Errorf("default render lacks %q", want)
 		}
@@ -820,10 +820,20 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 		"secretName: my-server-tls", "/var/lib/k0s/kubelet/plugins/nfs.hangar.dev", "onDelete: archive",
 		"storageclass.kubernetes.io/is-default-class: \"true\"", "volumeBindingMode: WaitForFirstConsumer", "--tls-server-name=storage.example.com",
 		"--metrics-listen=:9810", "name: alt-hangar-node-metrics",
-		"--max-volumes-per-node=40", "kind: VolumeAttributesClass", "name: hangar-squashed"} {
+		"--max-volumes-per-node=40", "kind: VolumeAttributesClass", "name: hangar-squashed",
+		"image: registry.k8s.io/sig-storage/csi-node-driver-registrar:", "--kubelet-registration-path=/var/lib/k0s/kubelet/plugins/nfs.hangar.dev/csi.sock",
+		"image: registry.k8s.io/sig-storage/livenessprobe:", "--http-endpoint=:19809", "path: /var/lib/k0s/kubelet/plugins_registry"} {
 		if !strings.Contains(renderNondefault, want) {
 			t.Errorf("non-default render lacks %q", want)
 		}
+	}
+	// Builtin registration: no sidecar a cluster must pull, none of
+	// Hangar's own flags in the sidecar render.
+	if strings.Contains(renderDefault, "node-driver-registrar") || strings.Contains(renderDefault, "livenessprobe") {
+		t.Error("default render (registrar: builtin) still has the registrar or livenessprobe sidecar")
+	}
+	if strings.Contains(renderNondefault, "--registration-dir") || strings.Contains(renderNondefault, "--health-listen") {
+		t.Error("sidecar render also registers builtin")
 	}
 	if strings.Contains(renderNondefault, "kind: PodDisruptionBudget") || strings.Contains(renderNondefault, "kind: Secret") {
 		t.Error("non-default render (1 replica, existing Secrets) has a PodDisruptionBudget or a generated Secret")
@@ -853,6 +863,7 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 		{"maxVolumesPerNode=-1", "maxVolumesPerNode"},
 		{"volumeAttributesClasses[0].name=v,volumeAttributesClasses[0].parameters.onDelete=retain", "onDelete"},
 		{"snapshots.volumeSnapshotClasses[0].deletionPolicy=Keep", "deletionPolicy"},
+		{"registrar=none", "registrar"},
 	} {
 		out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), bad.want) {

@@ -21,6 +21,7 @@ func main() {
 		"commit": commitMain,
 		"junit":  junitMain,
 		"lock":   lockMain,
+		"forward": forwardMain,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -33,6 +34,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: e2eguest ctl|csi|tree|stream|commit|junit|lock ...")
+	fmt.Fprintln(os.Stderr, "usage: e2eguest ctl|csi|tree|stream|commit|junit|lock|forward ...")
 	os.Exit(2)
 }

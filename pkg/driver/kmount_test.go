@@ -1,0 +1,103 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+	mount "k8s.io/mount-utils"
+)
+
+func TestMountArgs(t *testing.T) {
+	flags, data, err := mountArgs([]string{"vers=3", "proto=tcp,port=20490", "ro", "nosuid,noatime", "hard", "defaults", "_netdev", "x-systemd.automount", "nconnect=4", "rw", "ro"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NOATIME); flags != want {
+		t.Errorf("flags %#x, want %#x", flags, want)
+	}
+	if got := strings.Join(data, ","); got != "vers=3,proto=tcp,port=20490,hard,nconnect=4" {
+		t.Errorf("data %q", got)
+	}
+	// A later option undoes an earlier one, as with mount(8).
+	if flags, _, _ := mountArgs([]string{"ro", "rw", "noexec", "exec"}); flags != 0 {
+		t.Errorf("ro,rw,noexec,exec gave flags %#x", flags)
+	}
+	for _, bad := range []string{"bind", "remount", "rbind"} {
+		if _, _, err := mountArgs([]string{bad}); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestKernelMounterServerAddr(t *testing.T) {
+	m := &KernelMounter{Resolve: func(ctx context.Context, host string) ([]net.IPAddr, error) {
+		if host == "nas.example" {
+			return []net.IPAddr{{IP: net.ParseIP("10.1.2.3")}}, nil
+		}
+		return nil, errors.New("no such host")
+	}}
+	for src, want := range map[string]string{"10.0.2.100:/abc": "10.0.2.100", "[fd00::1]:/abc": "fd00::1", "nas.example:/v": "10.1.2.3"} {
+		if got, err := m.serverAddr(src); err != nil || got != want {
+			t.Errorf("serverAddr(%q) = %q, %v; want %q", src, got, err, want)
+		}
+	}
+	for _, bad := range []string{"nohost.example:/v", "/just/a/path", ":/x", "[]:/x"} {
+		if _, err := m.serverAddr(bad); err == nil {
+			t.Errorf("serverAddr(%q) accepted", bad)
+		}
+	}
+}
+
+// TestKernelMounterMounts mounts a tmpfs (this host's kernel has no NFS
+// client; the NFS path runs in the VM suite, test/e2e case 1) and checks that
+// generic options became mount flags and the rest reached the file system.
+func TestKernelMounterMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount(2) needs root; run as root to test the kernel mounter")
+	}
+	m := NewKernelMounter()
+	target := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Mount("hangar-test", target, "tmpfs", []string{"ro,nosuid", "nodev", "size=1m", "_netdev"}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(target, unix.MNT_DETACH)
+	mps, err := m.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(mps, func(mp mount.MountPoint) bool { return mp.Path == target })
+	if i < 0 {
+		t.Fatalf("%s not in the mount list", target)
+	}
+	for _, want := range []string{"ro", "nosuid", "nodev", "size=1024k"} {
+		if !slices.Contains(mps[i].Opts, want) {
+			t.Errorf("mount options %v lack %s", mps[i].Opts, want)
+		}
+	}
+	if notMnt, err := m.IsLikelyNotMountPoint(target); err != nil || notMnt {
+		t.Errorf("IsLikelyNotMountPoint = %v, %v", notMnt, err)
+	}
+	err = m.Mount("hangar-test", target, "tmpfs", []string{"no_such_tmpfs_option=1"})
+	if !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), "no_such_tmpfs_option") {
+		t.Errorf("bad option: %v", err)
+	}
+	if err := m.Unmount(target); err != nil {
+		t.Fatal(err)
+	}
+	if notMnt, err := m.IsLikelyNotMountPoint(target); err != nil || !notMnt {
+		t.Errorf("after Unmount: IsLikelyNotMountPoint = %v, %v", notMnt, err)
+	}
+	if err := m.Unmount(target); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("second Unmount: %v", err)
+	}
+}
