@@ -14,13 +14,13 @@ func main() {
 		usage()
 	}
 	cmds := map[string]func([]string) error{
-		"ctl":    ctlMain,
-		"csi":    csiMain,
-		"tree":   treeMain,
-		"stream": streamMain,
-		"commit": commitMain,
-		"junit":  junitMain,
-		"lock":   lockMain,
+		"ctl":     ctlMain,
+		"csi":     csiMain,
+		"tree":    treeMain,
+		"stream":  streamMain,
+		"commit":  commitMain,
+		"junit":   junitMain,
+		"lock":    lockMain,
 		"forward": forwardMain,
 	}
 	f, ok := cmds[os.Args[1]]
