@@ -73,6 +73,10 @@ func mountArgs(options []string) (flags uintptr, data []string, err error) {
 			case ok:
 				flags &^= f.flags
 			case userspaceOnly[o], strings.HasPrefix(o, "x-"), name == "comment":
+			case o == "bind":
+				flags |= unix.MS_BIND
+			case o == "rbind":
+				flags |= unix.MS_BIND | unix.MS_REC
 			case name == "bind" || name == "rbind" || name == "remount" || name == "move":
 				return 0, nil, fmt.Errorf("mount option %q is not supported by the kernel mounter", o)
 			default:
@@ -119,6 +123,9 @@ func (m *KernelMounter) MountSensitiveWithoutSystemdWithMountFlags(source, targe
 	if err != nil {
 		return err
 	}
+	if flags&unix.MS_BIND != 0 {
+		return bindMount(source, target, flags)
+	}
 	_, secret, err := mountArgs(sensitive)
 	if err != nil {
 		return err
@@ -136,6 +143,25 @@ func (m *KernelMounter) MountSensitiveWithoutSystemdWithMountFlags(source, targe
 	}
 	if err := unix.Mount(source, target, fstype, flags, text); err != nil {
 		return fmt.Errorf("mount(2) %s on %s type %s (%s): %w%s", source, target, fstype, strings.Join(data, ","), err, mountHint(err))
+	}
+	return nil
+}
+
+// bindMount makes a bind mount as mount(8) does: the kernel ignores other
+// flags on a new bind mount, so ro, nodev and the like are applied by a
+// second, remounting call. A bind mount that cannot get them is undone
+// rather than left writable.
+func bindMount(source, target string, flags uintptr) error {
+	if err := unix.Mount(source, target, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+		return fmt.Errorf("bind mount(2) %s on %s: %w", source, target, err)
+	}
+	rest := flags &^ (unix.MS_BIND | unix.MS_REC)
+	if rest == 0 {
+		return nil
+	}
+	if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|rest, ""); err != nil {
+		unix.Unmount(target, unix.MNT_DETACH)
+		return fmt.Errorf("applying options to bind mount %s on %s: %w", source, target, err)
 	}
 	return nil
 }

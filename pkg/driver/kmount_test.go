@@ -29,7 +29,10 @@ func TestMountArgs(t *testing.T) {
 	if flags, _, _ := mountArgs([]string{"ro", "rw", "noexec", "exec"}); flags != 0 {
 		t.Errorf("ro,rw,noexec,exec gave flags %#x", flags)
 	}
-	for _, bad := range []string{"bind", "remount", "rbind"} {
+	if flags, _, _ := mountArgs([]string{"bind", "ro"}); flags != unix.MS_BIND|unix.MS_RDONLY {
+		t.Errorf("bind,ro gave flags %#x", flags)
+	}
+	for _, bad := range []string{"remount", "move", "bind=x"} {
 		if _, _, err := mountArgs([]string{bad}); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
@@ -99,5 +102,39 @@ func TestKernelMounterMounts(t *testing.T) {
 	}
 	if err := m.Unmount(target); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("second Unmount: %v", err)
+	}
+}
+
+// TestKernelMounterBind: NodePublishVolume bind-mounts the staged volume
+// into the pod, read-only when asked; the read-only bind must refuse writes
+// while the staged mount stays writable.
+func TestKernelMounterBind(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount(2) needs root; run as root to test the kernel mounter")
+	}
+	m := NewKernelMounter()
+	dir := t.TempDir()
+	staging, target := filepath.Join(dir, "staging"), filepath.Join(dir, "target")
+	for _, d := range []string{staging, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Mount("hangar-test", staging, "tmpfs", []string{"size=1m"}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(staging, unix.MNT_DETACH)
+	if err := m.Mount(staging, target, "", []string{"bind", "ro"}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(target, unix.MNT_DETACH)
+	if err := os.WriteFile(filepath.Join(staging, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatalf("staged mount not writable: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "x" {
+		t.Fatalf("bind mount shows %q, %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "g"), []byte("x"), 0o644); !errors.Is(err, unix.EROFS) {
+		t.Fatalf("write through the read-only bind: %v, want EROFS", err)
 	}
 }
