@@ -76,7 +76,7 @@ e2e: build
 # Kubernetes packaging against a real control plane. The first run builds the Kubernetes binaries
 # into ~/.cache/hangar/k8s (minutes); later runs reuse them.
 e2e-k8s:
-	$(GO) test -count=1 -timeout 40m -v ./test/e2e/k8s/
+	$(GO) test -count=1 -timeout 40m -v -run 'TestKubernetes|TestManifests' ./test/e2e/k8s/
 
 # A cluster with kubelet nodes in two QEMU guests, the chart installed with
 # helm and images built here (test/e2e/k8s/nodes_test.go). Not in `make test`
