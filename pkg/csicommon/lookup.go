@@ -31,32 +31,35 @@ type VolumesServer interface {
 	GetVolumeUsage(ctx context.Context, id string) (*csi.NodeGetVolumeStatsResponse, error)
 }
 
+// stringMethod is a unary gRPC method whose request is one string (a
+// wrapperspb.StringValue), served by fn through the server's interceptors.
+func stringMethod(name, full string, fn func(context.Context, string) (any, error)) grpc.MethodDesc {
+	return grpc.MethodDesc{
+		MethodName: name,
+		Handler: func(_ any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+			in := new(wrapperspb.StringValue)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			call := func(ctx context.Context, req any) (any, error) {
+				return fn(ctx, req.(*wrapperspb.StringValue).GetValue())
+			}
+			if icpt == nil {
+				return call(ctx, in)
+			}
+			return icpt(ctx, in, &grpc.UnaryServerInfo{FullMethod: full}, call)
+		},
+	}
+}
+
 // RegisterVolumes registers the Volumes service on s.
 func RegisterVolumes(s *grpc.Server, srv VolumesServer) {
-	method := func(name, full string, fn func(context.Context, string) (any, error)) grpc.MethodDesc {
-		return grpc.MethodDesc{
-			MethodName: name,
-			Handler: func(_ any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
-				in := new(wrapperspb.StringValue)
-				if err := dec(in); err != nil {
-					return nil, err
-				}
-				call := func(ctx context.Context, req any) (any, error) {
-					return fn(ctx, req.(*wrapperspb.StringValue).GetValue())
-				}
-				if icpt == nil {
-					return call(ctx, in)
-				}
-				return icpt(ctx, in, &grpc.UnaryServerInfo{FullMethod: full}, call)
-			},
-		}
-	}
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: volumesService,
 		HandlerType: (*VolumesServer)(nil),
 		Methods: []grpc.MethodDesc{
-			method("GetVolumeByName", byNameMethod, func(ctx context.Context, s string) (any, error) { return srv.GetVolumeByName(ctx, s) }),
-			method("GetVolumeUsage", usageMethod, func(ctx context.Context, s string) (any, error) { return srv.GetVolumeUsage(ctx, s) }),
+			stringMethod("GetVolumeByName", byNameMethod, func(ctx context.Context, s string) (any, error) { return srv.GetVolumeByName(ctx, s) }),
+			stringMethod("GetVolumeUsage", usageMethod, func(ctx context.Context, s string) (any, error) { return srv.GetVolumeUsage(ctx, s) }),
 		},
 	}, srv)
 }

@@ -27,30 +27,12 @@ type SnapshotLookup struct {
 
 // RegisterSnapshotLookup registers the lookup methods on s.
 func RegisterSnapshotLookup(s *grpc.Server, l SnapshotLookup) {
-	method := func(name, full string, fn func(ctx context.Context, name string) (any, error)) grpc.MethodDesc {
-		return grpc.MethodDesc{
-			MethodName: name,
-			Handler: func(_ any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
-				in := new(wrapperspb.StringValue)
-				if err := dec(in); err != nil {
-					return nil, err
-				}
-				call := func(ctx context.Context, req any) (any, error) {
-					return fn(ctx, req.(*wrapperspb.StringValue).GetValue())
-				}
-				if icpt == nil {
-					return call(ctx, in)
-				}
-				return icpt(ctx, in, &grpc.UnaryServerInfo{FullMethod: full}, call)
-			},
-		}
-	}
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: snapLookupService,
 		HandlerType: (*any)(nil),
 		Methods: []grpc.MethodDesc{
-			method("GetSnapshotByName", snapLookupMethod, func(ctx context.Context, n string) (any, error) { return l.Snapshot(ctx, n) }),
-			method("GetGroupSnapshotByName", groupLookupMethod, func(ctx context.Context, n string) (any, error) { return l.Group(ctx, n) }),
+			stringMethod("GetSnapshotByName", snapLookupMethod, func(ctx context.Context, n string) (any, error) { return l.Snapshot(ctx, n) }),
+			stringMethod("GetGroupSnapshotByName", groupLookupMethod, func(ctx context.Context, n string) (any, error) { return l.Group(ctx, n) }),
 		},
 	}, struct{}{})
 }
