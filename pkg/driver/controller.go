@@ -85,6 +85,22 @@ func (c *Controller) callCtx(ctx context.Context) (context.Context, context.Canc
 
 // route resolves a CSI volume ID. ok is false for IDs that cannot name an
 // existing volume (malformed or naming an unknown server); reason says why.
+// routeDelete routes a delete of id (a volume, snapshot or group snapshot).
+// An ID that is not Hangar's names nothing, so deleting it succeeds: nil
+// backend and nil error. An ID of a server this controller does not know
+// is FailedPrecondition: deleting "successfully" would leak it there.
+func (c *Controller) routeDelete(id string) (b *backend, local string, err error) {
+	server, _, perr := csicommon.ParseVolumeID(id)
+	if perr != nil {
+		return nil, "", nil
+	}
+	b, local, reason := c.route(id)
+	if b == nil {
+		return nil, "", status.Errorf(codes.FailedPrecondition, "%s; add server %q back to --servers to delete it", reason, server)
+	}
+	return b, local, nil
+}
+
 func (c *Controller) route(vid string) (b *backend, local string, reason string) {
 	server, id, err := csicommon.ParseVolumeID(vid)
 	if err != nil {
@@ -232,15 +248,12 @@ func (c *Controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
 	}
-	server, _, perr := csicommon.ParseVolumeID(req.GetVolumeId())
-	if perr != nil {
-		return &csi.DeleteVolumeResponse{}, nil // not a Hangar ID: nothing to delete
+	b, local, err := c.routeDelete(req.GetVolumeId())
+	if err != nil {
+		return nil, err
 	}
-	b, local, reason := c.route(req.GetVolumeId())
 	if b == nil {
-		// Deleting "successfully" would leak the volume on a server we
-		// forgot about.
-		return nil, status.Errorf(codes.FailedPrecondition, "%s; add server %q back to --servers to delete it", reason, server)
+		return &csi.DeleteVolumeResponse{}, nil // not a Hangar ID: nothing to delete
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()

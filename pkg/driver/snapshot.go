@@ -205,13 +205,12 @@ func (c *Controller) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshot
 	if req.GetSnapshotId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "snapshot_id is required")
 	}
-	server, _, perr := csicommon.ParseVolumeID(req.GetSnapshotId())
-	if perr != nil {
-		return &csi.DeleteSnapshotResponse{}, nil // not a Hangar ID: nothing to delete
+	b, local, err := c.routeDelete(req.GetSnapshotId())
+	if err != nil {
+		return nil, err
 	}
-	b, local, reason := c.route(req.GetSnapshotId())
 	if b == nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "%s; add server %q back to --servers to delete it", reason, server)
+		return &csi.DeleteSnapshotResponse{}, nil // not a Hangar ID: nothing to delete
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
@@ -426,13 +425,12 @@ func (g *GroupController) DeleteVolumeGroupSnapshot(ctx context.Context, req *cs
 	if req.GetGroupSnapshotId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "group_snapshot_id is required")
 	}
-	server, _, perr := csicommon.ParseVolumeID(req.GetGroupSnapshotId())
-	if perr != nil {
-		return &csi.DeleteVolumeGroupSnapshotResponse{}, nil
+	b, local, err := g.c.routeDelete(req.GetGroupSnapshotId())
+	if err != nil {
+		return nil, err
 	}
-	b, local, reason := g.c.route(req.GetGroupSnapshotId())
 	if b == nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "%s; add server %q back to --servers to delete it", reason, server)
+		return &csi.DeleteVolumeGroupSnapshotResponse{}, nil // not a Hangar ID: nothing to delete
 	}
 	ids, err := localSnapshotIDs(b, req.GetSnapshotIds())
 	if err != nil {
