@@ -129,7 +129,7 @@ func decodeRecord(b []byte) (string, error) {
 	return string(b[8 : 8+n]), nil
 }
 
-// set makes owner's record exist (want) or not; r.mu is held.
+// setLocked makes owner's record exist (want) or not; r.mu is held.
 func (r *clientRecords) setLocked(owner string, want bool) error {
 	if r.onDisk[owner] == want {
 		return nil
