@@ -8,7 +8,7 @@
 M=/mnt/nfs
 NFS_VERS=4.2 nfs_mount "$NFS_ADDR" "$EXPORT" $M || fail "mount vers=4.2"
 MiB=1048576
-used() { df -k $M | awk 'NR == 2 { print $3 }'; } # KiB, as the server counts
+used() { df -kP $M | awk 'NR == 2 { print $3 }'; } # KiB, as the server counts
 blocks() { du -k "$1" | cut -f1; }
 u0=$(used)
 
