@@ -3,6 +3,7 @@ package localfs
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,4 +78,43 @@ func TestSparseFrozen(t *testing.T) {
 	if a := env.getattr(t, f); a.Size != 8192 {
 		t.Errorf("size %d after refused changes", a.Size)
 	}
+}
+
+// TestSparseConcurrentUsage: WRITEs, truncations, ALLOCATEs and
+// DEALLOCATEs racing on one file leave the accounted usage equal to a scan
+// (each settles its own change of st_blocks; DEALLOCATE waits for WRITEs
+// whose estimates counted the blocks it frees).
+func TestSparseConcurrentUsage(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		env.configure(t, ExportConfig{MaxBytes: 1 << 30})
+		f := env.create(t, env.root, "f")
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for i := 0; i < 50; i++ {
+					off := uint64((g*50+i)*37%64) << 14
+					var err error
+					switch (g + i) % 4 {
+					case 0:
+						_, _, _, err = env.fs.Write(ctx, user, f, off, pattern(20000, byte(i)), vfs.Unstable)
+					case 1:
+						_, err = env.fs.Allocate(ctx, user, f, off, 70000)
+					case 2:
+						_, err = env.fs.Deallocate(ctx, user, f, off, 50000)
+					case 3:
+						size := off / 2
+						_, err = env.fs.SetAttr(ctx, user, f, vfs.SetAttr{Size: &size}, nil)
+					}
+					if err != nil {
+						t.Errorf("op %d at %d: %v", (g+i)%4, off, err)
+						return
+					}
+				}
+			}(g)
+		}
+		wg.Wait()
+		env.checkScan(t)
+	})
 }
