@@ -2,6 +2,9 @@ package localfs
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -117,4 +120,39 @@ func TestSparseConcurrentUsage(t *testing.T) {
 		wg.Wait()
 		env.checkScan(t)
 	})
+}
+
+// ext4 without extents (ext3-style block maps): fallocate is EOPNOTSUPP
+// there, which ALLOCATE answers as NOTSUPP rather than faking.
+var ext4NoExtents = &scratchFS{mount: func(d string) error {
+	img := d + ".img"
+	for _, cmd := range [][]string{
+		{"truncate", "-s", "64M", img},
+		{"mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^extent,^64bit", img},
+		{"mount", "-o", "loop", img, d},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			os.Remove(img)
+			return fmt.Errorf("%v: %v: %s", cmd, err, out)
+		}
+	}
+	return os.Remove(img)
+}}
+
+func TestSparseUnsupported(t *testing.T) {
+	env := newEnvIn(t, ext4NoExtents.base(t), Options{})
+	env.configure(t, ExportConfig{MaxBytes: 1 << 30})
+	f := env.create(t, env.root, "f")
+	env.write(t, f, 0, "data")
+	before := env.usage(t)
+	if _, err := env.fs.Allocate(ctx, user, f, 0, 1<<20); !errors.Is(err, unix.ENOTSUP) {
+		t.Fatalf("allocate on ext4 without extents: %v, want ENOTSUP", err)
+	}
+	if u := env.usage(t); u != before {
+		t.Errorf("usage %+v after a refused allocate, was %+v", u, before)
+	}
+	if a := env.getattr(t, f); a.Size != 4 {
+		t.Errorf("size %d after a refused allocate", a.Size)
+	}
+	env.checkScan(t)
 }
