@@ -121,7 +121,7 @@ bench-abuse:
 	$(GO) test -run '^$$' -bench ServeUnderAbuse -benchtime 2000x ./pkg/nfs/rpc/
 
 fuzz:
-	@for p in ./pkg/nfs/rpc ./pkg/nfs/nfs3 ./pkg/nfs/mount ./pkg/volume/localfs; do \
+	@for p in ./pkg/nfs/rpc ./pkg/nfs/nfs3 ./pkg/nfs/nfs4 ./pkg/nfs/mount ./pkg/volume/localfs; do \
 	  for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s $$p || exit 1; done; done
 

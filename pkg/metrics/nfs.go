@@ -38,13 +38,16 @@ const (
 	opFSStat
 	opCommit
 	opMount
+	opAllocate
+	opDeallocate
+	opSeek
 	nOps
 )
 
 var opNames = [nOps]string{
 	"GETATTR", "SETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "WRITE",
 	"CREATE", "MKDIR", "SYMLINK", "MKNOD", "REMOVE", "RMDIR", "RENAME", "LINK",
-	"READDIR", "READDIRPLUS", "FSSTAT", "COMMIT", "MNT",
+	"READDIR", "READDIRPLUS", "FSSTAT", "COMMIT", "MNT", "ALLOCATE", "DEALLOCATE", "SEEK",
 }
 
 // UnknownVolume labels operations on handles of no current volume (stale

@@ -290,3 +290,30 @@ type FileReader interface {
 	// "use Read instead" (a wrapper around an FS without files, say).
 	ReadFile(ctx context.Context, c Cred, h Handle, off uint64, count uint32) (fd int, n int, eof bool, attr *Attr, err error)
 }
+
+// Sparse is an optional interface of an FS whose files can have holes: it
+// reserves and frees space inside a file and finds where data lies (the
+// NFSv4.2 ALLOCATE, DEALLOCATE and SEEK operations). The protocol layer
+// detects it with a type assertion; without it those operations are
+// NOTSUPP. Each method works on regular files only (EISDIR for a
+// directory, EINVAL for other types), checks what Write (Allocate,
+// Deallocate) or Read (Seek) checks, and fails with ENOTSUP when the file
+// system underneath cannot do it. Offsets and lengths past 2^63-1 are
+// EINVAL, a range ending past it EFBIG, a zero length EINVAL.
+type Sparse interface {
+	// Allocate makes sure [off, off+length) of h is backed by disk space,
+	// growing the file when the range ends past its size (fallocate mode
+	// 0). The space it may allocate is charged to the export's quota
+	// first: over the limit it fails with EDQUOT and allocates nothing.
+	Allocate(ctx context.Context, c Cred, h Handle, off, length uint64) (Wcc, error)
+	// Deallocate punches a hole: [off, off+length) reads as zeros after,
+	// the space behind it is freed (and given back to the quota), and the
+	// size does not change. A range past the end of the file is no error.
+	Deallocate(ctx context.Context, c Cred, h Handle, off, length uint64) (Wcc, error)
+	// Seek returns the first offset at or after off where data (hole
+	// false) or a hole (hole true) starts, as lseek SEEK_DATA/SEEK_HOLE:
+	// the end of the file counts as a hole, and ENXIO means there is none
+	// (off at or past the end, or no data after off). attr is the file's,
+	// also with ENXIO.
+	Seek(ctx context.Context, c Cred, h Handle, off uint64, hole bool) (pos uint64, attr *Attr, err error)
+}

@@ -198,3 +198,26 @@ func TestNFSv41ServerRestartLocks(t *testing.T) {
 		t.Errorf("the restarted server's grace period did not end by both clients' RECLAIM_COMPLETE; its log:\n%s", log)
 	}
 }
+
+// TestNFSv42Sparse is case 14: over vers=4.2 the kernel's fallocate, punch
+// hole and SEEK_DATA/SEEK_HOLE reach the server as ALLOCATE, DEALLOCATE
+// and SEEK, and the volume's quota and df follow them.
+func TestNFSv42Sparse(t *testing.T) {
+	requireMode(t, false)
+	timeCase(t)
+	a := env(t)
+	dir := logDir(t, a)
+	s := startHostServer(t, a, dir, "-v", "2")
+	v := s.createVolume(t, "v42-sparse")
+	g := startVM(t, a, dir, vmConfig{
+		Name:   "nfs42",
+		Script: filepath.Join(a.repo, "test/e2e/guest/nfs42-sparse.sh"),
+		Env: map[string]string{
+			"NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
+			"EXPORT":   v.GetVolumeContext()["export"],
+		},
+		Ports:   []int{s.nfsPort},
+		Timeout: 5 * time.Minute,
+	})
+	g.mustPass(t, s.p)
+}

@@ -88,8 +88,9 @@ func TestIllegalAndUnsupportedOps(t *testing.T) {
 		{1, 9999, OpIllegal, ErrOpIllegal},
 		{1, OpIllegal, OpIllegal, ErrOpIllegal},
 		{1, OpSeek, OpIllegal, ErrOpIllegal}, // a 4.2 op in 4.1
-		{2, OpSeek, OpSeek, ErrNotSupp},
-		{2, OpAllocate, OpAllocate, ErrNotSupp},
+		{1, OpAllocate, OpIllegal, ErrOpIllegal},
+		{2, OpCopy, OpCopy, ErrNotSupp},
+		{2, OpReadPlus, OpReadPlus, ErrNotSupp},
 		{2, 76, OpIllegal, ErrOpIllegal},
 		{1, OpSetClientID, OpSetClientID, ErrNotSupp}, // 4.0 only
 		{1, OpRenew, OpRenew, ErrNotSupp},

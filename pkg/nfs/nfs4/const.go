@@ -218,6 +218,7 @@ const (
 	ErrNotOnlyOp         = 10081
 	ErrWrongCred         = 10082
 	ErrWrongType         = 10083
+	ErrUnionNotSupp      = 10090
 )
 
 // File types (nfs_ftype4); 1 to 7 equal vfs.FileType.

@@ -47,6 +47,8 @@ func seedOps(fh []byte) []op {
 		createSessionOp(7, 1, 4),
 		lockNew(writeLT, 0, 100, currentStateid, "lo"), lockExist(readLT, 0, 1<<64-1, currentStateid),
 		lockt(writeLT, 10, 10, "other"), locku(0, 50, currentStateid),
+		allocateOp(anonStateid, 0, 4096), deallocateOp(currentStateid, 100, 1000),
+		seekOp(anonStateid, 0, contentHole), seekOp(currentStateid, 10, contentData),
 	}
 }
 

@@ -382,6 +382,16 @@ func (h *Handler) dispatch(x *compound, op uint32) uint32 {
 	case OpLockU:
 		return h.locku(x)
 	}
+	if x.minor >= 2 {
+		switch op {
+		case OpAllocate:
+			return h.allocate(x)
+		case OpDeallocate:
+			return h.deallocate(x)
+		case OpSeek:
+			return h.seek(x)
+		}
+	}
 	// Everything else, including the NFSv4.0-only operations that RFC 8881
 	// section 18 says a 4.1 server answers with NOTSUPP. Its arguments
 	// are not decoded, which is fine: the COMPOUND stops here.

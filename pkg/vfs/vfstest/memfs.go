@@ -49,6 +49,7 @@ type node struct {
 	target   string
 	dir      *dirState
 	excl     *vfs.Verifier // exclusive create verifier, until attributes are set
+	holes    []span        // punched holes in data, sorted, disjoint (see Deallocate)
 }
 
 type dirState struct {
@@ -342,7 +343,7 @@ func (f *MemFS) apply(n *node, sa vfs.SetAttr) error {
 		} else {
 			n.data = append(n.data, make([]byte, sz-len(n.data))...)
 		}
-		n.attr.Size, n.attr.Used = uint64(sz), uint64(sz)
+		n.resized()
 		f.touch(n)
 	}
 	if sa.Mode != nil {
@@ -520,8 +521,8 @@ func (f *MemFS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64,
 		wcc.After = n.attrCopy()
 		return 0, 0, wcc, syscall.EFBIG
 	}
-	if end := off + uint64(len(data)); end > uint64(len(n.data)) {
-		if err := f.reserve(n.fsid, end-uint64(len(n.data)), 0); err != nil {
+	if end := off + uint64(len(data)); end > uint64(len(n.data)) || n.holeBytes(off, end) > 0 {
+		if err := f.reserve(n.fsid, n.allocBytes(off, end), 0); err != nil {
 			wcc.After = n.attrCopy()
 			return 0, 0, wcc, err
 		}
@@ -531,7 +532,8 @@ func (f *MemFS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64,
 		n.data = append(n.data, make([]byte, end-len(n.data))...)
 	}
 	copy(n.data[off:], data)
-	n.attr.Size, n.attr.Used = uint64(len(n.data)), uint64(len(n.data))
+	n.fill(off, off+uint64(len(data)))
+	n.resized()
 	f.touch(n)
 	wcc.After = n.attrCopy()
 	return len(data), vfs.FileSync, wcc, nil

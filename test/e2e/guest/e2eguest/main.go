@@ -22,6 +22,7 @@ func main() {
 		"junit":   junitMain,
 		"lock":    lockMain,
 		"forward": forwardMain,
+		"sparse":  sparseMain,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -34,6 +35,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: e2eguest ctl|csi|tree|stream|commit|junit|lock|forward ...")
+	fmt.Fprintln(os.Stderr, "usage: e2eguest ctl|csi|tree|stream|commit|junit|lock|forward|sparse ...")
 	os.Exit(2)
 }
