@@ -186,7 +186,8 @@ func serverCrash(t *testing.T, vers string) {
 }
 
 // TestCSISanity is case 2: csi-sanity inside a guest against `hangar run`
-// in the same guest, with real kernel mounts.
+// in the same guest, with real kernel mounts: over NFSv4.1 (the default),
+// then v3 (nfsVersion "3" as the test volumes' parameter), in one boot.
 func TestCSISanity(t *testing.T) {
 	requireMode(t, false)
 	timeCase(t)
@@ -198,7 +199,7 @@ func TestCSISanity(t *testing.T) {
 		Script:  filepath.Join(a.repo, "test/e2e/guest/sanity.sh"),
 		Files:   map[string]string{"/e2e/bin/hangar": a.hangar, "/e2e/bin/csi-sanity": sanity},
 		MemMB:   1024,
-		Timeout: 10 * time.Minute,
+		Timeout: 15 * time.Minute,
 	})
 	out := g.mustPass(t)
 	for _, l := range grepLines(out, "E2E-SANITY-") {
