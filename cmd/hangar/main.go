@@ -37,7 +37,7 @@ var commands = []command{
 	{"node", "", "CSI node plugin (Identity + Node), mounting volumes over NFS", nodeCmd},
 	{"run", "", "all in one process: storage server + controller + node on one CSI socket", runCmd},
 	{"volume", "create NAME --size 1Gi | list | get ID|NAME | expand ID --size 2Gi | delete ID | snapshot ID NAME | snapshots [ID] | delete-snapshot SNAP | restore SNAP NAME | clone ID NAME", "CSI client for a running controller", volumeCmd},
-	{"nfs", "", "serve one directory over NFSv3 (no CSI)", nfsCmd},
+	{"nfs", "", "serve one directory over NFSv4.1 and NFSv3 (no CSI)", nfsCmd},
 	{"version", "", "print the version", versionCmd},
 }
 
@@ -171,7 +171,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "hangar %s — CSI driver %s: NFS volumes from Hangar's own NFSv3 server on local disk\n\nusage: hangar COMMAND [flags]\n\ncommands:\n", versionString(), csicommon.DriverName)
+	fmt.Fprintf(w, "hangar %s — CSI driver %s: NFS volumes from Hangar's own NFSv4.1/NFSv3 server on local disk\n\nusage: hangar COMMAND [flags]\n\ncommands:\n", versionString(), csicommon.DriverName)
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}

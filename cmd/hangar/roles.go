@@ -379,7 +379,7 @@ Create a volume:
 Mount it by hand (VOLUME-ID is the part after "%s:" in the volume ID):
   mount -t nfs -o %s %s:/VOLUME-ID /mnt
 `, versionString(), abs, *csiEndpoint, srv.NFSAddr(), *csiEndpoint, *name,
-			strings.Join(driver.MountOptions(port), ","), hostOf(srv.NFSAddr()))
+			strings.Join(driver.MountOptions(csicommon.DefaultNFSVersion, port), ","), hostOf(srv.NFSAddr()))
 
 		errc := make(chan error, 1)
 		go func() { errc <- serveUntilDone(ctx, g, l) }()
@@ -466,8 +466,9 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		go func() { errc <- srv.Serve(l) }()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		log.Info("serving NFS", "root", abs, "listen", l.Addr().String())
-		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\nor over NFSv4.1:\n  mount -t nfs -o vers=4.1,proto=tcp,port=%s %s:/ /mnt\n",
-			strings.Join(driver.MountOptions(port), ","), hostOf(l.Addr().String()), port, hostOf(l.Addr().String()))
+		fmt.Printf("mount with:\n  mount -t nfs -o %s %s:/ /mnt\nor over NFSv3:\n  mount -t nfs -o %s %s:/ /mnt\n",
+			strings.Join(driver.MountOptions(csicommon.DefaultNFSVersion, port), ","), hostOf(l.Addr().String()),
+			strings.Join(driver.MountOptions("3", port), ","), hostOf(l.Addr().String()))
 		select {
 		case err := <-errc:
 			return err

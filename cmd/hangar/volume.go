@@ -198,7 +198,11 @@ func printVolume(out io.Writer, v *csi.Volume, used string) {
 		orDash(v.VolumeContext[csicommon.ContextName]), v.VolumeId, csicommon.FormatBytes(v.CapacityBytes), v.CapacityBytes, used,
 		v.VolumeContext[csicommon.ContextServer], addr, export)
 	if source, port, err := driver.MountSource(addr, export); err == nil {
-		fmt.Fprintf(out, "mount it with:\n  mount -t nfs -o %s %s /mnt\n", strings.Join(driver.MountOptions(port), ","), source)
+		vers := v.VolumeContext[csicommon.ContextNFSVersion]
+		if vers == "" {
+			vers = csicommon.DefaultNFSVersion
+		}
+		fmt.Fprintf(out, "mount it with:\n  mount -t nfs -o %s %s /mnt\n", strings.Join(driver.MountOptions(vers, port), ","), source)
 	}
 }
 

@@ -14,7 +14,8 @@
 // Volume context. Volumes carry the keys ContextServer, ContextAddress
 // (the NFS server's host:port to mount) and ContextExport (the export
 // path), which the node plugin uses to mount without asking anyone, and
-// ContextName, the volume's name, for people.
+// ContextName, the volume's name, for people, and ContextNFSVersion when the
+// StorageClass chose an NFS version.
 package csicommon
 
 import (
@@ -32,6 +33,9 @@ const (
 	ContextServer  = "server"
 	ContextAddress = "nfsAddress"
 	ContextExport  = "export"
+	// ContextNFSVersion is the StorageClass's ParamNFSVersion, present
+	// only if it set one: the node's default applies otherwise.
+	ContextNFSVersion = ParamNFSVersion
 )
 
 // ManifestServer is the GetPluginInfo manifest key holding a storage

@@ -1,6 +1,7 @@
 package csicommon
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,6 +38,30 @@ const ParamOnDelete = "onDelete"
 
 // OnDeleteModes are the values ParamOnDelete takes.
 var OnDeleteModes = []string{"delete", "retain", "archive"}
+
+// ParamNFSVersion is the StorageClass parameter choosing the NFS version
+// the node plugin mounts the volume with: "3", "4.1" (DefaultNFSVersion)
+// or "4.2". It travels to the node in the volume context under the same
+// key (ContextNFSVersion). NFSv4.x has opens, byte-range locks and leases
+// in-band on the one port; v3 is mounted nolock (Hangar runs no lock
+// manager), so its locks are local to each node.
+const ParamNFSVersion = "nfsVersion"
+
+// NFSVersions are the values ParamNFSVersion takes.
+var NFSVersions = []string{"3", "4.1", "4.2"}
+
+// DefaultNFSVersion is the version of volumes whose StorageClass names
+// none (and of volumes made before the parameter existed).
+const DefaultNFSVersion = "4.1"
+
+// CheckNFSVersion refuses an NFS version Hangar does not mount, naming
+// where it came from (a parameter or the volume context) and ParamNFSVersion.
+func CheckNFSVersion(where, v string) error {
+	if slices.Contains(NFSVersions, v) {
+		return nil
+	}
+	return status.Errorf(codes.InvalidArgument, "%s %q is %q; want one of %s", where, ParamNFSVersion, v, strings.Join(quoteAll(NFSVersions), ", "))
+}
 
 // Kubernetes object names external-provisioner passes (with
 // --extra-create-metadata). onDelete=archive puts the PVC's in a directory

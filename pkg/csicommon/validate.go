@@ -14,9 +14,9 @@ import (
 // range.
 const DefaultCapacity = 1 << 30
 
-// Parameters accepted in CreateVolume (StorageClass parameters). Hangar has
-// none of its own yet; these are the metadata keys external-provisioner adds
-// with --extra-create-metadata. Its secret and fstype keys never reach the
+// Parameters accepted in CreateVolume (StorageClass parameters): Hangar's
+// own and the metadata keys external-provisioner adds with
+// --extra-create-metadata. Its secret and fstype keys never reach the
 // driver.
 var acceptedParameters = []string{
 	ParamOnDelete,
@@ -24,6 +24,7 @@ var acceptedParameters = []string{
 	ParamRootSquash,
 	ParamAnonUID,
 	ParamAnonGID,
+	ParamNFSVersion,
 	ParamPVName,
 	ParamPVCName,
 	ParamPVCNamespace,
@@ -40,6 +41,11 @@ func ValidateParameters(p map[string]string) error {
 	if len(unknown) == 0 {
 		if m, ok := p[ParamOnDelete]; ok && !slices.Contains(OnDeleteModes, m) {
 			return status.Errorf(codes.InvalidArgument, "parameter %q is %q; want one of %s", ParamOnDelete, m, strings.Join(OnDeleteModes, ", "))
+		}
+		if v, ok := p[ParamNFSVersion]; ok {
+			if err := CheckNFSVersion("parameter", v); err != nil {
+				return err
+			}
 		}
 		if err := validKubernetesNames(p); err != nil {
 			return err

@@ -211,6 +211,8 @@ func mountHint(err error) string {
 		return " (NFS server unreachable)"
 	case errors.Is(err, unix.ENODEV):
 		return " (the kernel has no NFS client: modprobe nfs)"
+	case errors.Is(err, unix.EPROTONOSUPPORT):
+		return " (the kernel's NFS client lacks this NFS version: modprobe nfsv4, or use nfsVersion \"3\")"
 	case errors.Is(err, unix.EINVAL):
 		return " (the kernel refused an option; see dmesg)"
 	case errors.Is(err, unix.EPERM):

@@ -59,7 +59,7 @@ func (n *Node) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequ
 	if why := csicommon.CheckCapability(vc); why != "" {
 		return nil, status.Error(codes.InvalidArgument, why)
 	}
-	addr, export, err := nfsTarget(vid, req.GetVolumeContext())
+	addr, export, vers, err := nfsTarget(vid, req.GetVolumeContext())
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (n *Node) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequ
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	opts := MountOptions(port)
+	opts := MountOptions(vers, port)
 	opts = append(opts, vc.GetMount().GetMountFlags()...)
 	if csicommon.ReadOnlyMode(vc) {
 		opts = append(opts, "ro")
@@ -163,7 +163,9 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	if staging == "" {
 		return nil, status.Errorf(codes.FailedPrecondition, "staging target path is required: volume %s must be staged on this node (NodeStageVolume) before it is published", vid)
 	}
-	addr, export, err := nfsTarget(vid, req.GetVolumeContext())
+	// The version only matters to the staging mount, but a bad one is
+	// refused here too: the volume context is the same.
+	addr, export, _, err := nfsTarget(vid, req.GetVolumeContext())
 	if err != nil {
 		return nil, err
 	}
@@ -528,10 +530,11 @@ func (n *Node) NodeGetStorageHealth(ctx context.Context, req *csi.NodeGetStorage
 }
 
 // hangarMount recognizes an NFS mount of a Hangar volume export
-// ("host:/<16 hex digits>") and returns the server's address (port from
-// the mount options; the kernel omits the default 2049).
+// ("host:/<16 hex digits>", of type nfs for v3 and nfs4 for v4.x) and
+// returns the server's address (port from the mount options; the kernel
+// omits the default 2049).
 func hangarMount(mp mount.MountPoint) (addr, export string, ok bool) {
-	if mp.Type != "nfs" {
+	if mp.Type != "nfs" && mp.Type != "nfs4" {
 		return "", "", false
 	}
 	i := strings.LastIndex(mp.Device, ":/")

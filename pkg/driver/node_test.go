@@ -109,7 +109,7 @@ func TestNodeStagePublish(t *testing.T) {
 		}
 	}
 	st := mountsAt(m, staging)
-	wantOpts := []string{"vers=3", "proto=tcp", "port=2049", "mountport=2049", "mountproto=tcp", "nolock", "nodev", "noatime"}
+	wantOpts := []string{"vers=4.1", "proto=tcp", "port=2049", "nodev", "noatime"}
 	if len(st) != 1 || *probes != 1 || st[0].Device != "10.0.0.5:/0123456789abcdef" || st[0].Type != "nfs" || !slices.Equal(st[0].Opts, wantOpts) {
 		t.Fatalf("staging mounts %+v after %d probes", st, *probes)
 	}
@@ -369,6 +369,8 @@ func TestNodeStorageHealth(t *testing.T) {
 		{"10.0.0.5:/0123456789abcdef", "nfs", []string{"vers=3", "port=20490"}},
 		{"10.0.0.5:/1123456789abcdef", "nfs", []string{"vers=3", "port=20490"}},
 		{"10.0.0.6:/2123456789abcdef", "nfs", []string{"vers=3"}},
+		// An NFSv4.x mount shows as type nfs4.
+		{"10.0.0.8:/3123456789abcdef", "nfs4", []string{"vers=4.1", "port=20490"}},
 		{"10.0.0.7:/export/home", "nfs", nil}, // not a Hangar volume
 		{"/dev/sda1", "ext4", nil},
 	} {
@@ -384,8 +386,8 @@ func TestNodeStorageHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(probed)
-	if len(probed) != 2 || !strings.HasPrefix(probed[0], "10.0.0.5:20490/") || probed[1] != "10.0.0.6:2049/2123456789abcdef" {
-		t.Errorf("probed %v, want one export of 10.0.0.5:20490 and 10.0.0.6:2049", probed)
+	if len(probed) != 3 || !strings.HasPrefix(probed[0], "10.0.0.5:20490/") || probed[1] != "10.0.0.6:2049/2123456789abcdef" || probed[2] != "10.0.0.8:20490/3123456789abcdef" {
+		t.Errorf("probed %v, want one export of 10.0.0.5:20490, 10.0.0.6:2049 and 10.0.0.8:20490", probed)
 	}
 	h := r.GetBackendHealth()
 	if len(h) != 1 || h[0].Status != csi.StorageHealthErrorType_STORAGE_UNREACHABLE || !strings.Contains(h[0].Message, "10.0.0.6:2049") {

@@ -8,15 +8,20 @@ import (
 )
 
 // TestNodePublish is case 1: `hangar node` in a guest publishes a volume
-// served by `hangar server` on the host, with real kernel NFS mounts.
+// served by `hangar server` on the host, with real kernel NFS mounts, over
+// NFSv3 and v4.1.
 func TestNodePublish(t *testing.T) {
 	requireMode(t, true)
 	timeCase(t)
+	forEachNFSVersion(t, nodePublish)
+}
+
+func nodePublish(t *testing.T, vers string, envs map[string]string) {
 	a := env(t)
 	dir := logDir(t, a)
 	s := startHostServer(t, a, dir)
+	s.nfsVersion = vers
 	v := s.createVolume(t, "e2e-node-publish")
-	envs := map[string]string{}
 	volEnv(t, envs, "VOL", v)
 	g := startVM(t, a, dir, vmConfig{
 		Name:   "node",
@@ -35,15 +40,20 @@ func TestNodePublish(t *testing.T) {
 }
 
 // TestPerPodVolumes is case 3: three volumes in one guest are isolated, and
-// deleting one on the server leaves the other two mounted and intact.
+// deleting one on the server leaves the other two mounted and intact; over
+// NFSv3 and v4.1.
 func TestPerPodVolumes(t *testing.T) {
 	requireMode(t, false)
 	timeCase(t)
+	forEachNFSVersion(t, perPodVolumes)
+}
+
+func perPodVolumes(t *testing.T, vers string, envs map[string]string) {
 	a := env(t)
 	dir := logDir(t, a)
 	s := startHostServer(t, a, dir)
+	s.nfsVersion = vers
 	ctl := startControl(t)
-	envs := map[string]string{}
 	var ids []string
 	for i := 1; i <= 3; i++ {
 		v := s.createVolume(t, fmt.Sprintf("e2e-pod-%d", i))
@@ -81,17 +91,23 @@ func TestPerPodVolumes(t *testing.T) {
 
 // TestSharedRWX is case 4: two guests mount the same volume at once; a
 // Lucene-style writer on one and a reader on the other check close-to-open
-// consistency of appended records and renamed commit points.
+// consistency of appended records and renamed commit points; over NFSv3
+// and v4.1.
 func TestSharedRWX(t *testing.T) {
 	requireMode(t, false)
 	timeCase(t)
+	forEachNFSVersion(t, sharedRWX)
+}
+
+func sharedRWX(t *testing.T, vers string, venv map[string]string) {
 	a := env(t)
 	dir := logDir(t, a)
 	s := startHostServer(t, a, dir)
+	s.nfsVersion = vers
 	v := s.createVolume(t, "e2e-shared")
 	var guests []*vm
 	for _, role := range []string{"reader", "writer"} {
-		envs := map[string]string{"ROLE": role}
+		envs := map[string]string{"ROLE": role, "WANT_VERS": venv["WANT_VERS"]}
 		volEnv(t, envs, "VOL", v)
 		guests = append(guests, startVM(t, a, dir, vmConfig{
 			Name:    role,
@@ -169,7 +185,8 @@ func serverCrash(t *testing.T, vers string) {
 }
 
 // TestCSISanity is case 2: csi-sanity inside a guest against `hangar run`
-// in the same guest, with real kernel mounts.
+// in the same guest, with real kernel mounts: over NFSv4.1 (the default),
+// then v3 (nfsVersion "3" as the test volumes' parameter), in one boot.
 func TestCSISanity(t *testing.T) {
 	requireMode(t, false)
 	timeCase(t)
@@ -181,7 +198,7 @@ func TestCSISanity(t *testing.T) {
 		Script:  filepath.Join(a.repo, "test/e2e/guest/sanity.sh"),
 		Files:   map[string]string{"/e2e/bin/hangar": a.hangar, "/e2e/bin/csi-sanity": sanity},
 		MemMB:   1024,
-		Timeout: 10 * time.Minute,
+		Timeout: 15 * time.Minute,
 	})
 	out := g.mustPass(t)
 	for _, l := range grepLines(out, "E2E-SANITY-") {

@@ -35,21 +35,26 @@ const (
 // limit, ownership, setgid directories, permission checks, root squash and
 // turning it off on the mounted volume (ControllerModifyVolume) as the
 // Linux NFS client sees them, and on the server's disk. One guest, ~15 s: part of
-// the quick subset.
+// the quick subset. Over NFSv3 and v4.1.
 func TestQuotaIdentity(t *testing.T) {
 	requireMode(t, true)
 	timeCase(t)
+	forEachNFSVersion(t, quotaIdentity)
+}
+
+func quotaIdentity(t *testing.T, vers string, envs map[string]string) {
 	a := env(t)
 	dir := logDir(t, a)
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s := startHostServer(t, a, dir, "--metrics-listen", metricsAddr)
+	s.nfsVersion = vers
 	if err := waitTCP(metricsAddr, 10*time.Second, s.p.alive); err != nil {
 		t.Fatalf("metrics endpoint: %v", err)
 	}
 	ctl := startControl(t)
 	v := createSizedVolume(t, s, "e2e-quota", quotaCapacity, nil)
 	sq := createSizedVolume(t, s, "e2e-squash", quotaCapacity, map[string]string{"rootSquash": "true"})
-	envs := map[string]string{
+	for k, v := range map[string]string{
 		"WANT_KIB":     fmt.Sprint(quotaCapacity >> 10),
 		"EXPANDED_KIB": fmt.Sprint(quotaExpanded >> 10),
 		"BIG_MB":       fmt.Sprint(quotaBigMB),
@@ -59,6 +64,8 @@ func TestQuotaIdentity(t *testing.T) {
 		"SHARED_GID":   fmt.Sprint(quotaGroup),
 		"ANON_ID":      fmt.Sprint(quotaAnon),
 		"MAX_INODES":   fmt.Sprint(quotaInodes),
+	} {
+		envs[k] = v
 	}
 	volEnv(t, envs, "VOL", v)
 	volEnv(t, envs, "SQ", sq)
@@ -201,7 +208,7 @@ func createSizedVolume(t *testing.T, s *hostServer, name string, capacity int64,
 	resp, err := s.ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{
 		Name:          name,
 		CapacityRange: &csi.CapacityRange{RequiredBytes: capacity},
-		Parameters:    params,
+		Parameters:    s.params(params),
 		VolumeCapabilities: []*csi.VolumeCapability{{
 			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
 			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},

@@ -27,8 +27,11 @@ type hostServer struct {
 	p                *proc
 	starts           int
 	extra            []string // more `hangar server` flags
-	cc               *grpc.ClientConn
-	ctrl             csi.ControllerClient
+	// nfsVersion, if set, is the StorageClass parameter nfsVersion of
+	// every volume the test creates; unset, volumes get the default.
+	nfsVersion string
+	cc         *grpc.ClientConn
+	ctrl       csi.ControllerClient
 }
 
 // startHostServer starts `hangar server` with a fresh data dir; extra flags
@@ -64,6 +67,19 @@ func (s *hostServer) start(t *testing.T) {
 	}
 }
 
+// params adds the server's nfsVersion to a volume's StorageClass
+// parameters p.
+func (s *hostServer) params(p map[string]string) map[string]string {
+	if s.nfsVersion == "" {
+		return p
+	}
+	out := map[string]string{"nfsVersion": s.nfsVersion}
+	for k, v := range p {
+		out[k] = v
+	}
+	return out
+}
+
 func (s *hostServer) createVolume(t *testing.T, name string) *csi.Volume {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -71,6 +87,7 @@ func (s *hostServer) createVolume(t *testing.T, name string) *csi.Volume {
 	resp, err := s.ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{
 		Name:          name,
 		CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 30},
+		Parameters:    s.params(nil),
 		VolumeCapabilities: []*csi.VolumeCapability{{
 			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
 			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
@@ -102,6 +119,27 @@ func (s *hostServer) listVolumes(t *testing.T) map[string]bool {
 			return ids
 		}
 		req.StartingToken = resp.GetNextToken()
+	}
+}
+
+// csiNFSVersions are the NFS versions every case that mounts through the
+// node plugin runs over: v3 chosen by the StorageClass parameter, and
+// v4.1 as the default (no parameter).
+var csiNFSVersions = []struct{ name, param, want string }{
+	{"v3", "3", "3"},
+	{"v4.1", "", "4.1"},
+}
+
+// forEachNFSVersion runs f as one subtest per csiNFSVersions entry. f
+// gets the nfsVersion parameter to give its server ("" for the default)
+// and the guest environment naming the version its mounts must show
+// (WANT_VERS, checked by publish in guest/lib.sh).
+func forEachNFSVersion(t *testing.T, f func(t *testing.T, param string, env map[string]string)) {
+	for _, v := range csiNFSVersions {
+		t.Run(v.name, func(t *testing.T) {
+			timeCase(t)
+			f(t, v.param, map[string]string{"WANT_VERS": v.want})
+		})
 	}
 }
 

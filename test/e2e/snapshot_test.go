@@ -14,15 +14,20 @@ import (
 // client and syncs; the host snapshots the volume; the guest changes it;
 // the host restores the snapshot to a new volume, which the guest mounts
 // and finds as it was at the snapshot, byte for byte (guest/snapshot.sh).
+// Over NFSv3 and v4.1 (the restored volume has the source's version).
 func TestSnapshotRestore(t *testing.T) {
 	requireMode(t, false)
 	timeCase(t)
+	forEachNFSVersion(t, snapshotRestore)
+}
+
+func snapshotRestore(t *testing.T, vers string, envs map[string]string) {
 	a := env(t)
 	dir := logDir(t, a)
 	s := startHostServer(t, a, dir)
+	s.nfsVersion = vers
 	ctl := startControl(t)
 	v := s.createVolume(t, "e2e-snap")
-	envs := map[string]string{}
 	volEnv(t, envs, "VOL", v)
 	g := startVM(t, a, dir, vmConfig{
 		Name:   "snap",
@@ -51,6 +56,7 @@ func TestSnapshotRestore(t *testing.T) {
 		r, err := s.ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{
 			Name:          "e2e-snap-restored",
 			CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 30},
+			Parameters:    s.params(nil),
 			VolumeCapabilities: []*csi.VolumeCapability{{
 				AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
 				AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},

@@ -135,6 +135,9 @@ func (a *StorageAPI) csiVolume(v volume.Volume) *csi.Volume {
 		ContentSource:      contentSource(v.ContentSource),
 		AccessibleTopology: csicommon.AccessibleTopology(),
 	}
+	if vers, ok := v.Parameters[csicommon.ParamNFSVersion]; ok {
+		cv.VolumeContext[csicommon.ContextNFSVersion] = vers
+	}
 	return cv
 }
 

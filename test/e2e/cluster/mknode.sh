@@ -22,7 +22,7 @@ ln -s ../run "$ROOT/var/run"
 install -m755 /bin/busybox "$ROOT/bin/busybox"
 for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -s busybox "$ROOT/bin/$a"; done
 
-want=(virtio_pci virtio_net virtio_rng virtio_blk sunrpc lockd nfs_acl nfs nfsv3 overlay bridge veth br_netfilter)
+want=(virtio_pci virtio_net virtio_rng virtio_blk sunrpc lockd nfs_acl nfs nfsv3 nfsv4 overlay bridge veth br_netfilter)
 for m in "${want[@]}"; do modprobe -S "$KVER" --show-depends "$m"; done | awk '$1 == "insmod" {print $2}' | sort -u |
 while read -r ko; do
   rel=${ko#"$MODDIR"/}; mkdir -p "$ROOT/lib/modules/$KVER/$(dirname "$rel")"; cp "$ko" "$ROOT/lib/modules/$KVER/$rel"

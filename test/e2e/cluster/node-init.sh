@@ -37,7 +37,7 @@ for d in /var/lib/containerd /var/lib/kubelet /var/log/pods /var/lib/hangar; do
 done
 mount --make-rshared /var/lib/kubelet
 . /node/env
-for m in virtio_pci virtio_net virtio_rng virtio_blk nfsv3 overlay bridge veth br_netfilter; do modprobe $m; done
+for m in virtio_pci virtio_net virtio_rng virtio_blk nfsv3 nfsv4 overlay bridge veth br_netfilter; do modprobe $m; done
 if [ -n "$DATA_DISK" ]; then
   n=0; while [ ! -b "$DATA_DISK" ] && [ $n -lt 100 ]; do usleep 50000; n=$((n+1)); done
   umount /var/lib/hangar && mount -t ext4 "$DATA_DISK" /var/lib/hangar || echo "NODE-FAIL data disk $DATA_DISK"

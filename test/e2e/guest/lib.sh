@@ -46,8 +46,24 @@ start_node() {
 
 # publish VOL_ID VOL_CTX_JSON TARGET [MOUNT_FLAGS] / unpublish VOL_ID TARGET:
 # NodePublishVolume / NodeUnpublishVolume through the node plugin. The host
-# server advertises NFS_HOST:PORT, so the context needs no rewriting.
+# server advertises NFS_HOST:PORT, so the context needs no rewriting. With
+# WANT_VERS set, a published mount must show that NFS version.
 publish() {
-	e2eguest csi publish --volume-id "$1" --context "$2" --target "$3" ${4:+--mount-flags "$4"}
+	e2eguest csi publish --volume-id "$1" --context "$2" --target "$3" ${4:+--mount-flags "$4"} || return
+	[ -z "${WANT_VERS:-}" ] || check_vers "$3" "$WANT_VERS"
+}
+
+# check_vers DIR VERS: the NFS mount at DIR (per /proc/mounts) is of
+# version VERS, and a v4.x one has no NLM options.
+check_vers() {
+	_line=$(awk -v d="$1" '$2 == d && $3 ~ /^nfs/' /proc/mounts | tail -n 1)
+	case ",$(echo "$_line" | cut -d' ' -f4)," in
+	*,vers=$2,*) ;;
+	*) echo "E2E-FAIL $1 is not mounted with vers=$2: $_line"; return 1 ;;
+	esac
+	case $2,$_line in
+	4*mountport=* | 4*nolock*) echo "E2E-FAIL v$2 mount of $1 has NFSv3 options: $_line"; return 1 ;;
+	esac
+	echo "mounted over NFS v$2: $_line"
 }
 unpublish() { e2eguest csi unpublish --volume-id "$1" --target "$2"; }

@@ -817,7 +817,7 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 		}
 	}
 	for _, want := range []string{"--servers=nas-1=10.1.0.10:7070,nas-2=10.1.0.11:7070", "--access-control=false",
-		"secretName: my-server-tls", "/var/lib/k0s/kubelet/plugins/nfs.hangar.dev", "onDelete: archive",
+		"secretName: my-server-tls", "/var/lib/k0s/kubelet/plugins/nfs.hangar.dev", "onDelete: archive", `nfsVersion: "4.2"`,
 		"storageclass.kubernetes.io/is-default-class: \"true\"", "volumeBindingMode: WaitForFirstConsumer", "--tls-server-name=storage.example.com",
 		"--metrics-listen=:9810", "name: alt-hangar-node-metrics",
 		"--max-volumes-per-node=40", "kind: VolumeAttributesClass", "name: hangar-squashed",
@@ -856,6 +856,7 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 	for _, bad := range []struct{ set, want string }{
 		{"storageClasses[0].reclaimPolicy=Keep", "reclaimPolicy"},
 		{"storageClasses[0].parameters.onDelete=shred", "onDelete"},
+		{"storageClasses[0].parameters.nfsVersion=v4", "nfsVersion"},
 		{"controller.replicas=0", "replicas"},
 		{"server.nfsPort=70000", "nfsPort"},
 		{"acessControl.enabled=false", "acessControl"},
