@@ -82,6 +82,7 @@ var suite = []struct {
 	{"Commit", commitCases},
 	{"Quota", quotaCases},
 	{"Policy", policyCases},
+	{"Hold", holdCases},
 }
 
 // tester runs one case against one Env.
