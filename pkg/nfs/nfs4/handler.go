@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -86,6 +87,9 @@ type Handler struct {
 	clients *clientTable
 	states  States
 	now     func() time.Time // the clock leases run on; tests replace it
+
+	holds     *holdTable   // open stateids' file holds (hold.go)
+	nextSweep atomic.Int64 // lease-clock time of the next sweep of holds
 }
 
 // NewHandler returns a Handler serving fs.
@@ -95,14 +99,16 @@ func NewHandler(fs vfs.FS, log logr.Logger, o Options) *Handler {
 	rand.Read(b[:])
 	boot := binary.BigEndian.Uint32(b[:]) | 1 // never 0: stateids of all zeros are special
 	fr, _ := fs.(vfs.FileReader)
+	holds := newHoldTable(fs, o.LeaseTime)
 	return &Handler{
 		fs:      fs,
 		fr:      fr,
 		log:     log,
 		o:       o,
 		clients: newClientTable(&o, boot),
-		states:  newStateTable(boot, o.MaxStates, o.MaxClientStates),
+		states:  holdingStates{newStateTable(boot, o.MaxStates, o.MaxClientStates), holds},
 		now:     time.Now,
+		holds:   holds,
 	}
 }
 
