@@ -192,6 +192,7 @@ func (h *Handler) sweepHolds() {
 		if t.n > 0 {
 			t.timer.Reset(t.every)
 		} else {
+			t.timer.Stop()
 			t.timer = nil
 		}
 	}
