@@ -169,10 +169,13 @@ func (h *held) Release() {
 func (f *FS) unpin(e *export, p *pin) {
 	a := p.acct
 	var st unix.Stat_t
-	unlinked := fstat(p.fd, &st) == nil && st.Nlink == 0
+	var blocks int64
 	a.mu.Lock()
 	a.pins--
-	var blocks int64
+	// The link count is looked at under a.mu, after the decrement: a
+	// removal that saw this pin left the discharge to us, and one that
+	// runs later sees no pin and discharges itself.
+	unlinked := fstat(p.fd, &st) == nil && st.Nlink == 0
 	discharge := unlinked && a.pins == 0 && !a.gone
 	if discharge {
 		a.gone = true

@@ -9,7 +9,7 @@
 M=/mnt/v
 NFS_VERS=4.1 nfs_mount "$NFS_ADDR" "$EXPORT" $M || fail "mount $EXPORT"
 F=$M/doomed
-used() { df -k $M | awk 'NR == 2 { print $3 }'; }
+used() { df -kP $M | awk 'NR == 2 { print $3 }'; }
 case $ROLE in
 a)
 	dd if=/dev/urandom of=$F bs=1M count=16 2>/dev/null || fail "write $F"
@@ -52,7 +52,18 @@ b)
 	drop_caches
 	back=$(dd bs=21 count=1 <&5 2>/dev/null)
 	[ "$back" = "written after removal" ] || fail "read back after the write: '$back'"
-	exec 3<&- 4>&- 5<&-
+	# B removes a file it has open itself. With PRESERVE_UNLINKED in the
+	# OPEN result a kernel may send a plain REMOVE instead of renaming it
+	# to .nfsXXXX (logged, kernel-dependent); either way B reads on.
+	dd if=/dev/urandom of=$M/own bs=64k count=4 2>/dev/null || fail "write own"
+	own=$(sha $M/own)
+	exec 6<$M/own || fail "open own"
+	rm $M/own || fail "rm own"
+	result silly-renamed "$(ls -a $M | grep -c '^\.nfs')"
+	drop_caches
+	got=$(sha256sum <&6 | cut -d' ' -f1)
+	[ "$got" = "$own" ] || fail "B read sha $got of the file it removed itself, want $own"
+	exec 3<&- 4>&- 5<&- 6<&-
 	ctl signal b-closed || fail signal
 	ctl wait a-done 240 >/dev/null || fail "A did not finish"
 	;;
