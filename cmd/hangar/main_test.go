@@ -67,6 +67,19 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"nfs", "--root", t.TempDir(), "--nfs-write-timeout", "0s"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "--nfs-write-timeout must be positive") {
 		t.Errorf("nfs --nfs-write-timeout 0s: exit %d, %s", code, errb.String())
 	}
+	for _, bad := range []string{"1s", "2h", "-90s"} {
+		for _, role := range []string{"nfs", "server", "run"} {
+			errb.Reset()
+			dirFlag := "--data"
+			if role == "nfs" {
+				dirFlag = "--root"
+			}
+			d, _ := time.ParseDuration(bad)
+			if code := run([]string{role, dirFlag, t.TempDir(), "--lease-time", bad}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "--lease-time "+d.String()+": must be between 10s and 1h0m0s") {
+				t.Errorf("%s --lease-time %s: exit %d, %s", role, bad, code, errb.String())
+			}
+		}
+	}
 }
 
 // startCommand runs a subcommand's action until the test ends.

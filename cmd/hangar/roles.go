@@ -26,6 +26,7 @@ import (
 	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/kubeletplugin"
 	"github.com/hangar-csi/hangar/pkg/nfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/server"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
@@ -80,7 +81,7 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 		if *data == "" {
 			return usagef("--data is required")
 		}
-		nfsO, err := nfsOpts()
+		nfsO, v4O, err := nfsOpts()
 		if err != nil {
 			return err
 		}
@@ -101,7 +102,7 @@ func serverCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) er
 			return err
 		}
 		srv, err := server.New(server.Options{DataDir: *data, Name: *name, NFSListen: *nfsListen, APIListen: *apiListen, Advertise: *advertise, Log: log, AccessControl: *access, TLS: tlsConf,
-			Overcommit: *overcommit, Metrics: registerer(reg), NFS: nfsO})
+			Overcommit: *overcommit, Metrics: registerer(reg), NFS: nfsO, NFS4: v4O})
 		if err != nil {
 			return err
 		}
@@ -319,7 +320,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		if *maxVols < 0 {
 			return usagef("--max-volumes-per-node must not be negative")
 		}
-		nfsO, err := nfsOpts()
+		nfsO, v4O, err := nfsOpts()
 		if err != nil {
 			return err
 		}
@@ -336,7 +337,7 @@ func runCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			*csiEndpoint = "unix://" + filepath.Join(abs, "csi.sock")
 		}
 		apiSock := "unix://" + filepath.Join(abs, "api.sock")
-		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access, NFS: nfsO})
+		srv, err := server.New(server.Options{DataDir: abs, Name: *name, NFSListen: *nfsListen, APIListen: apiSock, Advertise: *advertise, Log: log.WithName("server"), AccessControl: *access, NFS: nfsO, NFS4: v4O})
 		if err != nil {
 			return err
 		}
@@ -408,10 +409,11 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	root := fs.String("root", "", "directory to export as \"/\" (required)")
 	listen := fs.String("listen", "127.0.0.1:2049", "NFS (and MOUNT) listen address")
 	keyFile := fs.String("key-file", "", "file handle key, kept across restarts so clients' handles stay valid (default: .ROOTNAME.hangar-handle.key next to the root)")
+	stateDir := fs.String("state-dir", "", "directory of the NFSv4 client records, kept across restarts so clients reclaim their opens and locks (default: .ROOTNAME.hangar-nfs4 next to the root)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
 	nfsOpts := addNFSFlags(fs)
 	return func(ctx context.Context, log logr.Logger, args []string) error {
-		nfsO, err := nfsOpts()
+		nfsO, v4O, err := nfsOpts()
 		if err != nil {
 			return err
 		}
@@ -439,6 +441,10 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 		if *keyFile == "" {
 			*keyFile = filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".hangar-handle.key")
 		}
+		if *stateDir == "" {
+			*stateDir = filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".hangar-nfs4")
+		}
+		v4O.StateDir = *stateDir
 		lfs, err := localfs.New(localfs.Options{KeyFile: *keyFile, Log: log.WithName("localfs")})
 		if err != nil {
 			return err
@@ -455,7 +461,7 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 			return err
 		}
 		nfsO.Log = log.WithName("nfs")
-		srv := nfs.NewServer(lfs, nfsO)
+		srv := nfs.NewServer(lfs, nfsO, v4O)
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(l) }()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
@@ -474,26 +480,38 @@ func nfsCmd(fs *flag.FlagSet) func(context.Context, logr.Logger, []string) error
 	}
 }
 
-// addNFSFlags adds the NFS server's connection limits; the function returns
-// them as options.
-func addNFSFlags(fs *flag.FlagSet) func() (rpc.Options, error) {
+// addNFSFlags adds the NFS server's connection limits and the NFSv4 lease
+// time; the function returns them as options.
+func addNFSFlags(fs *flag.FlagSet) func() (rpc.Options, nfs4.Options, error) {
 	maxConns := fs.Int("nfs-max-conns", 0, "most NFS connections at once (0: 4096, or half the open-file limit if lower); a new one beyond it closes the least recently active idle one")
 	perAddr := fs.Int("nfs-max-conns-per-addr", 64, "most NFS connections from one client IP address (a Linux client uses one per server)")
 	idle := fs.Duration("nfs-idle-timeout", 5*time.Minute, "close an NFS connection idle this long")
 	record := fs.Duration("nfs-record-timeout", 30*time.Second, "close an NFS connection whose call takes longer than this to arrive once begun")
 	write := fs.Duration("nfs-write-timeout", 30*time.Second, "close an NFS connection that takes no reply bytes for this long")
 	backlog := fs.Int("nfs-max-reply-backlog", 1<<20, "bytes of replies an NFS client may leave unread before its calls wait (file data not counted)")
-	return func() (rpc.Options, error) {
+	lease := fs.Duration("lease-time", 90*time.Second, "NFSv4 lease: a client silent this long loses its opens and locks once they are in someone's way; after a restart, the longest grace period ("+minLease.String()+" to "+maxLease.String()+")")
+	return func() (rpc.Options, nfs4.Options, error) {
+		if *lease < minLease || *lease > maxLease {
+			return rpc.Options{}, nfs4.Options{}, usagef("--lease-time %s: must be between %s and %s", *lease, minLease, maxLease)
+		}
 		for name, v := range map[string]int64{"nfs-max-conns": int64(*maxConns), "nfs-max-conns-per-addr": int64(*perAddr),
 			"nfs-idle-timeout": int64(*idle), "nfs-record-timeout": int64(*record), "nfs-write-timeout": int64(*write), "nfs-max-reply-backlog": int64(*backlog)} {
 			if v < 0 || v == 0 && name != "nfs-max-conns" {
-				return rpc.Options{}, usagef("--%s must be positive", name)
+				return rpc.Options{}, nfs4.Options{}, usagef("--%s must be positive", name)
 			}
 		}
 		return rpc.Options{MaxConns: *maxConns, MaxConnsPerAddr: *perAddr, IdleTimeout: *idle, RecordTimeout: *record,
-			WriteTimeout: *write, MaxReplyBacklog: *backlog}, nil
+			WriteTimeout: *write, MaxReplyBacklog: *backlog}, nfs4.Options{LeaseTime: *lease}, nil
 	}
 }
+
+// Bounds of --lease-time: below 10s a client busy for a moment (a long
+// fsync, a GC pause) loses its locks; above an hour a dead client's locks
+// and a restart's grace period hold everyone up too long.
+const (
+	minLease = 10 * time.Second
+	maxLease = time.Hour
+)
 
 // tlsFlags are the --tls-ca, --tls-cert and --tls-key flags.
 type tlsFlags struct{ ca, cert, key *string }

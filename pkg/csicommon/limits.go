@@ -18,6 +18,10 @@ const (
 	MaxMapBytes    = 4 << 10
 )
 
+// DefaultListPageBytes bounds one List* page to a quarter of gRPC's
+// default 4 MiB message limit, whatever the number of volumes.
+const DefaultListPageBytes = 1 << 20
+
 // Fields whose own description overrides the general limit: paths "SHOULD
 // support the maximum path length allowed by the operating system", node
 // IDs are up to 256 bytes.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
@@ -32,6 +33,9 @@ type Controller struct {
 	log     logr.Logger
 	// CallTimeout bounds each call to a storage server.
 	CallTimeout time.Duration
+	// ListPageBytes bounds one ListVolumes page across servers (0:
+	// csicommon.DefaultListPageBytes).
+	ListPageBytes int
 
 	// Same-name CreateVolume calls are serialized so two concurrent
 	// retries cannot land on two servers. Striped to keep memory bounded.
@@ -342,9 +346,14 @@ func (c *Controller) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 			return nil, status.Errorf(codes.Aborted, "starting_token %q was not issued by this controller (%v); restart listing without a token", tok, err)
 		}
 	}
+	limit := c.ListPageBytes
+	if limit <= 0 {
+		limit = csicommon.DefaultListPageBytes
+	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
 	resp := &csi.ListVolumesResponse{}
+	size := 0
 	for _, b := range c.servers {
 		if b.name < afterServer {
 			continue
@@ -376,8 +385,11 @@ func (c *Controller) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 		for _, e := range sresp.Entries {
 			b.globalize(e.Volume)
 			resp.Entries = append(resp.Entries, e)
+			size += proto.Size(e)
 		}
-		if sresp.NextToken != "" {
+		// Each server bounds its page; many servers' pages together
+		// must not exceed the message limit either.
+		if sresp.NextToken != "" || (size >= limit && len(resp.Entries) > 0) {
 			resp.NextToken = resp.Entries[len(resp.Entries)-1].Volume.VolumeId
 			return resp, nil
 		}

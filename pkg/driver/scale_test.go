@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hangar-csi/hangar/pkg/csicommon"
 )
 
 // Creates no longer wait for each other on the server, yet its capacity
@@ -151,5 +155,84 @@ func TestListVolumesPagingDuringChurn(t *testing.T) {
 				t.Fatalf("pass %d: %s listed %d times", pass, id, seen[id])
 			}
 		}
+	}
+}
+
+// A listing without max_entries is paged by size, on each server and
+// across servers, so it never outgrows gRPC's message limit however many
+// volumes there are; paging still lists every volume exactly once.
+func TestListVolumesPagedBySize(t *testing.T) {
+	ctx := context.Background()
+	a, b := startServer(t, "a", 1<<50), startServer(t, "b", 1<<50)
+	const pageBytes = 2048
+	a.api.ListPageBytes, b.api.ListPageBytes = pageBytes, pageBytes
+	c := newTestController(t, ServerRef{"a", a.addr}, ServerRef{"b", b.addr})
+	c.ListPageBytes = 3 * pageBytes
+	var want []string
+	for i, s := range []*testServer{a, b, a, b} {
+		for j := range 20 {
+			r, err := s.api.CreateVolume(ctx, createReq(fmt.Sprintf("v%d-%d", i, j), mib))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, csicommon.VolumeID(s.api.Name, r.Volume.VolumeId))
+		}
+	}
+	slices.Sort(want)
+	var got []string
+	tok := ""
+	for pages := 0; ; pages++ {
+		if pages > len(want) {
+			t.Fatal("no end to the listing")
+		}
+		r, err := c.ListVolumes(ctx, &csi.ListVolumesRequest{StartingToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A page may pass the bound by its last entry, on each server.
+		if n := proto.Size(r); n > 3*pageBytes+2*pageBytes {
+			t.Fatalf("page of %d bytes, bound %d", n, c.ListPageBytes)
+		}
+		for _, e := range r.Entries {
+			got = append(got, e.Volume.VolumeId)
+		}
+		if tok = r.NextToken; tok == "" {
+			if pages == 0 {
+				t.Fatalf("%d volumes in one page of %d bytes", len(r.Entries), proto.Size(r))
+			}
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed\n%v\nwant\n%v", got, want)
+	}
+
+	// Snapshots page the same way.
+	sreq := &csi.CreateSnapshotRequest{SourceVolumeId: want[0]}
+	for i := range 100 {
+		sreq.Name = fmt.Sprint("snap", i)
+		if _, err := c.CreateSnapshot(ctx, sreq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen, tok := 0, ""
+	for pages := 0; ; pages++ {
+		r, err := c.ListSnapshots(ctx, &csi.ListSnapshotsRequest{StartingToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := proto.Size(r); n > 5*pageBytes {
+			t.Fatalf("snapshot page of %d bytes", n)
+		}
+		seen += len(r.Entries)
+		if tok = r.NextToken; tok == "" {
+			if pages == 0 {
+				t.Fatalf("%d snapshots in one page of %d bytes", len(r.Entries), proto.Size(r))
+			}
+			break
+		}
+	}
+	if seen != 100 {
+		t.Fatalf("listed %d snapshots, want 100", seen)
 	}
 }

@@ -272,7 +272,12 @@ func (c *Controller) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRe
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
+	pageBytes := c.ListPageBytes
+	if pageBytes <= 0 {
+		pageBytes = csicommon.DefaultListPageBytes
+	}
 	resp := &csi.ListSnapshotsResponse{}
+	size := 0
 	for _, b := range servers {
 		if b.name < afterServer {
 			continue
@@ -298,8 +303,9 @@ func (c *Controller) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRe
 		for _, e := range sresp.Entries {
 			b.globalizeSnapshot(e.Snapshot)
 			resp.Entries = append(resp.Entries, e)
+			size += proto.Size(e)
 		}
-		if sresp.NextToken != "" {
+		if sresp.NextToken != "" || (size >= pageBytes && len(resp.Entries) > 0) {
 			resp.NextToken = resp.Entries[len(resp.Entries)-1].Snapshot.SnapshotId
 			return resp, nil
 		}

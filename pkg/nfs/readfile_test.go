@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
@@ -63,7 +64,7 @@ func TestReadFromFile(t *testing.T) {
 func testReadFromFile(t *testing.T, decline error) {
 	fs := &fileFS{MemFS: vfstest.NewMemFS(), decline: decline}
 	fs.AddExport("/")
-	srv := nfs.NewServer(fs, rpc.Options{})
+	srv := nfs.NewServer(fs, rpc.Options{}, nfs4.Options{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

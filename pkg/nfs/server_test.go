@@ -18,6 +18,7 @@ import (
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/mount"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfs3"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
@@ -55,7 +56,7 @@ func startB(t testing.TB) *server {
 	if err := fs.AddExport("/vol2", dir2, "vol2", nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := nfs.NewServer(fs, rpc.Options{})
+	srv := nfs.NewServer(fs, rpc.Options{}, nfs4.Options{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/hangar-csi/hangar/pkg/driver"
 	"github.com/hangar-csi/hangar/pkg/endpoint"
 	"github.com/hangar-csi/hangar/pkg/nfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/server/api"
 	"github.com/hangar-csi/hangar/pkg/volume"
@@ -40,7 +41,9 @@ type Options struct {
 	// non-loopback address.
 	Advertise string
 	NFS       rpc.Options
-	Log       logr.Logger
+	// NFS4 configures NFSv4.1; its StateDir defaults to DATA/nfs4-clients.
+	NFS4 nfs4.Options
+	Log  logr.Logger
 	// AccessControl restricts each volume's export to the nodes it is
 	// published to (ControllerPublishVolume); off, every client may mount.
 	// Publications are recorded either way (in DATA/access).
@@ -129,7 +132,11 @@ func New(o Options) (s *Server, err error) {
 		nfsOpts.Log = o.Log.WithName("nfs")
 	}
 	served, gopts := s.instrument(o.Metrics, vols)
-	s.nfs = nfs.NewServer(served, nfsOpts)
+	v4 := o.NFS4
+	if v4.StateDir == "" {
+		v4.StateDir = filepath.Join(o.DataDir, "nfs4-clients")
+	}
+	s.nfs = nfs.NewServer(served, nfsOpts, v4)
 	if o.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}

@@ -116,9 +116,8 @@ func TestSharedRWX(t *testing.T) {
 // hold exactly what the guest wrote.
 func TestServerCrash(t *testing.T) { serverCrash(t, "3") }
 
-// TestNFSv41ServerCrash is case 5 over NFSv4.1. The server keeps no state
-// across the restart yet (no grace period): the client re-registers, its
-// reclaims get NO_GRACE and it opens its files afresh.
+// TestNFSv41ServerCrash is case 5 over NFSv4.1: the client re-registers
+// and reclaims its open in the restarted server's grace period.
 func TestNFSv41ServerCrash(t *testing.T) { serverCrash(t, "4.1") }
 
 func serverCrash(t *testing.T, vers string) {

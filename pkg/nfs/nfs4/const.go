@@ -186,6 +186,7 @@ const (
 	ErrAttrNotSupp       = 10032
 	ErrNoGrace           = 10033
 	ErrReclaimBad        = 10034
+	ErrReclaimConflict   = 10035
 	ErrBadXDR            = 10036
 	ErrLocksHeld         = 10037
 	ErrOpenMode          = 10038

@@ -42,6 +42,11 @@ type Options struct {
 	// MaxRequest bounds a COMPOUND request (the rpc server's record limit);
 	// default rpc.DefaultMaxRecordSize.
 	MaxRequest int
+	// StateDir holds the durable client records (created if missing):
+	// with it, clients reclaim their opens and locks after a restart,
+	// in a grace period of one lease. Empty: no records, and a restart
+	// loses every client's state.
+	StateDir string
 }
 
 func (o *Options) setDefaults() {
@@ -87,29 +92,38 @@ type Handler struct {
 	clients *clientTable
 	states  States
 	now     func() time.Time // the clock leases run on; tests replace it
+	records *clientRecords   // nil without Options.StateDir
+	grace   grace
 
 	holds     *holdTable   // open stateids' file holds (hold.go)
 	nextSweep atomic.Int64 // lease-clock time of the next sweep of holds
 }
 
-// NewHandler returns a Handler serving fs.
+// NewHandler returns a Handler serving fs. If Options.StateDir holds
+// client records of an earlier run, it starts in a grace period.
 func NewHandler(fs vfs.FS, log logr.Logger, o Options) *Handler {
+	return newHandler(fs, log, o, time.Now)
+}
+
+func newHandler(fs vfs.FS, log logr.Logger, o Options, now func() time.Time) *Handler {
 	o.setDefaults()
 	var b [4]byte
 	rand.Read(b[:])
 	boot := binary.BigEndian.Uint32(b[:]) | 1 // never 0: stateids of all zeros are special
 	fr, _ := fs.(vfs.FileReader)
 	holds := newHoldTable(fs, o.LeaseTime)
-	return &Handler{
+	h := &Handler{
 		fs:      fs,
 		fr:      fr,
 		log:     log,
 		o:       o,
 		clients: newClientTable(&o, boot),
 		states:  holdingStates{newStateTable(boot, o.MaxStates, o.MaxClientStates), holds},
-		now:     time.Now,
+		now:     now,
 		holds:   holds,
 	}
+	h.startGrace()
+	return h
 }
 
 // reapExpired ends the clients whose lease ran out, with their sessions
@@ -118,12 +132,13 @@ func NewHandler(fs vfs.FS, log logr.Logger, o Options) *Handler {
 // locks until they stand in someone's way, so a client that was only
 // partitioned for a while and nobody waited for loses nothing.
 func (h *Handler) reapExpired() bool {
-	ids := h.clients.expire(h.now())
-	for _, id := range ids {
-		h.states.DropClient(id)
-		h.log.V(1).Info("client lease expired; its state is released", "clientID", id)
+	gone := h.clients.expire(h.now())
+	for _, c := range gone {
+		h.states.DropClient(c.id)
+		h.syncRecord(c.owner)
+		h.log.V(1).Info("client lease expired; its state is released", "clientID", c.id)
 	}
-	return len(ids) > 0
+	return len(gone) > 0
 }
 
 // Idempotent reports that no procedure goes through the rpc server's

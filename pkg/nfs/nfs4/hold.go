@@ -181,8 +181,9 @@ func (h *Handler) maybeSweepHolds(now time.Time) {
 func (h *Handler) sweepHolds() {
 	now := h.now()
 	for _, id := range h.holds.unlinkedHolders() {
-		if h.clients.expireOne(id, now) {
+		if c := h.clients.expireOne(id, now); c != nil {
 			h.states.DropClient(id)
+			h.syncRecord(c.owner) // as reapExpired: no reclaim for it after a restart
 			h.log.V(1).Info("client lease expired holding a removed file; its state is released", "clientID", id)
 		}
 	}
@@ -199,14 +200,14 @@ func (h *Handler) sweepHolds() {
 	t.mu.Unlock()
 }
 
-// expireOne removes client id if its lease ran out by now.
-func (t *clientTable) expireOne(id uint64, now time.Time) bool {
+// expireOne removes and returns client id if its lease ran out by now.
+func (t *clientTable) expireOne(id uint64, now time.Time) *client {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.byID[id]
 	if c == nil || c.renewed.Load() >= now.Add(-t.o.LeaseTime).UnixNano() {
-		return false
+		return nil
 	}
 	t.removeClientLocked(c)
-	return true
+	return c
 }

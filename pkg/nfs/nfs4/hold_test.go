@@ -64,8 +64,7 @@ func (s *holdServer) start(t *testing.T) {
 	rs := rpc.NewServer(rpc.Options{ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 		return vfs.WithClient(ctx, c.RemoteAddr())
 	}})
-	s.h = NewHandler(fs, discard(), Options{LeaseTime: 30 * time.Second})
-	s.h.now = s.clk.now
+	s.h = newHandler(fs, discard(), Options{LeaseTime: 30 * time.Second}, s.clk.now)
 	rs.Register(nfs3.Program, nfs3.Version, nfs3.NewHandler(fs, discard()), nfs3.Idempotent)
 	rs.Register(Program, Version, s.h, Idempotent)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -129,8 +129,11 @@ func (h *Handler) open(x *compound) uint32 {
 	}
 	switch claim {
 	case claimNull, claimFH:
+		if st := h.graceStatus(); st != OK {
+			return fail(x.w, st)
+		}
 	case claimPrevious:
-		return fail(x.w, ErrNoGrace) // no grace period: nothing to reclaim
+		return h.openReclaim(x, owner, acc, deny)
 	default:
 		return fail(x.w, ErrNotSupp) // no delegations are granted
 	}
@@ -589,6 +592,9 @@ func (h *Handler) remove(x *compound) uint32 {
 	if st := nameStatus(name); st != OK {
 		return fail(x.w, st)
 	}
+	if st := h.graceStatus(); st != OK {
+		return fail(x.w, st) // the file may be one a client is about to reclaim
+	}
 	_, a, _, err := h.fs.Lookup(x.ctx, x.cred, dir, string(name))
 	if err != nil {
 		return fail(x.w, h.notDir(x, x.cur.bytes(), err))
@@ -638,6 +644,9 @@ func (h *Handler) rename(x *compound) uint32 {
 	}
 	if st := nameStatus(newName); st != OK {
 		return fail(x.w, st)
+	}
+	if st := h.graceStatus(); st != OK {
+		return fail(x.w, st) // renaming over a file a client is about to reclaim
 	}
 	fromWcc, toWcc, err := h.fs.Rename(x.ctx, x.cred, from, string(oldName), to, string(newName))
 	if err != nil {

@@ -91,8 +91,8 @@ func (h *Handler) lock(x *compound) uint32 {
 	if st != OK {
 		return fail(x.w, st)
 	}
-	if reclaim {
-		return fail(x.w, ErrNoGrace)
+	if st := h.lockGrace(x, reclaim); st != OK {
+		return fail(x.w, st)
 	}
 	if req.Range, st = lockRange(typ, off, length); st != OK {
 		return fail(x.w, st)
@@ -138,6 +138,9 @@ func (h *Handler) lockt(x *compound) uint32 {
 	lr, st := lockRange(typ, off, length)
 	if st != OK {
 		return fail(x.w, st)
+	}
+	if st := h.graceStatus(); st != OK {
+		return fail(x.w, st) // the holder may not have reclaimed yet
 	}
 	denied, st := h.states.LockTest(x.clientID(), owner, string(vh), lr)
 	if st == ErrDenied && h.reapExpired() {

@@ -12,8 +12,8 @@ import (
 
 // Client records and sessions (RFC 8881 sections 2.4 and 2.10). Everything
 // here is in memory: a restart forgets every client, which then gets
-// STALE_CLIENTID / BADSESSION and starts over. Durable client records and
-// the grace period come with reclaim.
+// STALE_CLIENTID / BADSESSION and starts over; which clients to expect
+// back is kept on disk (records.go, grace.go).
 
 // channelAttrs is a channel_attrs4.
 type channelAttrs struct {
@@ -124,20 +124,20 @@ func (t *clientTable) exchangeID(owner []byte, verf [8]byte, update bool, now ti
 	return c, OK
 }
 
-// expire removes the clients whose lease has run out and returns their
-// ids, for the caller to drop their state.
-func (t *clientTable) expire(now time.Time) []uint64 {
+// expire removes the clients whose lease has run out and returns them,
+// for the caller to drop their state and records.
+func (t *clientTable) expire(now time.Time) []*client {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var ids []uint64
+	var gone []*client
 	deadline := now.Add(-t.o.LeaseTime).UnixNano()
 	for _, c := range t.byID {
 		if c.renewed.Load() < deadline {
 			t.removeClientLocked(c)
-			ids = append(ids, c.id)
+			gone = append(gone, c)
 		}
 	}
-	return ids
+	return gone
 }
 
 // newClientIDLocked returns an unused client id: the server instance and

@@ -188,6 +188,9 @@ func (h *Handler) createSession(x *compound) uint32 {
 	if replaced != nil {
 		h.states.DropClient(replaced.id)
 	}
+	// On disk before the client hears of its session, so before it can
+	// have state to reclaim.
+	h.recordClient(clientID)
 	x.w.Uint32(OK)
 	copy(x.w.Reserve(len(body)), body)
 	return OK
@@ -253,6 +256,7 @@ func (h *Handler) destroyClientID(x *compound) uint32 {
 	c, st := h.clients.destroyClient(id)
 	if st == OK {
 		h.states.DropClient(c.id)
+		h.syncRecord(c.owner)
 	}
 	return fail(x.w, st)
 }
@@ -300,9 +304,13 @@ func (h *Handler) reclaimComplete(x *compound) uint32 {
 		return fail(x.w, ErrBadXDR)
 	}
 	if oneFS {
-		return fail(x.w, OK) // per-filesystem reclaim: nothing to reclaim yet
+		return fail(x.w, OK) // reclaim is per server, not per file system
 	}
-	return fail(x.w, h.clients.reclaimComplete(x.sess.client))
+	st := h.clients.reclaimComplete(x.sess.client)
+	if st == OK {
+		h.reclaimCompleted(x.sess.client)
+	}
+	return fail(x.w, st)
 }
 
 // encodeSecinfo writes the one flavor this server accepts.

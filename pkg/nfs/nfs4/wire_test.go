@@ -30,9 +30,16 @@ type wireServer struct {
 
 func startWire(t testing.TB) *wireServer {
 	t.Helper()
-	base := t.TempDir()
+	s, _ := startWireOn(t, t.TempDir(), "127.0.0.1:0", Options{})
+	return s
+}
+
+// startWireOn starts a wire server on base (made on first use) and addr;
+// stop ends it early, as a crash would.
+func startWireOn(t testing.TB, base, addr string, o Options) (ws *wireServer, stop func()) {
+	t.Helper()
 	dir := filepath.Join(base, "vol")
-	if err := os.Mkdir(dir, 0o777); err != nil {
+	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, os.ErrExist) {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(dir, 0o777); err != nil {
@@ -51,19 +58,23 @@ func startWire(t testing.TB) *wireServer {
 	}})
 	s.Register(nfs3.Program, nfs3.Version, nfs3.NewHandler(fs, discard()), nfs3.Idempotent)
 	s.Register(mount.Program, mount.Version, mount.NewHandler(fs, discard()), mount.Idempotent)
-	s.Register(Program, Version, NewHandler(fs, discard(), Options{}), Idempotent)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	s.Register(Program, Version, NewHandler(fs, discard(), o), Idempotent)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(l) }()
-	t.Cleanup(func() {
-		s.Close()
-		<-done
-		fs.Close()
-	})
-	return &wireServer{addr: l.Addr().String(), fs: fs, dir: dir}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			s.Close()
+			<-done
+			fs.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return &wireServer{addr: l.Addr().String(), fs: fs, dir: dir}, stop
 }
 
 // dial returns a v4 client over its own TCP connection.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfs3"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
@@ -19,7 +20,7 @@ func start(t *testing.T) (*nfsclient.Client, vfs.Handle) {
 	t.Helper()
 	fs := vfstest.NewMemFS()
 	fs.AddExport("/m")
-	srv := nfs.NewServer(fs, rpc.Options{})
+	srv := nfs.NewServer(fs, rpc.Options{}, nfs4.Options{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

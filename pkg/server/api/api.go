@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
@@ -52,6 +53,10 @@ type StorageAPI struct {
 	// Freezer holds changes to volumes while snapshots and clones copy
 	// them; nil: nothing is held (tests of the API alone).
 	Freezer Freezer
+	// ListPageBytes bounds the encoded size of one ListVolumes page
+	// (0: csicommon.DefaultListPageBytes), so that a listing without max_entries
+	// stays far below gRPC's 4 MiB message limit at any number of volumes.
+	ListPageBytes int
 	// SyncCopyLimit is the largest volume whose full-copy snapshot is
 	// made within CreateSnapshot (0: DefaultSyncCopyLimit; negative:
 	// always in the background).
@@ -410,16 +415,34 @@ func (a *StorageAPI) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 	if after != "" && !volume.ValidID(after) {
 		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this server issued; restart listing without a token", after)
 	}
-	vs, more := a.Store.Page(after, int(req.GetMaxEntries()))
+	limit := a.ListPageBytes
+	if limit <= 0 {
+		limit = csicommon.DefaultListPageBytes
+	}
+	// Without max_entries the CSI spec puts no limit on the page, so
+	// paging by size is allowed; a page of everything would not be.
+	// An entry is more than 128 bytes, so no more than limit/128 are
+	// copied out of the store for one page.
+	n := int(req.GetMaxEntries())
+	if n == 0 || n > limit/128 {
+		n = max(limit/128, 1)
+	}
+	vs, more := a.Store.Page(after, n)
 	resp := &csi.ListVolumesResponse{Entries: make([]*csi.ListVolumesResponse_Entry, 0, len(vs))}
-	for _, v := range vs {
-		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{
+	size := 0
+	for i, v := range vs {
+		e := &csi.ListVolumesResponse_Entry{
 			Volume: a.csiVolume(v),
 			Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: a.publishedNodes(v.ID)},
-		})
+		}
+		resp.Entries = append(resp.Entries, e)
+		if size += proto.Size(e); size >= limit && i < len(vs)-1 {
+			more = true
+			break
+		}
 	}
 	if more {
-		resp.NextToken = vs[len(vs)-1].ID
+		resp.NextToken = resp.Entries[len(resp.Entries)-1].Volume.VolumeId
 	}
 	return resp, nil
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
@@ -391,18 +392,25 @@ func (a *StorageAPI) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRe
 	if after != "" && !volume.ValidID(after) {
 		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this server issued; restart listing without a token", after)
 	}
+	limit := a.ListPageBytes
+	if limit <= 0 {
+		limit = csicommon.DefaultListPageBytes
+	}
 	resp := &csi.ListSnapshotsResponse{}
+	size := 0
 	for _, sn := range a.Store.ListSnapshots() {
 		if sn.ID <= after ||
 			req.GetSnapshotId() != "" && sn.ID != req.GetSnapshotId() ||
 			req.GetSourceVolumeId() != "" && sn.SourceVolumeID != req.GetSourceVolumeId() {
 			continue
 		}
-		if max := int(req.GetMaxEntries()); max > 0 && len(resp.Entries) == max {
+		if max := int(req.GetMaxEntries()); max > 0 && len(resp.Entries) == max || size >= limit {
 			resp.NextToken = resp.Entries[len(resp.Entries)-1].Snapshot.SnapshotId
 			break
 		}
-		resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: a.csiSnapshot(sn)})
+		e := &csi.ListSnapshotsResponse_Entry{Snapshot: a.csiSnapshot(sn)}
+		resp.Entries = append(resp.Entries, e)
+		size += proto.Size(e)
 	}
 	return resp, nil
 }

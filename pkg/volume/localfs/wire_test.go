@@ -17,6 +17,7 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfs3"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
@@ -60,7 +61,7 @@ func newWire(t testing.TB, cfg ExportConfig) *wireEnv {
 	}
 	// Every racing client dials from 127.0.0.1: lift the per-address
 	// connection limit, which would otherwise close idle ones between rounds.
-	srv := nfs.NewServer(f, rpc.Options{MaxConnsPerAddr: 1 << 12})
+	srv := nfs.NewServer(f, rpc.Options{MaxConnsPerAddr: 1 << 12}, nfs4.Options{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/volume/localfs"
 )
@@ -37,7 +38,7 @@ func hangarServer(dir, listen string) (addr string, stop func(), err error) {
 		fs.Close()
 		return "", nil, err
 	}
-	srv := nfs.NewServer(fs, rpc.Options{Log: logr.Discard()})
+	srv := nfs.NewServer(fs, rpc.Options{Log: logr.Discard()}, nfs4.Options{})
 	done := make(chan struct{})
 	go func() { srv.Serve(l); close(done) }()
 	return l.Addr().String(), func() {

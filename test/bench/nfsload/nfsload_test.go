@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/hangar-csi/hangar/pkg/nfs"
+	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 	"github.com/hangar-csi/hangar/pkg/vfs/vfstest"
@@ -62,7 +63,7 @@ func serveMem(t *testing.T, fs vfs.FS) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := nfs.NewServer(fs, rpc.Options{Log: logr.Discard()})
+	srv := nfs.NewServer(fs, rpc.Options{Log: logr.Discard()}, nfs4.Options{})
 	done := make(chan struct{})
 	go func() { srv.Serve(l); close(done) }()
 	t.Cleanup(func() { srv.Close(); <-done })
