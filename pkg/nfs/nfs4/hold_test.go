@@ -3,9 +3,11 @@ package nfs4
 import (
 	"bytes"
 	"context"
+	"github.com/go-logr/logr"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -310,5 +312,62 @@ func TestWireRemovedWhileOpenRestart(t *testing.T) {
 	}
 	if u.Bytes+2<<20-64<<10 > used || u.Inodes != 1 {
 		t.Fatalf("usage after a restart %+v, %d bytes before: the removed file is still counted", u, used)
+	}
+}
+
+// An open reclaimed after a restart holds its file as a new one does.
+func TestReclaimedOpenHoldsFile(t *testing.T) {
+	e, clk := newGraceEnv(t, t.TempDir())
+	a, b := e.client(), e.client()
+	a.connect("a")
+	b.connect("b")
+	root := a.volRoot()
+	sid, fh, _ := b.open(root, openArgs{access: ShareAccessBoth, owner: "ob", create: true, how: createUnchecked, name: "f"})
+	b.must(putfh(fh), writeOp(sid, 0, []byte("reclaimed and removed")))
+	// Closed, so the first handler's hold is not left on the FS both
+	// share (a real restart ends every hold with the process).
+	b.must(putfh(fh), closeOp(sid))
+
+	e.restart(clk, logr.Discard())
+	a.connect("a")
+	b.connect("b")
+	p := b.must(putfh(fh), openOp(openArgs{access: ShareAccessBoth, owner: "ob", claim: claimPrevious}))
+	p.ok(OpPutFH)
+	r := p.ok(OpOpen)
+	sid = decodeStateid(r)
+	skipChangeInfo(r)
+	if flags := r.Uint32(); flags&openResultPreserveUnlinked == 0 {
+		t.Fatalf("reclaimed OPEN rflags %#x without PRESERVE_UNLINKED", flags)
+	}
+	a.must(reclaimCompleteOp())
+	b.must(reclaimCompleteOp())
+	a.must(putfh(root), remove("f"))
+	if got, st := b.readAll(fh, sid, 100); st != OK || string(got) != "reclaimed and removed" {
+		t.Fatalf("READ of the removed file through the reclaimed open: %d %q", st, got)
+	}
+	b.must(putfh(fh), closeOp(sid))
+	if st := b.do(putfh(fh), getattr(bits(AttrSize))).status; st != ErrStale {
+		t.Fatalf("removed file after its reclaimed open closed: %d, want STALE", st)
+	}
+}
+
+// The sweep that ends a silent client holding a removed file drops its
+// client record too, as any lease expiry does: it has nothing to reclaim.
+func TestHoldSweepDropsRecord(t *testing.T) {
+	dir := t.TempDir()
+	e, clk := newGraceEnv(t, dir)
+	a, b := e.client(), e.client()
+	a.connect("a")
+	b.connect("b")
+	root := a.volRoot()
+	_, fh, _ := b.open(root, openArgs{access: ShareAccessRead, owner: "ob", create: true, how: createUnchecked, name: "f"})
+	a.must(putfh(root), remove("f"))
+	clk.advance(testLease + testLease/4 + time.Second)
+	a.must()
+	if st := a.do(putfh(fh), getattr(bits(AttrSize))).status; st != ErrStale {
+		t.Fatalf("removed file after its holder's lease: %d, want STALE", st)
+	}
+	if got := records(t, dir); !slices.Equal(got, []string{recordName("a")}) {
+		t.Fatalf("records after b's lease ran out: %v, want a's", got)
 	}
 }
