@@ -317,3 +317,34 @@ type Sparse interface {
 	// also with ENXIO.
 	Seek(ctx context.Context, c Cred, h Handle, off uint64, hole bool) (pos uint64, attr *Attr, err error)
 }
+
+// Holder is an optional interface of an FS that can keep a regular file
+// usable after its last name is removed, as a local open file is: NFSv4
+// OPEN takes a hold for each open it grants and drops it at CLOSE (or when
+// the client's state ends), so a file deleted or renamed over by another
+// client stays readable and writable through its handle until then. The
+// hold is in the FS, so a removal by any protocol behaves the same.
+//
+// While a held object has no name left, its handle still resolves (only
+// while held: an unheld removed object is stale as before), GetAttr shows
+// Nlink 0, and its space and inode stay charged to the export's usage;
+// the last Release frees it and gives the space back. Holds do not outlive
+// the server: an FS releases them all when it closes, and a crash frees
+// what they kept (usage must come back right after either).
+type Holder interface {
+	// Hold holds h's object, a regular file (EINVAL for any other type),
+	// for the client in ctx, who needs read access to the export. An FS
+	// bounds what holds can pin and fails past its limit with ENFILE; the
+	// caller can then go without (the file is simply not preserved).
+	Hold(ctx context.Context, h Handle) (Hold, error)
+}
+
+// Hold is one Holder.Hold.
+type Hold interface {
+	// Unlinked reports whether the object has no name left: it lives on
+	// only through holds, and its space is still charged.
+	Unlinked() bool
+	// Release ends the hold; the last one of an unlinked object frees it.
+	// Calls after the first do nothing.
+	Release()
+}

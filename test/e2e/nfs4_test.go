@@ -221,3 +221,31 @@ func TestNFSv42Sparse(t *testing.T) {
 	})
 	g.mustPass(t, s.p)
 }
+
+// TestNFSv41Unlinked is case 15: a file removed on guest A while guest B has it open
+// reads the same bytes on B (checksum, page cache dropped) and takes
+// writes until B closes it; only then does df on A show the space back.
+func TestNFSv41Unlinked(t *testing.T) {
+	requireMode(t, false)
+	timeCase(t)
+	a := env(t)
+	dir := logDir(t, a)
+	s := startHostServer(t, a, dir, "-v", "2")
+	ctl := startControl(t)
+	v := s.createVolume(t, "v4-unlinked")
+	var guests []*vm
+	for _, role := range []string{"a", "b"} {
+		guests = append(guests, startVM(t, a, dir, vmConfig{
+			Name:   "unlinked-" + role,
+			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-unlinked.sh"),
+			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
+				"EXPORT": v.GetVolumeContext()["export"]},
+			Ports:   []int{s.nfsPort},
+			Ctl:     ctl,
+			Timeout: 5 * time.Minute,
+		}))
+	}
+	for _, g := range guests {
+		g.mustPass(t, s.p)
+	}
+}

@@ -236,11 +236,15 @@ func (h *Handler) openReclaim(x *compound, owner []byte, acc, deny uint32) uint3
 	if st != OK {
 		return fail(x.w, st)
 	}
+	flags := uint32(openResultLockTypePOSIX)
+	if h.holdOpen(x, sid, vh) {
+		flags |= openResultPreserveUnlinked // a reclaimed open holds its file too (hold.go)
+	}
 	w := x.w
 	w.Uint32(OK)
 	encodeStateid(w, sid)
 	encodeChangeInfo(w, &vfs.Wcc{}) // no directory was involved
-	w.Uint32(openResultLockTypePOSIX)
+	w.Uint32(flags)
 	encodeBitmap(w, bitmap{})
 	w.Uint32(0) // OPEN_DELEGATE_NONE
 	x.curSID, x.hasCurSID = sid, true

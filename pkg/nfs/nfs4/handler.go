@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,6 +94,9 @@ type Handler struct {
 	now     func() time.Time // the clock leases run on; tests replace it
 	records *clientRecords   // nil without Options.StateDir
 	grace   grace
+
+	holds     *holdTable   // open stateids' file holds (hold.go)
+	nextSweep atomic.Int64 // lease-clock time of the next sweep of holds
 }
 
 // NewHandler returns a Handler serving fs. If Options.StateDir holds
@@ -107,14 +111,16 @@ func newHandler(fs vfs.FS, log logr.Logger, o Options, now func() time.Time) *Ha
 	rand.Read(b[:])
 	boot := binary.BigEndian.Uint32(b[:]) | 1 // never 0: stateids of all zeros are special
 	fr, _ := fs.(vfs.FileReader)
+	holds := newHoldTable(fs, o.LeaseTime)
 	h := &Handler{
 		fs:      fs,
 		fr:      fr,
 		log:     log,
 		o:       o,
 		clients: newClientTable(&o, boot),
-		states:  newStateTable(boot, o.MaxStates, o.MaxClientStates),
+		states:  holdingStates{newStateTable(boot, o.MaxStates, o.MaxClientStates), holds},
 		now:     now,
+		holds:   holds,
 	}
 	h.startGrace()
 	return h

@@ -267,11 +267,15 @@ func (h *Handler) open(x *compound) uint32 {
 			return h.failErr(x, err)
 		}
 	}
+	flags := uint32(openResultLockTypePOSIX) // byte-range locks have POSIX semantics
+	if h.holdOpen(x, sid, vh) {
+		flags |= openResultPreserveUnlinked // hold.go
+	}
 	w := x.w
 	w.Uint32(OK)
 	encodeStateid(w, sid)
 	encodeChangeInfo(w, &dirWcc)
-	w.Uint32(openResultLockTypePOSIX) // byte-range locks have POSIX semantics
+	w.Uint32(flags)
 	encodeBitmap(w, attrset)
 	w.Uint32(0) // OPEN_DELEGATE_NONE
 	x.cur = fh

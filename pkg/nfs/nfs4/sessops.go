@@ -218,10 +218,12 @@ func (h *Handler) sequence(x *compound) uint32 {
 	}
 	// A retransmission is recognised by the ops after SEQUENCE: those
 	// must be the same, SEQUENCE's own hints may differ.
-	res, reply, st := h.clients.sequence(s, slotID, seq, x.r.Remaining(), h.now())
+	now := h.now()
+	res, reply, st := h.clients.sequence(s, slotID, seq, x.r.Remaining(), now)
 	if st != OK {
 		return fail(x.w, st)
 	}
+	h.maybeSweepHolds(now)
 	if res == seqReplay {
 		x.replay = reply
 		return OK

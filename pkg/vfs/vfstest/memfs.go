@@ -50,6 +50,7 @@ type node struct {
 	dir      *dirState
 	excl     *vfs.Verifier // exclusive create verifier, until attributes are set
 	holes    []span        // punched holes in data, sorted, disjoint (see Deallocate)
+	holds    int           // vfs.Holder holds: an unlinked file lives on while > 0
 }
 
 type dirState struct {
@@ -717,8 +718,53 @@ func (f *MemFS) drop(n *node) {
 	}
 	n.attr.Nlink--
 	n.attr.Ctime = f.now()
-	if n.attr.Nlink == 0 {
+	if n.attr.Nlink == 0 && n.holds == 0 {
 		delete(f.nodes, n.id)
+	}
+}
+
+var _ vfs.Holder = (*MemFS)(nil)
+
+// Hold implements vfs.Holder: a held file stays in the node table (so its
+// handle resolves and usage counts it) until its last hold goes.
+func (f *MemFS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fault("Hold"); err != nil {
+		return nil, err
+	}
+	n, err := f.get(ctx, h, vfs.GrantReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	if n.attr.Type != vfs.TypeRegular {
+		return nil, syscall.EINVAL
+	}
+	n.holds++
+	return &memHold{f: f, n: n}, nil
+}
+
+type memHold struct {
+	f    *MemFS
+	n    *node
+	done bool
+}
+
+func (h *memHold) Unlinked() bool {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	return !h.done && h.n.attr.Nlink == 0
+}
+
+func (h *memHold) Release() {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	if h.done {
+		return
+	}
+	h.done = true
+	if h.n.holds--; h.n.holds == 0 && h.n.attr.Nlink == 0 {
+		delete(h.f.nodes, h.n.id)
 	}
 }
 
@@ -823,6 +869,8 @@ func (f *MemFS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Hand
 		err = syscall.EISDIR
 	case n.fsid != d.fsid:
 		err = syscall.EXDEV
+	case n.attr.Nlink == 0:
+		err = syscall.ENOENT // held after its removal: not to be revived (as linkat)
 	case d.dir.entries[name] != nil:
 		err = syscall.EEXIST
 	}

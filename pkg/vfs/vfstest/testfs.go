@@ -83,6 +83,7 @@ var suite = []struct {
 	{"Quota", quotaCases},
 	{"Policy", policyCases},
 	{"Sparse", sparseCases},
+	{"Hold", holdCases},
 }
 
 // tester runs one case against one Env.

@@ -15,13 +15,14 @@ func fstat(fd int, st *unix.Stat_t) error {
 	return unix.Fstat(fd, st)
 }
 
-// statNode stats n and reports a removed object as stale: an fd keeps an
-// unlinked inode alive, but NFS clients must see it gone.
+// statNode stats n and reports a removed object as stale unless it is held
+// (hold.go): an fd keeps an unlinked inode alive, but NFS clients must see
+// it gone.
 func statNode(n *node, st *unix.Stat_t) error {
 	if err := fstat(n.fd, st); err != nil {
 		return err
 	}
-	if st.Nlink == 0 {
+	if st.Nlink == 0 && !n.exp.pinned(n.key) {
 		return vfs.ErrStale
 	}
 	return nil

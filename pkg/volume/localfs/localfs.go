@@ -43,6 +43,9 @@ type Options struct {
 	// MaxOpenFiles bounds the idle objects kept open (each up to two fds).
 	// Default 4096.
 	MaxOpenFiles int
+	// MaxHeldFiles bounds the files vfs.Holder holds open (one fd each),
+	// across exports; a Hold past it fails with ENFILE. Default 16384.
+	MaxHeldFiles int
 	Log          logr.Logger
 }
 
@@ -61,6 +64,8 @@ type FS struct {
 	mounts    mounts       // the fds exports resolve handles on
 	committed atomic.Int64 // see CommittedBytes
 	dirSync   sync.Map     // device -> dirSyncCoversInodes, asked once a device
+	pinned    atomic.Int64 // pins across exports (hold.go)
+	maxPinned int
 }
 
 func (f *FS) dirSyncCoversInodes(fd int, dev uint64) bool {
@@ -115,6 +120,7 @@ type export struct {
 	entries [64]sync.Mutex
 	squash  atomic.Pointer[squash] // nil: no root squash
 	hold    hold                   // changes shared, Freeze exclusive (freeze.go)
+	pins    pinSet                 // held files (hold.go)
 }
 
 func (e *export) acquire() bool {
@@ -196,6 +202,9 @@ func New(o Options) (*FS, error) {
 	if o.MaxOpenFiles <= 0 {
 		o.MaxOpenFiles = 4096
 	}
+	if o.MaxHeldFiles <= 0 {
+		o.MaxHeldFiles = defaultMaxHeldFiles
+	}
 	key, err := loadOrCreateKey(o.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("localfs: %w", err)
@@ -206,6 +215,8 @@ func New(o Options) (*FS, error) {
 		cache:  newCache(o.MaxOpenFiles),
 		byPath: make(map[string]*export),
 		byTag:  make(map[tag]*export),
+
+		maxPinned: o.MaxHeldFiles,
 	}
 	if _, err := rand.Read(f.verf[:]); err != nil {
 		return nil, fmt.Errorf("localfs: write verifier: %w", err)
@@ -308,6 +319,7 @@ func (f *FS) RemoveExport(path string) error {
 	e.removed.Store(true)
 	e.q.leaveSum()
 	f.cache.forgetExport(e)
+	f.dropPins(e) // before saving: what they kept is freed now
 	if err := saveUsage(e); err != nil {
 		f.log.Error(err, "saving volume usage", "export", path)
 	}
@@ -379,6 +391,7 @@ func (f *FS) Close() error {
 	for _, e := range exps {
 		e.removed.Store(true)
 		e.q.leaveSum()
+		f.dropPins(e) // before saving: what they kept is freed now
 		if err := saveUsage(e); err != nil {
 			errs = append(errs, fmt.Errorf("localfs: saving usage of %s: %w", e.path, err))
 		}
@@ -436,7 +449,7 @@ func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, 
 	if err != nil {
 		switch err {
 		case unix.ESTALE, unix.ENOENT, vfs.ErrStale:
-			return nil, vfs.ErrStale
+			return f.resolvePinned(e, h)
 		}
 		f.log.Error(err, "open_by_handle_at failed", "export", e.path)
 		return nil, err
@@ -454,8 +467,9 @@ func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, 
 		return nil, vfs.ErrStale
 	}
 	if st.Nlink == 0 {
+		// Removed: usable only while held.
 		unix.Close(fd)
-		return nil, vfs.ErrStale
+		return f.resolvePinned(e, h)
 	}
 	n, err := newNode(string(h), e, fd, &st)
 	if err != nil {
@@ -594,8 +608,18 @@ func (f *FS) reopen(n *node, flags int) (int, error) {
 		return -1, err
 	}
 	fd, err := n.exp.openByHandle(ktype, kfh, flags)
-	if err == unix.ESTALE {
-		return -1, vfs.ErrStale
+	if err == unix.ESTALE || err == unix.ENOENT {
+		// The kernel may refuse a handle of an unlinked inode; a held one
+		// is still reachable through its pin (with the pin's access).
+		pfd, ioErr, ok, perr := n.exp.pinDup(n.key)
+		if !ok {
+			return -1, vfs.ErrStale
+		}
+		if perr == nil && ioErr != nil && flags&unix.O_ACCMODE != unix.O_RDONLY {
+			unix.Close(pfd)
+			return -1, ioErr
+		}
+		return pfd, perr
 	}
 	return fd, err
 }

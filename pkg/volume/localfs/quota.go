@@ -145,6 +145,7 @@ type inode struct {
 	mu     sync.Mutex
 	blocks int64 // st_blocks last accounted to the export's usage
 	gone   bool  // its last link was removed and it was discharged
+	pins   int   // holds keeping it (hold.go): a removal leaves the discharge to the last
 
 	// resize is held shared by WRITEs from the stat their estimate uses
 	// to their settle, and exclusively by truncation: a truncation freeing
@@ -260,8 +261,11 @@ func (f *FS) releaseVictim(e *export, v *victim) {
 	if fstat(v.fd, &st) == nil && st.Nlink == 0 {
 		a := v.acct
 		a.mu.Lock()
-		first := !a.gone
-		a.gone = true
+		// A held inode stays charged until its last unpin (hold.go).
+		first := !a.gone && a.pins == 0
+		if first {
+			a.gone = true
+		}
 		blocks := a.blocks
 		a.mu.Unlock()
 		if first {
