@@ -237,9 +237,7 @@ func (h *Handler) openReclaim(x *compound, owner []byte, acc, deny uint32) uint3
 		return fail(x.w, st)
 	}
 	flags := uint32(openResultLockTypePOSIX)
-	if h.holdOpen(x, sid, vh) {
-		flags |= openResultPreserveUnlinked // a reclaimed open holds its file too (hold.go)
-	}
+	h.holdOpen(x, sid, vh) // a reclaimed open holds its file too (hold.go)
 	w := x.w
 	w.Uint32(OK)
 	encodeStateid(w, sid)

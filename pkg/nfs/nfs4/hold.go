@@ -62,8 +62,15 @@ func (s holdingStates) DropClient(clientID uint64) {
 }
 
 // holdOpen holds file vh for the open sid of the compound's client and
-// reports whether the file is kept if removed (the PRESERVE_UNLINKED
-// flag). An upgrade of an open keeps the hold it has.
+// reports whether the file is kept if removed. An upgrade of an open keeps
+// the hold it has.
+//
+// OPEN never says PRESERVE_UNLINKED, although held files are kept: holds
+// live in memory, so a removed file does not survive a server restart,
+// and a Linux client told its files are preserved stops silly-renaming
+// the files it removes itself while it has them open. Renamed (.nfsXXXX)
+// they survive restarts, which every server upgrade is. Files removed by
+// another client, which a client cannot protect, are kept by the hold.
 func (h *Handler) holdOpen(x *compound, sid stateid, vh vfs.Handle) bool {
 	t := h.holds
 	if t.fs == nil {

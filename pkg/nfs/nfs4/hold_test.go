@@ -165,8 +165,8 @@ func holdCase(t *testing.T, remove func(s *holdServer, a *tclient, dir []byte)) 
 	}
 	a.must(putfh(fhA), closeOp(sidA))
 	sidB, fh, flags := b.openFlags(b.volRoot(), openArgs{access: ShareAccessBoth, owner: "ob", name: "f"})
-	if flags&openResultPreserveUnlinked == 0 {
-		t.Fatalf("OPEN rflags %#x without PRESERVE_UNLINKED", flags)
+	if flags&openResultPreserveUnlinked != 0 {
+		t.Fatalf("OPEN rflags %#x with PRESERVE_UNLINKED (holds do not survive a restart)", flags)
 	}
 	before, availBefore := s.used(t), a.spaceAvail(dir)
 	remove(s, a, dir)
@@ -336,8 +336,8 @@ func TestReclaimedOpenHoldsFile(t *testing.T) {
 	r := p.ok(OpOpen)
 	sid = decodeStateid(r)
 	skipChangeInfo(r)
-	if flags := r.Uint32(); flags&openResultPreserveUnlinked == 0 {
-		t.Fatalf("reclaimed OPEN rflags %#x without PRESERVE_UNLINKED", flags)
+	if flags := r.Uint32(); flags&openResultPreserveUnlinked != 0 {
+		t.Fatalf("reclaimed OPEN rflags %#x with PRESERVE_UNLINKED", flags)
 	}
 	a.must(reclaimCompleteOp())
 	b.must(reclaimCompleteOp())

@@ -268,9 +268,7 @@ func (h *Handler) open(x *compound) uint32 {
 		}
 	}
 	flags := uint32(openResultLockTypePOSIX) // byte-range locks have POSIX semantics
-	if h.holdOpen(x, sid, vh) {
-		flags |= openResultPreserveUnlinked // hold.go
-	}
+	h.holdOpen(x, sid, vh)                   // never PRESERVE_UNLINKED: see hold.go
 	w := x.w
 	w.Uint32(OK)
 	encodeStateid(w, sid)

@@ -52,14 +52,16 @@ b)
 	drop_caches
 	back=$(dd bs=21 count=1 <&5 2>/dev/null)
 	[ "$back" = "written after removal" ] || fail "read back after the write: '$back'"
-	# B removes a file it has open itself. With PRESERVE_UNLINKED in the
-	# OPEN result a kernel may send a plain REMOVE instead of renaming it
-	# to .nfsXXXX (logged, kernel-dependent); either way B reads on.
+	# B removes a file it has open itself. The server does not say
+	# PRESERVE_UNLINKED (its holds do not survive a restart), so the
+	# client renames it to .nfsXXXX, which does; B reads on.
 	dd if=/dev/urandom of=$M/own bs=64k count=4 2>/dev/null || fail "write own"
 	own=$(sha $M/own)
 	exec 6<$M/own || fail "open own"
 	rm $M/own || fail "rm own"
-	result silly-renamed "$(ls -a $M | grep -c '^\.nfs')"
+	silly=$(ls -a $M | grep -c '^\.nfs')
+	result silly-renamed "$silly"
+	[ "$silly" -ge 1 ] || fail "the client did not silly-rename the file it removed while open"
 	drop_caches
 	got=$(sha256sum <&6 | cut -d' ' -f1)
 	[ "$got" = "$own" ] || fail "B read sha $got of the file it removed itself, want $own"
