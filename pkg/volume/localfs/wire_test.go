@@ -549,3 +549,69 @@ func TestWireQuotaStress(t *testing.T) {
 	t.Logf("accounted %d bytes %d inodes; scan %d bytes %d inodes; capacity %d", u.Bytes, u.Inodes, b, i, capacity)
 	w.checkExact(t, "after the stress")
 }
+
+// CREATE's reply carries the new file's attributes and the directory's
+// after it, as a GETATTR then reads them: the mode asked for (whatever the
+// server's umask), the owner, and the directory changed by the entry. Root
+// callers' files are created with their final mode, others' get it after
+// the chown.
+func TestWireCreateAttrs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates files as other users")
+	}
+	ctx := context.Background()
+	w := newWire(t, ExportConfig{})
+	sgid := wireCreateDir(t, w, "sgid")
+	for _, cred := range []rpc.Cred{authSys(0, 0), wireUser} {
+		c, rootH := w.client(t, cred)
+		for _, dir := range []struct {
+			name string
+			h    vfs.Handle
+			gid  uint32
+		}{{"root", rootH, cred.GID}, {"sgid", sgid, 4321}} {
+			for i, mode := range []uint32{0o640, 0o666, 0o600, 0o777, 0o2755} {
+				name := fmt.Sprintf("f%d-%d-%s", cred.UID, i, dir.name)
+				h, attr, wcc, err := c.CreateAttr(ctx, dir.h, name, mode, vfs.CreateGuarded)
+				if err != nil {
+					t.Fatalf("create %s: %v", name, err)
+				}
+				want := mode
+				if dir.gid != cred.GID && cred.UID != 0 {
+					want &^= 0o2000 // not in the file's group
+				}
+				got, err := c.GetAttr(ctx, h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if attr == nil || *attr != got {
+					t.Errorf("%s: CREATE's attributes %+v, GETATTR %+v", name, attr, got)
+				}
+				if got.Mode != want || got.UID != cred.UID || got.GID != dir.gid {
+					t.Errorf("%s: mode %o owner %d:%d, want %o %d:%d", name, got.Mode, got.UID, got.GID, want, cred.UID, dir.gid)
+				}
+				d, err := c.GetAttr(ctx, dir.h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if wcc.Before == nil || wcc.After == nil || *wcc.After != d {
+					t.Errorf("%s: directory wcc %+v, GETATTR %+v", name, wcc, d)
+				}
+			}
+		}
+	}
+}
+
+// wireCreateDir makes a setgid directory, group 4321, everyone may write.
+func wireCreateDir(t *testing.T, w *wireEnv, name string) vfs.Handle {
+	t.Helper()
+	c, root := w.client(t, authSys(0, 0))
+	h, err := c.Mkdir(context.Background(), root, name, 0o2777)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, mode := uint32(4321), uint32(0o2777)
+	if _, err := c.SetAttr(context.Background(), h, vfs.SetAttr{GID: &gid, Mode: &mode}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
