@@ -1,6 +1,7 @@
 package localfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -614,4 +615,67 @@ func wireCreateDir(t *testing.T, w *wireEnv, name string) vfs.Handle {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// LOOKUP of a name whose object is open in the server (just created,
+// looked up before) answers from one fstatat; it must still follow every
+// change of the name: a removal, a new file on the name, a rename over it,
+// and give the object's current attributes.
+func TestWireLookupFollowsName(t *testing.T) {
+	ctx := context.Background()
+	w := newWire(t, ExportConfig{})
+	c, root := w.client(t, authSys(0, 0))
+	lookup := func(name string) (vfs.Handle, vfs.Attr) {
+		t.Helper()
+		h, a, err := c.Lookup(ctx, root, name)
+		if err != nil {
+			t.Fatalf("lookup %s: %v", name, err)
+		}
+		return h, a
+	}
+	same := func(what string, h vfs.Handle, a vfs.Attr) {
+		t.Helper()
+		got, err := c.GetAttr(ctx, h)
+		if err != nil || got != a {
+			t.Errorf("%s: LOOKUP's attributes %+v, GETATTR %+v (%v)", what, a, got, err)
+		}
+	}
+	f1 := wireCreate(t, c, root, "a")
+	h, a := lookup("a")
+	if !bytes.Equal(h, f1) {
+		t.Fatalf("lookup a: another handle than CREATE's")
+	}
+	wireWrite(t, c, f1, 0, []byte("grow"))
+	h, a = lookup("a")
+	if a.Size != 4 {
+		t.Errorf("lookup after a write: size %d, want 4", a.Size)
+	}
+	same("after write", h, a)
+	if err := c.Link(ctx, f1, root, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if hb, ab := lookup("b"); !bytes.Equal(hb, f1) || ab.Nlink != 2 {
+		t.Errorf("lookup of a second link: handle equal %v, nlink %d", bytes.Equal(hb, f1), ab.Nlink)
+	}
+	if err := c.Remove(ctx, root, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Lookup(ctx, root, "a"); !nfsclient.IsStatus(err, 2) {
+		t.Fatalf("lookup of a removed name: %v, want NOENT", err)
+	}
+	f2 := wireCreate(t, c, root, "a")
+	if h, a = lookup("a"); !bytes.Equal(h, f2) || bytes.Equal(h, f1) {
+		t.Errorf("lookup of a new file on the name: not its handle")
+	}
+	same("new file", h, a)
+	if err := c.Rename(ctx, root, "b", root, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if h, a = lookup("a"); !bytes.Equal(h, f1) || a.Nlink != 1 {
+		t.Errorf("lookup after a rename over the name: handle of the renamed file %v, nlink %d", bytes.Equal(h, f1), a.Nlink)
+	}
+	same("renamed", h, a)
+	if _, err := c.GetAttr(ctx, f2); !nfsclient.IsStatus(err, 70) {
+		t.Errorf("GETATTR of the replaced file: %v, want STALE", err)
+	}
 }
