@@ -390,7 +390,8 @@ type conn struct {
 	out    net.Buffers
 	held   [][]byte
 	outLen int
-	wdead  bool // a write failed: replies are dropped
+	wdead  bool      // a write failed: replies are dropped
+	wSet   time.Time // when the write deadline was last pushed
 	spare  []*task
 }
 
@@ -932,11 +933,19 @@ func (c *conn) writeBatch(batch []*task) error {
 // one that reads slowly is not.
 func (c *conn) flush() error {
 	iov := c.out
+	wt := c.s.o.WriteTimeout
 	for len(iov) > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.s.o.WriteTimeout))
+		if now := time.Now(); now.Sub(c.wSet) > wt/16 {
+			// As the read deadline: pushed at most every WriteTimeout/16
+			// (a timer update per reply otherwise), so a client gets
+			// between 15/16 and all of it.
+			c.nc.SetWriteDeadline(now.Add(wt))
+			c.wSet = now
+		}
 		n, err := iov.WriteTo(c.nc)
 		if err != nil {
 			if n > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				c.wSet = time.Time{} // it took bytes: a new full timeout
 				continue
 			}
 			return err
