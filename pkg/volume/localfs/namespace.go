@@ -212,9 +212,10 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		return fail(err)
 	}
 	defer q.unreserve(grow, 1)
-	mode := uint32(0o600)
-	if how != vfs.CreateExclusive {
-		mode = openMode(&c, &dst, &sa)
+	mode := openMode(&c, &dst, &sa)
+	if how == vfs.CreateExclusive {
+		// Its attributes are the defaults (see below).
+		mode = openMode(&c, &dst, &vfs.SetAttr{})
 	}
 	unlock := d.exp.lockEntries(d.ino, d.ino)
 	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, mode)

@@ -565,6 +565,16 @@ func TestWireCreateAttrs(t *testing.T) {
 	sgid := wireCreateDir(t, w, "sgid")
 	for _, cred := range []rpc.Cred{authSys(0, 0), wireUser} {
 		c, rootH := w.client(t, cred)
+		// An EXCLUSIVE create gets the default mode (and the verifier in
+		// its times, until the client's SETATTR).
+		name := fmt.Sprintf("x%d", cred.UID)
+		h, err := c.CreateExclusive(ctx, rootH, name, vfs.Verifier{1, 2, 3, 4, 5, 6, 7, 8})
+		if err != nil {
+			t.Fatalf("exclusive create %s: %v", name, err)
+		}
+		if a, err := c.GetAttr(ctx, h); err != nil || a.Mode != 0o644 || a.UID != cred.UID || a.GID != cred.GID {
+			t.Errorf("%s: mode %o owner %d:%d (%v), want 644 %d:%d", name, a.Mode, a.UID, a.GID, err, cred.UID, cred.GID)
+		}
 		for _, dir := range []struct {
 			name string
 			h    vfs.Handle
