@@ -53,7 +53,11 @@ opts() {
   esac
 }
 src() { case $1 in knfsd) echo 127.0.0.1:/srv/knfsd ;; hangar) echo $HHOST:/ ;; esac; }
-mnt() { mount -t nfs -o "$(opts $1 $2)" "$(src $1)" $M || fail "mount $1 vers=$2"; }
+# Each server has its own mount point, and every row runs against each
+# server back to back, so a change in the host's load hits both alike.
+mnt() { mkdir -p $M/$1; mount -t nfs -o "$(opts $1 $2)" "$(src $1)" $M/$1 || fail "mount $1 vers=$2"; }
+mntall() { for s in $SERVERS; do mnt $s $1; done; }
+umntall() { for s in $SERVERS; do umount $M/$s || fail "umount $s"; done; }
 # row NAME LABEL CMD...: one row, in seconds (10 ms resolution under TCG)
 row() { _n=$1 _l=$2; shift 2; t0=$(now); "$@" || fail "$_l $_n"; t1=$(now); echo "KB $_l $_n $(echo $t0 $t1 | awk '{printf "%.2f", $2-$1}')"; }
 
@@ -66,23 +70,24 @@ while [ $r -lt "$ROUNDS" ]; do
       left=$(( grace_end - $(cut -d. -f1 /proc/uptime) ))
       [ $left -gt 0 ] && sleep $left
     fi
+    mntall $v
+    # untar ends with a umount: the client's writes all reach the server.
+    for s in $SERVERS; do row untar $s-v$v sh -c "mkdir $M/$s/t && cd $M/$s/t && tar xf /src/t.tar && cd / && umount $M/$s"; done
+    mntall $v
+    for s in $SERVERS; do row tar $s-v$v sh -c "cd $M/$s/t && tar cf - . >/dev/null"; done
+    for s in $SERVERS; do row rm-r $s-v$v rm -r $M/$s/t; done
     for s in $SERVERS; do
-      l=$s-v$v
-      mnt $s $v
-      # untar ends with a umount: the client's writes all reach the server.
-      row untar $l sh -c "mkdir $M/t && cd $M/t && tar xf /src/t.tar && cd / && umount $M"
-      mnt $s $v
-      row tar $l sh -c "cd $M/t && tar cf - . >/dev/null"
-      row rm-r $l rm -r $M/t
-      set -- $(kguest fsmark $M/fsync "$FSMARK" 4096 fsync) || fail "$l fsmark fsync"; echo "KB $l fs_mark-fsync $1"
-      set -- $(kguest fsmark $M/nofsync "$FSMARK" 4096) || fail "$l fsmark"; echo "KB $l fs_mark $1"
-      rm -rf $M/fsync $M/nofsync
-      row dd-write $l dd if=/dev/zero of=$M/big bs=1M count=$DD_MB conv=fsync 2>/dev/null
-      umount $M; echo 3 > /proc/sys/vm/drop_caches; mnt $s $v
-      row dd-read $l dd if=$M/big of=/dev/null bs=1M 2>/dev/null
-      rm -f $M/big
-      umount $M
+      set -- $(kguest fsmark $M/$s/fsync "$FSMARK" 4096 fsync) || fail "$s-v$v fsmark fsync"; echo "KB $s-v$v fs_mark-fsync $1"
     done
+    for s in $SERVERS; do
+      set -- $(kguest fsmark $M/$s/nofsync "$FSMARK" 4096) || fail "$s-v$v fsmark"; echo "KB $s-v$v fs_mark $1"
+    done
+    for s in $SERVERS; do rm -rf $M/$s/fsync $M/$s/nofsync; done
+    for s in $SERVERS; do row dd-write $s-v$v dd if=/dev/zero of=$M/$s/big bs=1M count=$DD_MB conv=fsync 2>/dev/null; done
+    umntall; echo 3 > /proc/sys/vm/drop_caches; mntall $v
+    for s in $SERVERS; do row dd-read $s-v$v dd if=$M/$s/big of=/dev/null bs=1M 2>/dev/null; done
+    for s in $SERVERS; do rm -f $M/$s/big; done
+    umntall
   done
 done
 
