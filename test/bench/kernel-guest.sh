@@ -40,7 +40,8 @@ else
   [ "$PROFILE" = 1 ] && prof="--cpuprofile /tmp/hangar.prof"
   hangar nfs --root /srv/hangar --listen 127.0.0.1:3049 $prof >/tmp/hangar.log 2>&1 &
   HPID=$!
-  sleep 1
+  # It prints how to mount once it listens.
+  i=0; while ! grep -q "mount with" /tmp/hangar.log && [ $i -lt 300 ]; do usleep 100000; i=$((i+1)); done
 fi
 
 # opts SERVER VERS
