@@ -1,71 +1,94 @@
 #!/bin/sh
-# Guest side of test/bench/kernel.sh (busybox sh): the guest's kernel nfsd and
-# `hangar nfs` each export their own tmpfs inside this one guest; the guest's
-# kernel client runs the same small-file workloads against each over loopback.
-# With HANGAR_PORT set, hangar runs on the host instead (NFS_HOST:HANGAR_PORT).
-# Prints "KB <server> <workload> <seconds>" lines, and with PROFILE=1 a CPU
-# profile of hangar between KB-PROF-BEGIN/END as base64.
-# env: FILES (tree size) FSMARK (files per fs_mark run) DD_MB ROUNDS SERVERS
-: ${FILES:=2000} ${FSMARK:=1000} ${DD_MB:=64} ${ROUNDS:=1} ${SERVERS:="knfsd hangar"}
+# Guest side of test/bench/kernel.sh (busybox sh, run as /e2e/run.sh by the
+# e2e image's init): the guest's kernel nfsd and `hangar nfs` each export
+# their own tmpfs inside this one guest; the guest's kernel client runs the
+# same small-file workloads against each, over NFSv3 and NFSv4.1, over
+# loopback. With HANGAR_PORT set, hangar runs on the host instead
+# (NFS_HOST:HANGAR_PORT).
+# Prints "KB <server>-v<vers> <workload> <seconds>" lines, and with PROFILE=1
+# a CPU profile of hangar between KB-PROF-BEGIN/END as base64.
+# env: FILES (tree size) FSMARK (files per fs_mark run) DD_MB ROUNDS SERVERS VERS
+: ${FILES:=2000} ${FSMARK:=1000} ${DD_MB:=64} ${ROUNDS:=1} ${SERVERS:="knfsd hangar"} ${VERS:="3 4.1"}
 now() { cut -d' ' -f1 /proc/uptime; }
 fail() { echo "KB-FAIL $*"; exit 1; }
-M=/mnt/n; mkdir -p $M /srv/knfsd /srv/hangar
+M=/mnt/n; mkdir -p $M /srv/knfsd /srv/hangar /src
 
-mount -t tmpfs -o size=1g src /tmp 2>/dev/null || true
-kguest tree /tmp/src "$FILES" || fail "tree"
-(cd /tmp/src && tar cf /tmp/src.tar .) || fail "tar of the source tree"
+mount -t tmpfs -o size=1g src /src
+kguest tree /src/t "$FILES" || fail "tree"
+(cd /src/t && tar cf /src/t.tar .) || fail "tar of the source tree"
 
 mount -t tmpfs -o size=1g kn /srv/knfsd
 mount -t tmpfs -o size=1g hg /srv/hangar
-# knfsd (as ../shared/reference/vm/guest/knfsd.sh): NFSv3 only, 8 threads.
-mount -t nfsd nfsd /proc/fs/nfsd
-mkdir -p /run/rpcbind /var/lib/nfs/rpc_pipefs
+# knfsd: every version (the mounts choose v3 or v4.1), 8 threads. A short grace period: v4 OPENs wait for it
+# to end, and this server has no clients to wait for.
+modprobe nfsd || fail "modprobe nfsd"
+mount -t nfsd nfsd /proc/fs/nfsd || fail "mount nfsd"
+echo 10 > /proc/fs/nfsd/nfsv4gracetime
+echo 10 > /proc/fs/nfsd/nfsv4leasetime
 echo "/srv/knfsd 127.0.0.1(rw,no_root_squash,no_subtree_check,insecure,fsid=1)" > /etc/exports
 rpcbind || fail rpcbind
-exportfs -ra
-rpc.mountd -p 20048 -N 4 || fail mountd
-rpc.nfsd -N 4 -N 4.1 -N 4.2 -p 2049 ${NFSD_THREADS:-8} || fail nfsd
+exportfs -ra || fail exportfs
+rpc.mountd -p 20048 || fail mountd
+rpc.nfsd -p 2049 ${NFSD_THREADS:-8} || fail nfsd
+grace_end=$(( $(cut -d. -f1 /proc/uptime) + 11 ))
 
-prof= HHOST=127.0.0.1
+prof= HHOST=127.0.0.1 HPID=
 if [ -n "$HANGAR_PORT" ]; then
-  HHOST=$NFS_HOST   # hangar runs on the host, reached through QEMU's forward
+  HHOST=$NFS_HOST   # hangar runs on the host
 else
   HANGAR_PORT=3049
   [ "$PROFILE" = 1 ] && prof="--cpuprofile /tmp/hangar.prof"
   hangar nfs --root /srv/hangar --listen 127.0.0.1:3049 $prof >/tmp/hangar.log 2>&1 &
   HPID=$!
-  sleep 1
+  # It prints how to mount once it listens.
+  i=0; while ! grep -q "mount with" /tmp/hangar.log && [ $i -lt 300 ]; do usleep 100000; i=$((i+1)); done
 fi
 
+# opts SERVER VERS
 opts() {
-  case $1 in
-    knfsd) echo vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock,retry=0 ;;
-    hangar) echo vers=3,proto=tcp,port=$HANGAR_PORT,mountport=$HANGAR_PORT,mountproto=tcp,nolock,retry=0 ;;
+  case $1-$2 in
+    knfsd-3) echo vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock,retry=0 ;;
+    hangar-3) echo vers=3,proto=tcp,port=$HANGAR_PORT,mountport=$HANGAR_PORT,mountproto=tcp,nolock,retry=0 ;;
+    knfsd-*) echo vers=$2,proto=tcp,port=2049,retry=0 ;;
+    hangar-*) echo vers=$2,proto=tcp,port=$HANGAR_PORT,retry=0 ;;
   esac
 }
 src() { case $1 in knfsd) echo 127.0.0.1:/srv/knfsd ;; hangar) echo $HHOST:/ ;; esac; }
-mnt() { mount -t nfs -o "$(opts $1)" "$(src $1)" $M || fail "mount $1"; }
-# time NAME SERVER CMD...: one row, in seconds (10 ms resolution under TCG)
-row() { name=$1 s=$2; shift 2; t0=$(now); "$@" || fail "$s $name"; t1=$(now); echo "KB $s $name $(echo $t0 $t1 | awk '{printf "%.2f", $2-$1}')"; }
+# Each server has its own mount point, and every row runs against each
+# server back to back, so a change in the host's load hits both alike.
+mnt() { mkdir -p $M/$1; mount -t nfs -o "$(opts $1 $2)" "$(src $1)" $M/$1 || fail "mount $1 vers=$2"; }
+mntall() { for s in $SERVERS; do mnt $s $1; done; }
+umntall() { for s in $SERVERS; do umount $M/$s || fail "umount $s"; done; }
+# row NAME LABEL CMD...: one row, in seconds (10 ms resolution under TCG)
+row() { _n=$1 _l=$2; shift 2; t0=$(now); "$@" || fail "$_l $_n"; t1=$(now); echo "KB $_l $_n $(echo $t0 $t1 | awk '{printf "%.2f", $2-$1}')"; }
 
 r=0
 while [ $r -lt "$ROUNDS" ]; do
   r=$((r+1))
-  for s in $SERVERS; do
-    mnt $s
+  for v in $VERS; do
+    if [ "$v" != 3 ]; then
+      # knfsd's grace period: sleep it out rather than time it.
+      left=$(( grace_end - $(cut -d. -f1 /proc/uptime) ))
+      [ $left -gt 0 ] && sleep $left
+    fi
+    mntall $v
     # untar ends with a umount: the client's writes all reach the server.
-    row untar $s sh -c "mkdir $M/t && cd $M/t && tar xf /tmp/src.tar && cd / && umount $M"
-    mnt $s
-    row tar $s sh -c "cd $M/t && tar cf - . >/dev/null"
-    row rm-r $s rm -r $M/t
-    set -- $(kguest fsmark $M/fsync "$FSMARK" 4096 fsync) || fail "$s fsmark fsync"; echo "KB $s fs_mark-fsync $1"
-    set -- $(kguest fsmark $M/nofsync "$FSMARK" 4096) || fail "$s fsmark"; echo "KB $s fs_mark $1"
-    rm -rf $M/fsync $M/nofsync
-    row dd-write $s dd if=/dev/zero of=$M/big bs=1M count=$DD_MB conv=fsync 2>/dev/null
-    umount $M; echo 3 > /proc/sys/vm/drop_caches; mnt $s
-    row dd-read $s dd if=$M/big of=/dev/null bs=1M 2>/dev/null
-    rm -f $M/big
-    umount $M
+    for s in $SERVERS; do row untar $s-v$v sh -c "mkdir $M/$s/t && cd $M/$s/t && tar xf /src/t.tar && cd / && umount $M/$s"; done
+    mntall $v
+    for s in $SERVERS; do row tar $s-v$v sh -c "cd $M/$s/t && tar cf - . >/dev/null"; done
+    for s in $SERVERS; do row rm-r $s-v$v rm -r $M/$s/t; done
+    for s in $SERVERS; do
+      set -- $(kguest fsmark $M/$s/fsync "$FSMARK" 4096 fsync) || fail "$s-v$v fsmark fsync"; echo "KB $s-v$v fs_mark-fsync $1"
+    done
+    for s in $SERVERS; do
+      set -- $(kguest fsmark $M/$s/nofsync "$FSMARK" 4096) || fail "$s-v$v fsmark"; echo "KB $s-v$v fs_mark $1"
+    done
+    for s in $SERVERS; do rm -rf $M/$s/fsync $M/$s/nofsync; done
+    for s in $SERVERS; do row dd-write $s-v$v dd if=/dev/zero of=$M/$s/big bs=1M count=$DD_MB conv=fsync 2>/dev/null; done
+    umntall; echo 3 > /proc/sys/vm/drop_caches; mntall $v
+    for s in $SERVERS; do row dd-read $s-v$v dd if=$M/$s/big of=/dev/null bs=1M 2>/dev/null; done
+    for s in $SERVERS; do rm -f $M/$s/big; done
+    umntall
   done
 done
 

@@ -1,30 +1,30 @@
 #!/usr/bin/env bash
 # In-guest comparison through the real Linux kernel NFS client: Hangar
-# (`hangar nfs`) vs the guest's own kernel nfsd, both in one QEMU guest, both
-# exporting a tmpfs, same mount options. Prints seconds per workload and the
+# (`hangar nfs`) vs the guest's own kernel nfsd, both exporting a tmpfs, same
+# mount options, over NFSv3 and NFSv4.1. Prints seconds per workload and the
 # ratio knfsd_time / hangar_time (> 1: Hangar is faster). See README.md.
 #
 #   test/bench/kernel.sh              FILES=2000 FSMARK=1000 DD_MB=64 ROUNDS=2
 #   QUICK=1 test/bench/kernel.sh      FILES=300 FSMARK=200 DD_MB=16 ROUNDS=1
 #   PROFILE=1 ...                     also writes hangar's CPU profile to $VMDIR/hangar.prof
 #   STRACE=1 (WHERE=host)             counts hangar's syscalls into $VMDIR/strace.txt
-#   SERVERS=hangar                    skip knfsd
+#   SERVERS="knfsd hangar"            which servers (default both)
+#   VERS="3 4.1"                      which NFS versions (default both)
 #
-# The guest comes from the VM recipes in VMREF (default shared/reference/vm
-# beside the checkout or its worktree parent): base.cpio.gz with nfsd, rpcbind and nfs-utils.
+# The guest is the e2e suite's (test/e2e/vm/setup.sh: Debian's cloud kernel,
+# busybox initramfs, cached in HANGAR_E2E_CACHE, default .cache/e2e) plus a
+# layer with the kernel nfsd and its tools (knfsd-image.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-if [[ -z ${VMREF:-} ]]; then
-  for d in "$ROOT/../shared/reference/vm" "$ROOT/../../shared/reference/vm"; do [[ -d $d ]] && { VMREF=$(cd "$d" && pwd); break; }; done
-fi
-VMREF=${VMREF:-}
+CACHE=${HANGAR_E2E_CACHE:-$ROOT/.cache/e2e}
 export VMDIR=${VMDIR:-/tmp/hangar-kbench}
 if ((${QUICK:-0})); then : "${FILES:=300}" "${FSMARK:=200}" "${DD_MB:=16}" "${ROUNDS:=1}"
 else : "${FILES:=2000}" "${FSMARK:=1000}" "${DD_MB:=64}" "${ROUNDS:=2}"; fi
-[[ -x $VMREF/run-guest.sh ]] || { echo "kernel.sh: no VM recipes at $VMREF (set VMREF)" >&2; exit 2; }
-mkdir -p "$VMDIR"
-[[ -f $VMDIR/base.cpio.gz ]] || "$VMREF/mkinitramfs.sh" >"$VMDIR/mkinitramfs.log" 2>&1
+VERS=${VERS:-3 4.1}
+mkdir -p "$VMDIR" "$CACHE"
+"$ROOT/test/e2e/vm/setup.sh" "$CACHE"
+"$HERE/knfsd-image.sh" "$CACHE" "$CACHE/knfsd.cpio.gz"
 BIN=${HANGAR_BIN:-}
 if [[ -z $BIN ]]; then BIN=$VMDIR/hangar; (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/hangar); fi
 (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$VMDIR/kguest" ./test/bench/kguest)
@@ -37,7 +37,7 @@ if [[ -z $BIN ]]; then BIN=$VMDIR/hangar; (cd "$ROOT" && CGO_ENABLED=0 go build 
 WHERE=${WHERE:-host}
 PORT=${PORT:-20749}
 LOG=$VMDIR/kernel.log
-extra=()
+NETDEV=user,id=n0 NFS_HOST=
 SPID=
 cleanup() { [[ -n $SPID ]] && { kill -INT "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }; mountpoint -q "$VMDIR/export" && umount "$VMDIR/export" || true; }
 trap cleanup EXIT
@@ -52,12 +52,30 @@ if [[ $WHERE == host ]]; then
   # OPEN_NET=1 (default): QEMU's open user network, the guest reaches host
   # loopback at 10.0.2.2. OPEN_NET=0: restricted, with a per-connection `nc`
   # forward whose latency (~20 ms a call here) then bounds every small-file row.
-  if ((${OPEN_NET:-1})); then extra=(-o -e HANGAR_PORT="$PORT"); else extra=(-F "$PORT" -e HANGAR_PORT="$PORT"); fi
+  if ((${OPEN_NET:-1})); then NFS_HOST=10.0.2.2
+  else NETDEV+=",restrict=on,guestfwd=tcp:10.0.2.100:$PORT-cmd:busybox nc 127.0.0.1 $PORT" NFS_HOST=10.0.2.100; fi
 fi
+# The run layer: the guest script as /e2e/run.sh (the base image's init
+# runs it), the binaries in /e2e/bin, the settings in /e2e/env.
+RUNL=$VMDIR/run
+rm -rf "$RUNL" && mkdir -p "$RUNL/e2e/bin"
+install -m755 "$HERE/kernel-guest.sh" "$RUNL/e2e/run.sh"
+install -m755 "$BIN" "$RUNL/e2e/bin/hangar"
+install -m755 "$VMDIR/kguest" "$RUNL/e2e/bin/kguest"
+{
+  for v in FILES FSMARK DD_MB ROUNDS VERS; do printf '%s=%q\n' "$v" "${!v}"; done
+  printf 'SERVERS=%q\nPROFILE=%q\n' "${SERVERS:-knfsd hangar}" "${PROFILE:-0}"
+  [[ $WHERE == host ]] && printf 'HANGAR_PORT=%s\nNFS_HOST=%s\n' "$PORT" "$NFS_HOST"
+} >"$RUNL/e2e/env"
+(cd "$RUNL" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) | gzip -1 >"$VMDIR/run.cpio.gz"
+cat "$CACHE/base.cpio.gz" "$CACHE/knfsd.cpio.gz" "$VMDIR/run.cpio.gz" >"$VMDIR/initrd"
 set +e
-"$VMREF/run-guest.sh" -m 3072 -t 3000 -f "$BIN:/usr/local/bin/hangar" -f "$VMDIR/kguest" "${extra[@]}" \
-  -e SERVERS="${SERVERS:-knfsd hangar}" -e FILES="$FILES" -e FSMARK="$FSMARK" -e DD_MB="$DD_MB" -e ROUNDS="$ROUNDS" -e PROFILE="${PROFILE:-0}" \
-  "$HERE/kernel-guest.sh" >"$LOG" 2>&1
+timeout -s KILL 3000 qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m 3072 \
+  -display none -monitor none -serial stdio -no-reboot \
+  -kernel "$CACHE/vmlinuz" -initrd "$VMDIR/initrd" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init" \
+  -netdev "$NETDEV" -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
+  </dev/null >"$LOG" 2>&1
 rc=$?
 set -e
 tr -d '\r' <"$LOG" >"$LOG.txt"
@@ -71,11 +89,16 @@ if ((${PROFILE:-0})) && [[ $WHERE == guest ]]; then
 fi
 ((${PROFILE:-0})) && echo "CPU profile: $VMDIR/hangar.prof (go tool pprof -top $BIN $VMDIR/hangar.prof)"
 grep -E '^KB-(FAIL|LOG)' "$LOG.txt" || true
-if ! grep -q '^KB-DONE' "$LOG.txt"; then echo "kernel.sh: guest did not finish (rc=$rc); see $LOG.txt" >&2; tail -20 "$LOG.txt" >&2; exit 1; fi
-echo "kernel client, hangar on the $WHERE: FILES=$FILES FSMARK=$FSMARK (4 KiB) DD_MB=$DD_MB ROUNDS=$ROUNDS; seconds (median), ratio = knfsd/hangar (target >= 1.0)"
-awk '/^KB /{ t[$3" "$2]=t[$3" "$2]" "$4; if (!($3 in seen)) {seen[$3]=1; order[n++]=$3} }
-function med(s,   a, k, i, j, x) { k=split(s, a, " "); for (i=2;i<=k;i++){x=a[i]; for(j=i-1;j>=1&&a[j]>x;j--)a[j+1]=a[j]; a[j+1]=x}
+if ! grep -q '^KB-DONE' "$LOG.txt" || ! grep -q '^E2E-EXIT=0' "$LOG.txt"; then echo "kernel.sh: guest did not finish (rc=$rc); see $LOG.txt" >&2; tail -20 "$LOG.txt" >&2; exit 1; fi
+echo "kernel client, hangar on the $WHERE: FILES=$FILES FSMARK=$FSMARK (4 KiB) DD_MB=$DD_MB ROUNDS=$ROUNDS; seconds (median), ratio = knfsd/hangar per NFS version (target >= 1.0)"
+# Lines "KB <server>-v<vers> <workload> <seconds>".
+awk -v vers="$VERS" '/^KB /{ k=$3" "$2; t[k]=t[k]" "$4; if (!($3 in seen)) {seen[$3]=1; order[n++]=$3} }
+function med(s,   a, k, i, j, x) { if (s == "") return -1; k=split(s, a, " "); for (i=2;i<=k;i++){x=a[i]; for(j=i-1;j>=1&&a[j]>x;j--)a[j+1]=a[j]; a[j+1]=x}
   return (k%2) ? a[(k+1)/2] : (a[k/2]+a[k/2+1])/2 }
-END { printf "%-14s %9s %9s %7s   %s\n", "workload", "knfsd", "hangar", "ratio", "runs(hangar)";
-  for (i=0;i<n;i++) { w=order[i]; k=med(t[w" knfsd"]); h=med(t[w" hangar"]);
-    printf "%-14s %9.2f %9.2f %7.2f   %s\n", w, k, h, (h>0? k/h : 0), t[w" hangar"] } }' "$LOG.txt"
+function cell(v) { return v < 0 ? sprintf("%9s", "-") : sprintf("%9.2f", v) }
+END { nv=split(vers, V, " "); printf "%-14s", "workload";
+  for (i=1;i<=nv;i++) printf " %9s %9s %7s", "knfsd-v"V[i], "hangar-v"V[i], "ratio"; printf "\n";
+  for (r=0;r<n;r++) { w=order[r]; printf "%-14s", w;
+    for (i=1;i<=nv;i++) { k=med(t[w" knfsd-v"V[i]]); h=med(t[w" hangar-v"V[i]]);
+      printf " %s %s %7s", cell(k), cell(h), (k>0 && h>0) ? sprintf("%.2f", k/h) : "-" }
+    printf "\n" } }' "$LOG.txt"

@@ -52,6 +52,24 @@ type call struct {
 }
 
 // Serve implements rpc.Handler.
+// Inline implements rpc.Inliner: every call is quick but a COMMIT and a
+// WRITE that must be on disk before its reply (their fsync may flush a
+// lot).
+func (h *Handler) Inline(proc uint32, args []byte) bool {
+	switch proc {
+	case ProcCommit:
+		return false
+	case ProcWrite:
+		// WRITE3args: file handle (opaque<64>), offset, count, stable.
+		if len(args) < 4 {
+			return false
+		}
+		at := 4 + (int(binary.BigEndian.Uint32(args))+3)&^3 + 12
+		return at >= 16 && at+4 <= len(args) && binary.BigEndian.Uint32(args[at:]) == uint32(vfs.Unstable)
+	}
+	return true
+}
+
 func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.AcceptStat {
 	if c.Proc >= numProcs {
 		return rpc.ProcUnavail

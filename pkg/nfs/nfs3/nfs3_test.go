@@ -738,3 +738,37 @@ func TestIdempotent(t *testing.T) {
 		}
 	}
 }
+
+// Only calls that never wait for a disk flush may run on the reader.
+func TestInline(t *testing.T) {
+	write := func(fh []byte, stable vfs.Stable) []byte {
+		w := xdr.NewWriter(nil)
+		w.Opaque(fh)
+		w.Uint64(0)
+		w.Uint32(1)
+		w.Uint32(uint32(stable))
+		w.Opaque([]byte{1})
+		return w.Bytes()
+	}
+	h := NewHandler(vfstest.NewMemFS(), logr.Discard())
+	for _, c := range []struct {
+		name string
+		proc uint32
+		args []byte
+		want bool
+	}{
+		{"getattr", ProcGetAttr, nil, true},
+		{"create", ProcCreate, nil, true},
+		{"commit", ProcCommit, nil, false},
+		{"unstable write", ProcWrite, write(make([]byte, 30), vfs.Unstable), true},
+		{"file_sync write", ProcWrite, write(make([]byte, 30), vfs.FileSync), false},
+		{"data_sync write", ProcWrite, write(make([]byte, 8), vfs.DataSync), false},
+		{"truncated write", ProcWrite, write(make([]byte, 30), vfs.Unstable)[:40], false},
+		{"huge handle length", ProcWrite, []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, false},
+		{"no args", ProcWrite, nil, false},
+	} {
+		if got := h.Inline(c.proc, c.args); got != c.want {
+			t.Errorf("%s: Inline = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

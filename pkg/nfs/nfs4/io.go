@@ -593,18 +593,14 @@ func (h *Handler) remove(x *compound) uint32 {
 	if st := h.graceStatus(); st != OK {
 		return fail(x.w, st) // the file may be one a client is about to reclaim
 	}
-	_, a, _, err := h.fs.Lookup(x.ctx, x.cred, dir, string(name))
+	// A file's REMOVE, then a directory's: EISDIR says which it is, with
+	// no LOOKUP first.
+	wcc, err := h.fs.Remove(x.ctx, x.cred, dir, string(name))
+	if errors.Is(err, syscall.EISDIR) {
+		wcc, err = h.fs.Rmdir(x.ctx, x.cred, dir, string(name))
+	}
 	if err != nil {
 		return fail(x.w, h.notDir(x, x.cur.bytes(), err))
-	}
-	var wcc vfs.Wcc
-	if a.Type == vfs.TypeDirectory {
-		wcc, err = h.fs.Rmdir(x.ctx, x.cred, dir, string(name))
-	} else {
-		wcc, err = h.fs.Remove(x.ctx, x.cred, dir, string(name))
-	}
-	if err != nil {
-		return h.failErr(x, err)
 	}
 	x.w.Uint32(OK)
 	encodeChangeInfo(x.w, &wcc)

@@ -426,6 +426,10 @@ func TestCreateRemoveRenameLink(t *testing.T) {
 	if p := c.do(putfh(dir), remove("sub")); p.status != ErrNotEmpty {
 		t.Errorf("REMOVE of a non-empty directory: %d", p.status)
 	}
+	c.must(putfh(sub), remove("inner"))
+	if p := c.do(putfh(sub), lookup("inner")); p.status != ErrNoEnt {
+		t.Errorf("LOOKUP of a removed directory: %d", p.status)
+	}
 	if p := c.do(putrootfh(), remove("vol")); p.status != ErrROFS {
 		t.Errorf("REMOVE in the pseudo root: %d", p.status)
 	}

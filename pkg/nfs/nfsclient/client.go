@@ -357,14 +357,28 @@ func (c *Client) Create(ctx context.Context, dir vfs.Handle, name string, mode u
 		rand.Read(v[:])
 		return c.CreateExclusive(ctx, dir, name, v)
 	}
+	h, _, _, err := c.CreateAttr(ctx, dir, name, mode, how)
+	return c.orLookup(ctx, h, err, dir, name)
+}
+
+// CreateAttr is an UNCHECKED or GUARDED Create that also returns what the
+// reply holds: the handle (nil if the server sent none), the new file's
+// attributes and the directory's wcc data.
+func (c *Client) CreateAttr(ctx context.Context, dir vfs.Handle, name string, mode uint32, how vfs.CreateHow) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	sa := modeAttr(mode)
 	var h vfs.Handle
+	var attr *vfs.Attr
+	var wcc vfs.Wcc
 	err := c.do(ctx, nfs3.ProcCreate, func(w *xdr.Writer) {
 		dirop(dir, name)(w)
 		w.Uint32(uint32(how))
 		nfs3.EncodeSattr(w, &sa)
-	}, newObject(&h))
-	return c.orLookup(ctx, h, err, dir, name)
+	}, func(r *xdr.Reader) {
+		h = cloneHandle(nfs3.DecodePostOpFH(r))
+		attr = nfs3.DecodePostOpAttr(r)
+		wcc = nfs3.DecodeWcc(r)
+	})
+	return h, attr, wcc, err
 }
 
 // CreateExclusive makes a regular file with an EXCLUSIVE create: repeating

@@ -46,9 +46,9 @@ func (c *conn) dispatchSync(t *testing.T, msg []byte) *task {
 	tk := taskPool.Get().(*task)
 	tk.rec, tk.nbytes, tk.running = rec, len(rec), true
 	c.busy.Add(1)
-	if h := c.prepare(tk); h != nil {
+	if v := c.prepare(tk); v != nil {
 		c.handlers.Add(1)
-		c.execute(tk, h)
+		c.execute(tk, v.h)
 	}
 	c.qmu.Lock()
 	defer c.qmu.Unlock()

@@ -806,3 +806,44 @@ func TestClientConnectionLost(t *testing.T) {
 		t.Error("call on a dead client succeeded")
 	}
 }
+
+// inliner is a handler whose proc 1 calls are quick (rpc.Inliner).
+type inliner struct{ HandlerFunc }
+
+func (inliner) Inline(proc uint32, _ []byte) bool { return proc == 1 }
+
+// A call its handler does not call quick runs on its own goroutine even
+// when it is alone on the connection: calls after it are read and served
+// meanwhile. Here the slow call (proc 2) finishes only once a quick call
+// sent after it has run.
+func TestSlowCallNotInlined(t *testing.T) {
+	entered, quickRan := make(chan struct{}), make(chan struct{})
+	h := inliner{func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
+		if c.Proc == 2 {
+			close(entered)
+			select {
+			case <-quickRan:
+			case <-ctx.Done():
+				return SystemErr
+			}
+		} else {
+			close(quickRan)
+		}
+		w.Uint32(c.Proc)
+		return Success
+	}}
+	_, addr := startServer(t, Options{}, func(s *Server) { s.Register(testProg, testVers, h, nil) })
+	c := dialRaw(t, addr)
+	writeAll(t, c, frame(callMsg(7, 2, testProg, testVers, 2, AuthNone, nil, nil)))
+	<-entered
+	writeAll(t, c, frame(callMsg(8, 2, testProg, testVers, 1, AuthNone, nil, nil)))
+	for _, want := range [][2]uint32{{8, 1}, {7, 2}} { // xid, proc
+		r := readReply(t, c)
+		if xid := binary.BigEndian.Uint32(r); xid != want[0] {
+			t.Fatalf("reply for xid %d, want %d", xid, want[0])
+		}
+		if res := binary.BigEndian.Uint32(r[24:]); res != want[1] {
+			t.Errorf("xid %d: result %d, want %d", want[0], res, want[1])
+		}
+	}
+}

@@ -67,15 +67,29 @@ func (c *cache) unlinkIdle(n *node) {
 // get returns the node for handle h with a reference, or nil.
 func (c *cache) get(h []byte) *node {
 	c.mu.Lock()
-	n := c.m[string(h)]
+	n := c.m[string(h)] // no copy of h: a map index
+	c.refLocked(n)
+	c.mu.Unlock()
+	return n
+}
+
+// getKey is get by the handle as a string.
+func (c *cache) getKey(k string) *node {
+	c.mu.Lock()
+	n := c.m[k]
+	c.refLocked(n)
+	c.mu.Unlock()
+	return n
+}
+
+// refLocked takes a reference to n, if not nil.
+func (c *cache) refLocked(n *node) {
 	if n != nil {
 		if n.refs == 0 {
 			c.unlinkIdle(n)
 		}
 		n.refs++
 	}
-	c.mu.Unlock()
-	return n
 }
 
 // add inserts n (which has no references yet) and returns the node to use

@@ -505,6 +505,9 @@ func newNode(key string, e *export, fd int, st *unix.Stat_t) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.inodesMu.Lock()
+	a.key = key
+	e.inodesMu.Unlock()
 	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, acct: a}
 	n.io.Store(-1)
 	return n, nil

@@ -112,18 +112,57 @@ func (f *FS) initNew(n *node, st *unix.Stat_t, c *vfs.Cred, dst *unix.Stat_t, sa
 			mode &^= unix.S_ISGID
 		}
 		sa.Mode = &mode
+		if sa.UID == nil && mode == st.Mode&0o7777 {
+			// Created with its final mode (see openMode), and no chown
+			// will clear setuid/setgid bits.
+			sa.Mode = nil
+		}
 	}
 	return f.apply(n, &sa, st)
 }
 
-// finishNew makes a new object and its directory entry durable and returns
-// the results of a creating operation.
+// Who the server creates objects as.
+var serverUID, serverGID = uint32(unix.Geteuid()), uint32(unix.Getegid())
+
+// openMode is the mode a new file is created with: its final mode when the
+// server creating it makes it the owner it is to have (a root caller), so
+// that no fchmod follows (the umask may still take bits, which initNew then
+// restores); otherwise owner-only until the chown.
+func openMode(c *vfs.Cred, dst *unix.Stat_t, sa *vfs.SetAttr) uint32 {
+	uid, gid := newOwner(c, dst)
+	if sa.UID != nil {
+		uid = *sa.UID
+	}
+	if sa.GID != nil {
+		gid = *sa.GID
+	}
+	made := serverGID
+	if dst.Mode&unix.S_ISGID != 0 {
+		made = dst.Gid
+	}
+	mode := uint32(defaultFileMode)
+	if sa.Mode != nil {
+		mode = *sa.Mode & 0o7777
+	}
+	if uid != serverUID || gid != made || mode&0o7000 != 0 {
+		return 0o600
+	}
+	return mode
+}
+
+// finishNew makes a new object and its directory entry durable, accounts
+// the directory's growth and returns the results of a creating operation.
 func (f *FS) finishNew(d *node, n *node, pre *unix.Stat_t) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	err := f.syncDir(d)
 	if err == nil {
 		err = f.syncNew(n)
 	}
-	wcc := dirWcc(d, pre)
+	// One fstat of d settles it and gives its post-operation attributes.
+	wcc := vfs.Wcc{Before: wccAttr(pre)}
+	var post unix.Stat_t
+	if f.settle(d, &post) == nil {
+		wcc.After = attrPtr(d.exp, &post)
+	}
 	if err != nil {
 		return nil, nil, wcc, err
 	}
@@ -173,8 +212,13 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		return fail(err)
 	}
 	defer q.unreserve(grow, 1)
+	mode := openMode(&c, &dst, &sa)
+	if how == vfs.CreateExclusive {
+		// Its attributes are the defaults (see below).
+		mode = openMode(&c, &dst, &vfs.SetAttr{})
+	}
 	unlock := d.exp.lockEntries(d.ino, d.ino)
-	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, 0o600)
+	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, mode)
 	unlock()
 	if err == unix.EEXIST && how != vfs.CreateGuarded {
 		return f.createExisting(&c, d, &dst, name, how, sa, verf)
@@ -189,7 +233,6 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	defer f.cache.release(n)
 	f.chargeNew(n)
-	defer f.settleQuiet(d)
 	if how == vfs.CreateExclusive {
 		// Keep the verifier in the timestamps, as knfsd does, so a
 		// retransmitted CREATE can be recognized. The client replaces them
@@ -197,6 +240,7 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		sa = vfs.SetAttr{Atime: verfTime(verf[4:]), Mtime: verfTime(verf[:4])}
 	}
 	if err := f.initNew(n, &st, &c, &dst, sa, defaultFileMode); err != nil {
+		f.settleQuiet(d)
 		return fail(err)
 	}
 	return f.finishNew(d, n, &dst)
@@ -369,8 +413,8 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	}
 	defer f.cache.release(n)
 	f.chargeNew(n)
-	defer f.settleQuiet(d)
 	if err := f.initNew(n, &st, &c, &dst, sa, defMode); err != nil {
+		f.settleQuiet(d)
 		return fail(err)
 	}
 	return f.finishNew(d, n, &dst)

@@ -206,6 +206,19 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		// The volume root is its own parent: clients never get out.
 		return vfs.Handle(d.key), *dirAttr, dirAttr, nil
 	}
+	if name != ".." {
+		var st unix.Stat_t
+		unlock := d.exp.lockEntries(d.ino, d.ino)
+		n, err := f.cachedChild(d, name, &st)
+		unlock()
+		if err != nil {
+			return nil, vfs.Attr{}, dirAttr, err
+		}
+		if n != nil {
+			defer f.cache.release(n)
+			return vfs.Handle(n.key), toAttr(n.exp, &st), dirAttr, nil
+		}
+	}
 	var fd int
 	if name == ".." {
 		// RESOLVE_BENEATH refuses "..", so open it plainly: d is not the
@@ -225,6 +238,42 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	defer f.cache.release(n)
 	return vfs.Handle(n.key), toAttr(n.exp, &st), dirAttr, nil
+}
+
+// cachedChild returns the node of name in directory d, with a reference,
+// if one is open, and its attributes in st: one fstatat instead of opening
+// the name, minting its handle and closing it again. The caller holds d's
+// entry lock, so name still refers to the inode fstatat saw; an open node
+// of that inode number pins the inode, so it is that inode. It returns nil
+// (and no error) when the slow path must decide.
+func (f *FS) cachedChild(d *node, name string, st *unix.Stat_t) (*node, error) {
+	// One component, never followed: as safe as openChild.
+	err := unix.Fstatat(d.fd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
+		return nil, err
+	}
+	if err != nil || st.Dev != d.exp.dev {
+		return nil, nil // the slow path's error, or a mount point's EACCES
+	}
+	e := d.exp
+	e.inodesMu.Lock()
+	var key string
+	if a := e.inodes[st.Ino]; a != nil {
+		key = a.key
+	}
+	e.inodesMu.Unlock()
+	if key == "" {
+		return nil, nil
+	}
+	n := f.cache.getKey(key)
+	if n == nil {
+		return nil, nil
+	}
+	if n.exp != e || n.ino != st.Ino {
+		f.cache.release(n)
+		return nil, nil
+	}
+	return n, nil
 }
 
 // Access reports which of want c may do to h by the POSIX mode bits.

@@ -140,7 +140,8 @@ func (q *quota) usage() Usage {
 // counted once.
 type inode struct {
 	ino  uint64
-	refs int // nodes and held victims using it; guarded by export.inodesMu
+	refs int    // nodes and held victims using it; guarded by export.inodesMu
+	key  string // the handle of a node of it, once it has had one; guarded by export.inodesMu
 
 	mu     sync.Mutex
 	blocks int64 // st_blocks last accounted to the export's usage

@@ -1,6 +1,7 @@
 package localfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -549,4 +550,143 @@ func TestWireQuotaStress(t *testing.T) {
 	u, b, i := w.usageVsScan(t)
 	t.Logf("accounted %d bytes %d inodes; scan %d bytes %d inodes; capacity %d", u.Bytes, u.Inodes, b, i, capacity)
 	w.checkExact(t, "after the stress")
+}
+
+// CREATE's reply carries the new file's attributes and the directory's
+// after it, as a GETATTR then reads them: the mode asked for (whatever the
+// server's umask), the owner, and the directory changed by the entry. Root
+// callers' files are created with their final mode, others' get it after
+// the chown.
+func TestWireCreateAttrs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates files as other users")
+	}
+	ctx := context.Background()
+	w := newWire(t, ExportConfig{})
+	sgid := wireCreateDir(t, w, "sgid")
+	for _, cred := range []rpc.Cred{authSys(0, 0), wireUser} {
+		c, rootH := w.client(t, cred)
+		// An EXCLUSIVE create gets the default mode (and the verifier in
+		// its times, until the client's SETATTR).
+		name := fmt.Sprintf("x%d", cred.UID)
+		h, err := c.CreateExclusive(ctx, rootH, name, vfs.Verifier{1, 2, 3, 4, 5, 6, 7, 8})
+		if err != nil {
+			t.Fatalf("exclusive create %s: %v", name, err)
+		}
+		if a, err := c.GetAttr(ctx, h); err != nil || a.Mode != 0o644 || a.UID != cred.UID || a.GID != cred.GID {
+			t.Errorf("%s: mode %o owner %d:%d (%v), want 644 %d:%d", name, a.Mode, a.UID, a.GID, err, cred.UID, cred.GID)
+		}
+		for _, dir := range []struct {
+			name string
+			h    vfs.Handle
+			gid  uint32
+		}{{"root", rootH, cred.GID}, {"sgid", sgid, 4321}} {
+			for i, mode := range []uint32{0o640, 0o666, 0o600, 0o777, 0o2755} {
+				name := fmt.Sprintf("f%d-%d-%s", cred.UID, i, dir.name)
+				h, attr, wcc, err := c.CreateAttr(ctx, dir.h, name, mode, vfs.CreateGuarded)
+				if err != nil {
+					t.Fatalf("create %s: %v", name, err)
+				}
+				want := mode
+				if dir.gid != cred.GID && cred.UID != 0 {
+					want &^= 0o2000 // not in the file's group
+				}
+				got, err := c.GetAttr(ctx, h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if attr == nil || *attr != got {
+					t.Errorf("%s: CREATE's attributes %+v, GETATTR %+v", name, attr, got)
+				}
+				if got.Mode != want || got.UID != cred.UID || got.GID != dir.gid {
+					t.Errorf("%s: mode %o owner %d:%d, want %o %d:%d", name, got.Mode, got.UID, got.GID, want, cred.UID, dir.gid)
+				}
+				d, err := c.GetAttr(ctx, dir.h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if wcc.Before == nil || wcc.After == nil || *wcc.After != d {
+					t.Errorf("%s: directory wcc %+v, GETATTR %+v", name, wcc, d)
+				}
+			}
+		}
+	}
+}
+
+// wireCreateDir makes a setgid directory, group 4321, everyone may write.
+func wireCreateDir(t *testing.T, w *wireEnv, name string) vfs.Handle {
+	t.Helper()
+	c, root := w.client(t, authSys(0, 0))
+	h, err := c.Mkdir(context.Background(), root, name, 0o2777)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, mode := uint32(4321), uint32(0o2777)
+	if _, err := c.SetAttr(context.Background(), h, vfs.SetAttr{GID: &gid, Mode: &mode}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// LOOKUP of a name whose object is open in the server (just created,
+// looked up before) answers from one fstatat; it must still follow every
+// change of the name: a removal, a new file on the name, a rename over it,
+// and give the object's current attributes.
+func TestWireLookupFollowsName(t *testing.T) {
+	ctx := context.Background()
+	w := newWire(t, ExportConfig{})
+	c, root := w.client(t, authSys(0, 0))
+	lookup := func(name string) (vfs.Handle, vfs.Attr) {
+		t.Helper()
+		h, a, err := c.Lookup(ctx, root, name)
+		if err != nil {
+			t.Fatalf("lookup %s: %v", name, err)
+		}
+		return h, a
+	}
+	same := func(what string, h vfs.Handle, a vfs.Attr) {
+		t.Helper()
+		got, err := c.GetAttr(ctx, h)
+		if err != nil || got != a {
+			t.Errorf("%s: LOOKUP's attributes %+v, GETATTR %+v (%v)", what, a, got, err)
+		}
+	}
+	f1 := wireCreate(t, c, root, "a")
+	h, a := lookup("a")
+	if !bytes.Equal(h, f1) {
+		t.Fatalf("lookup a: another handle than CREATE's")
+	}
+	wireWrite(t, c, f1, 0, []byte("grow"))
+	h, a = lookup("a")
+	if a.Size != 4 {
+		t.Errorf("lookup after a write: size %d, want 4", a.Size)
+	}
+	same("after write", h, a)
+	if err := c.Link(ctx, f1, root, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if hb, ab := lookup("b"); !bytes.Equal(hb, f1) || ab.Nlink != 2 {
+		t.Errorf("lookup of a second link: handle equal %v, nlink %d", bytes.Equal(hb, f1), ab.Nlink)
+	}
+	if err := c.Remove(ctx, root, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Lookup(ctx, root, "a"); !nfsclient.IsStatus(err, 2) {
+		t.Fatalf("lookup of a removed name: %v, want NOENT", err)
+	}
+	f2 := wireCreate(t, c, root, "a")
+	if h, a = lookup("a"); !bytes.Equal(h, f2) || bytes.Equal(h, f1) {
+		t.Errorf("lookup of a new file on the name: not its handle")
+	}
+	same("new file", h, a)
+	if err := c.Rename(ctx, root, "b", root, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if h, a = lookup("a"); !bytes.Equal(h, f1) || a.Nlink != 1 {
+		t.Errorf("lookup after a rename over the name: handle of the renamed file %v, nlink %d", bytes.Equal(h, f1), a.Nlink)
+	}
+	same("renamed", h, a)
+	if _, err := c.GetAttr(ctx, f2); !nfsclient.IsStatus(err, 70) {
+		t.Errorf("GETATTR of the replaced file: %v, want STALE", err)
+	}
 }
