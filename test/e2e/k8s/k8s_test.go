@@ -823,7 +823,7 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 		"--max-volumes-per-node=40", "kind: VolumeAttributesClass", "name: hangar-squashed",
 		"image: registry.k8s.io/sig-storage/csi-node-driver-registrar:", "--kubelet-registration-path=/var/lib/k0s/kubelet/plugins/nfs.hangar.dev/csi.sock",
 		"image: registry.k8s.io/sig-storage/livenessprobe:", "--http-endpoint=:19809", "path: /var/lib/k0s/kubelet/plugins_registry",
-		"--leader-election-renew-deadline=45s", "--leader-election-lease-duration=60s", "timeoutSeconds: 20", "failureThreshold: 5"} {
+		"--leader-election-renew-deadline=45s", "--leader-election-lease-duration=60s", "timeoutSeconds: 20", "failureThreshold: 5", "timeoutSeconds: 25"} {
 		if !strings.Contains(renderNondefault, want) {
 			t.Errorf("non-default render lacks %q", want)
 		}

@@ -67,10 +67,11 @@ func prepareNodes(t *testing.T) {
 	repo, bin, hangar, logs := setup(t)
 	nodeCache := nodeCacheDir()
 	t0 := time.Now()
+	run(t, repo, nil, filepath.Join(repo, "test/e2e/cluster/host-tools.sh"))
 	run(t, repo, nil, filepath.Join(repo, "test/e2e/cluster/build.sh"))
 	vmCache := os.Getenv("HANGAR_E2E_CACHE")
 	if vmCache == "" {
-		vmCache = filepath.Join(repo, ".cache", "e2e")
+		vmCache = filepath.Join(nodeCache, "vm") // outside the checkout
 	}
 	run(t, repo, nil, filepath.Join(repo, "test/e2e/vm/setup.sh"), vmCache)
 	nodeImg := filepath.Join(nodeCache, "node.cpio")
@@ -249,6 +250,8 @@ controller:
   servers: [{name: node-a, address: "192.168.50.1:7070"}]
   nodeSelector: {kubernetes.io/hostname: node-b}
   leaderElection: {leaseDuration: 120s, renewDeadline: 90s, retryPeriod: 20s}
+  livenessProbe: {periodSeconds: 30, timeoutSeconds: 30, failureThreshold: 5}
+node:
   livenessProbe: {periodSeconds: 30, timeoutSeconds: 30, failureThreshold: 5}
 `), 0o644)
 		out := run(t, repo, []string{"KUBECONFIG=" + c.kubeconfig}, filepath.Join(bin, "helm"), "install", "hangar", filepath.Join(repo, "charts/hangar"),
