@@ -198,7 +198,9 @@ current-context: t
 		tap := "tap-" + n.name
 		run(t, repo, nil, "ip", "tuntap", "add", tap, "mode", "tap")
 		run(t, repo, nil, "ip", "link", "set", tap, "master", "br0", "up")
-		args := []string{"-accel", "tcg,thread=multi", "-cpu", "max", "-m", "2048", "-smp", "1",
+		// Two vCPUs: a guest with one was starved on a busy host (a
+		// sidecar's 1 s CSI call timed out, probes failed).
+		args := []string{"-accel", "tcg,thread=multi", "-cpu", "max", "-m", "2048", "-smp", "2",
 			"-display", "none", "-monitor", "none", "-no-reboot",
 			"-serial", "file:" + filepath.Join(n.dir, "console.log"),
 			"-serial", "file:" + filepath.Join(n.dir, "containerd.log"),
@@ -211,6 +213,7 @@ current-context: t
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			dumpPods(c)
 			for _, n := range nodes {
 				for _, f := range []string{"console.log", "kubelet.log", "containerd.log"} {
 					t.Logf("--- %s %s:\n%s", n.name, f, tail(filepath.Join(n.dir, f), 25))
@@ -378,6 +381,22 @@ node:
 	})
 	runPodCases(t, c, repo, bin)
 	t.Logf("CLUSTER total %.1fs", time.Since(start).Seconds())
+}
+
+// dumpPods logs every pod and, for each container that restarted, the
+// end of its previous run's log (why a sidecar or plugin exited).
+func dumpPods(c *cluster) {
+	out, _ := c.kubectl("get", "pods", "-A", "-o", "wide")
+	c.t.Logf("pods:\n%s", out)
+	out, _ = c.kubectl("get", "pods", "-A", "-o", `go-template={{range .items}}{{$p := .}}{{range .status.containerStatuses}}{{if gt .restartCount 0}}{{$p.metadata.namespace}} {{$p.metadata.name}} {{.name}}{{"\n"}}{{end}}{{end}}{{end}}`)
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			continue
+		}
+		logs, _ := c.kubectl("-n", f[0], "logs", f[1], "-c", f[2], "--previous", "--tail", "15")
+		c.t.Logf("--- %s/%s %s, previous run:\n%s", f[0], f[1], f[2], logs)
+	}
 }
 
 func lastLines(s string, n int) string {
