@@ -294,7 +294,10 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 					t.Errorf("c4-rw's mount %q is not read-write", out)
 				}
 				node := c.jsonpath("hangar", "{.items[0].metadata.name}", "pods", "-l", "app.kubernetes.io/component=node", "--field-selector", "spec.nodeName=node-b")
-				logs := c.mustKubectl("-n", "hangar", "logs", node, "-c", "hangar")
+				// A restart (liveness, on a starved guest) must not hide
+				// the publications: the previous run's log counts too.
+				prev, _ := c.kubectl("-n", "hangar", "logs", node, "-c", "hangar", "--previous")
+				logs := prev + c.mustKubectl("-n", "hangar", "logs", node, "-c", "hangar")
 				for _, pod := range []string{"c4-rw", "c4-ro"} {
 					uid := c.jsonpath("e2e", "{.metadata.uid}", "pod", pod)
 					if !strings.Contains(logs, `"pod":"e2e/`+pod+`","podUID":"`+uid+`"`) {
@@ -347,7 +350,8 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 			})
 			from := c.jsonpath("e2e", "{.spec.nodeName}", "pod", pod)
 			sum := c.mustInPod("e2e", pod, "cat /data/blob.md5")
-			c.mustKubectl("drain", from, "--ignore-daemonsets", "--pod-selector=app=c6", "--timeout=5m")
+			// Not c.kubectl: the drain may outlast its 2 min limit.
+			run(t, repo, nil, filepath.Join(bin, "kubectl"), "--kubeconfig="+c.kubeconfig, "drain", from, "--ignore-daemonsets", "--pod-selector=app=c6", "--timeout=8m")
 			defer c.mustKubectl("uncordon", from)
 			var to string
 			c.waitFor("c6 back on another node", 10*time.Minute, nil, func() bool {
