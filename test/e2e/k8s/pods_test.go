@@ -287,11 +287,16 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 				if out, err := c.inPod("e2e", "c4-ro", "touch /data/x"); err == nil || !strings.Contains(out, "Read-only file system") {
 					t.Errorf("write to the readOnly claim: %v %q, want Read-only file system", err, out)
 				}
-				if out := c.mustInPod("e2e", "c4-ro", "grep ' /data ' /proc/mounts"); !strings.HasPrefix(mountOpts(out), "ro,") {
-					t.Errorf("c4-ro's mount %q is not read-only", out)
+				ro := mountOpts(c.mustInPod("e2e", "c4-ro", "grep ' /data ' /proc/mounts"))
+				rw := mountOpts(c.mustInPod("e2e", "c4-rw", "grep ' /data ' /proc/mounts"))
+				if !strings.HasPrefix(ro, "ro,") || !strings.HasPrefix(rw, "rw,") {
+					t.Errorf("c4-ro mounted %q, c4-rw %q: want ro and rw", ro, rw)
 				}
-				if out := c.mustInPod("e2e", "c4-rw", "grep ' /data ' /proc/mounts"); !strings.HasPrefix(mountOpts(out), "rw,") {
-					t.Errorf("c4-rw's mount %q is not read-write", out)
+				// The read-only publication is no weaker than the other.
+				for _, o := range []string{"nodev", "nosuid", "noexec"} {
+					if strings.Contains(","+rw+",", ","+o+",") && !strings.Contains(","+ro+",", ","+o+",") {
+						t.Errorf("c4-ro's mount %q lacks %s (c4-rw's: %q)", ro, o, rw)
+					}
 				}
 				node := c.jsonpath("hangar", "{.items[0].metadata.name}", "pods", "-l", "app.kubernetes.io/component=node", "--field-selector", "spec.nodeName=node-b")
 				// A restart (liveness, on a starved guest) must not hide
