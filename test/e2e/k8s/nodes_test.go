@@ -185,8 +185,10 @@ current-context: t
 		if i == 0 {
 			// The storage node's data disk: a sparse ext4 image, the
 			// guest's /dev/vda, mounted at the chart's dataDir.
+			// Servers reserve each volume's full size: the suite's
+			// claims (8Gi after case 5's expansion) must fit.
 			img := filepath.Join(t.TempDir(), "data-"+n.name+".img")
-			run(t, repo, nil, "truncate", "-s", "8G", img)
+			run(t, repo, nil, "truncate", "-s", "16G", img)
 			run(t, repo, nil, "mkfs.ext4", "-q", "-F", img)
 			disk = []string{"-drive", "file=" + img + ",format=raw,if=virtio,cache=unsafe"}
 			n.env += "DATA_DISK=/dev/vda\n"
