@@ -84,7 +84,7 @@ e2e-k8s:
 # (test/e2e/k8s/nodes_test.go, pods_test.go). The first run builds kubelet,
 # kube-scheduler and containerd into ~/.cache/hangar/node (minutes).
 e2e-cluster:
-	HANGAR_CLUSTER=1 $(GO) test -count=1 -timeout 50m -v -run TestNodes ./test/e2e/k8s/
+	HANGAR_CLUSTER=1 $(GO) test -count=1 -timeout 75m -v -run TestNodes ./test/e2e/k8s/
 
 # Only build (or check the cache of) the Kubernetes binaries e2e-k8s uses.
 k8s-tools:
