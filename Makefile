@@ -47,8 +47,9 @@ run: build
 
 # Everything CI runs: static checks, unit + protocol + attack tests with fuzz
 # seeds, the concurrent packages again under -race, csi-sanity, the benchmark tooling smoke, every case of the
-# real-kernel VM suite, and the Kubernetes packaging e2e.
-test: lint unit race sanity bench-smoke e2e e2e-k8s
+# real-kernel VM suite, the Kubernetes packaging e2e and the cluster suite
+# (pods on kubelet nodes in VMs).
+test: lint unit race sanity bench-smoke e2e e2e-k8s e2e-cluster
 
 lint:
 	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -79,11 +80,11 @@ e2e-k8s:
 	$(GO) test -count=1 -timeout 40m -v -run 'TestKubernetes|TestManifests' ./test/e2e/k8s/
 
 # A cluster with kubelet nodes in two QEMU guests, the chart installed with
-# helm and images built here (test/e2e/k8s/nodes_test.go). Not in `make test`
-# yet. The first run builds kubelet, kube-scheduler and containerd into
-# ~/.cache/hangar/node (minutes).
+# helm and images built here, real pods using volumes
+# (test/e2e/k8s/nodes_test.go, pods_test.go). The first run builds kubelet,
+# kube-scheduler and containerd into ~/.cache/hangar/node (minutes).
 e2e-cluster:
-	HANGAR_CLUSTER=1 $(GO) test -count=1 -timeout 50m -v -run TestNodes ./test/e2e/k8s/
+	HANGAR_CLUSTER=1 $(GO) test -count=1 -timeout 75m -v -run TestNodes ./test/e2e/k8s/
 
 # Only build (or check the cache of) the Kubernetes binaries e2e-k8s uses.
 k8s-tools:

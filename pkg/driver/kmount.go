@@ -159,6 +159,26 @@ func bindMount(source, target string, flags uintptr) error {
 	if rest == 0 {
 		return nil
 	}
+	// A remount replaces the bind's per-mount flags: keep the nodev,
+	// nosuid, noexec (and atime mode) it inherited from source, or a
+	// read-only publication would be weaker than the staged mount.
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err != nil {
+		unix.Unmount(target, unix.MNT_DETACH)
+		return fmt.Errorf("reading the flags of bind mount %s on %s: %w", source, target, err)
+	}
+	keep := []struct {
+		st    int64
+		flag  uintptr
+		atime bool
+	}{{unix.ST_NODEV, unix.MS_NODEV, false}, {unix.ST_NOSUID, unix.MS_NOSUID, false}, {unix.ST_NOEXEC, unix.MS_NOEXEC, false},
+		{unix.ST_NOATIME, unix.MS_NOATIME, true}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME, true}, {unix.ST_RELATIME, unix.MS_RELATIME, true}}
+	atimeSet := rest&(unix.MS_NOATIME|unix.MS_NODIRATIME|unix.MS_RELATIME|unix.MS_STRICTATIME) != 0
+	for _, k := range keep {
+		if st.Flags&k.st != 0 && !(k.atime && atimeSet) {
+			rest |= k.flag
+		}
+	}
 	if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|rest, ""); err != nil {
 		unix.Unmount(target, unix.MNT_DETACH)
 		return fmt.Errorf("applying options to bind mount %s on %s: %w", source, target, err)

@@ -138,3 +138,41 @@ func TestKernelMounterBind(t *testing.T) {
 		t.Fatalf("write through the read-only bind: %v, want EROFS", err)
 	}
 }
+
+// TestKernelMounterBindKeepsFlags: a read-only publication must not be
+// weaker than the staged mount. Remounting a bind replaces its per-mount
+// flags, so the nodev, nosuid and noexec it inherited from the staged
+// mount have to be passed again (as mount(8) does).
+func TestKernelMounterBindKeepsFlags(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount(2) needs root; run as root to test the kernel mounter")
+	}
+	m := NewKernelMounter()
+	dir := t.TempDir()
+	staging, target := filepath.Join(dir, "staging"), filepath.Join(dir, "target")
+	for _, d := range []string{staging, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Mount("hangar-test", staging, "tmpfs", []string{"size=1m", "nodev", "nosuid", "noexec"}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(staging, unix.MNT_DETACH)
+	if err := m.Mount(staging, target, "", []string{"bind", "ro"}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(target, unix.MNT_DETACH)
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		name string
+		bit  int64
+	}{{"ro", unix.ST_RDONLY}, {"nodev", unix.ST_NODEV}, {"nosuid", unix.ST_NOSUID}, {"noexec", unix.ST_NOEXEC}} {
+		if st.Flags&f.bit == 0 {
+			t.Errorf("read-only bind of a nodev,nosuid,noexec mount lacks %s (flags %#x)", f.name, st.Flags)
+		}
+	}
+}

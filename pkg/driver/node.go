@@ -40,6 +40,14 @@ type Node struct {
 	MaxVolumesPerNode int64
 }
 
+// What the kubelet adds to a publish's volume context for a CSIDriver with
+// podInfoOnMount: the pod the mount is for.
+const (
+	podNameKey      = "csi.storage.k8s.io/pod.name"
+	podNamespaceKey = "csi.storage.k8s.io/pod.namespace"
+	podUIDKey       = "csi.storage.k8s.io/pod.uid"
+)
+
 // Volumes are staged and published in two steps (STAGE_UNSTAGE_VOLUME):
 // NodeStageVolume makes the one NFS mount of a volume on this node, at the
 // staging path, and NodePublishVolume bind-mounts it into each pod (a
@@ -228,7 +236,11 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 		}
 		return nil, status.Errorf(codes.Internal, "bind-mounting %s at %s (options %s): %v", staging, target, strings.Join(opts, ","), err)
 	}
-	log.Info("volume published", "target", target, "staging", staging, "source", source, "options", strings.Join(opts, ","))
+	kv := []any{"target", target, "staging", staging, "source", source, "options", strings.Join(opts, ",")}
+	if vctx := req.GetVolumeContext(); vctx[podNameKey] != "" {
+		kv = append(kv, "pod", vctx[podNamespaceKey]+"/"+vctx[podNameKey], "podUID", vctx[podUIDKey])
+	}
+	log.Info("volume published", kv...)
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hangar-csi/hangar/pkg/csicommon"
 	"github.com/hangar-csi/hangar/pkg/endpoint"
+	"github.com/hangar-csi/hangar/pkg/logging"
 )
 
 func newTestNode(probeErr error) (*Node, *mount.FakeMounter, *int) {
@@ -36,12 +37,17 @@ func newTestNode(probeErr error) (*Node, *mount.FakeMounter, *int) {
 // speak CSI gRPC as kubelet does.
 func serveNode(t *testing.T, n *Node) csi.NodeClient {
 	t.Helper()
+	return serveNodeLog(t, n, logr.Discard())
+}
+
+func serveNodeLog(t *testing.T, n *Node, log logr.Logger) csi.NodeClient {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "csi.sock")
 	l, err := endpoint.Listen("unix://" + sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := endpoint.NewGRPCServer(logr.Discard())
+	g := endpoint.NewGRPCServer(log)
 	csi.RegisterNodeServer(g, n)
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
@@ -209,6 +215,58 @@ func TestNodeReadOnly(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestNodePublishLogsPod: with podInfoOnMount the kubelet sends the pod's
+// name, namespace and UID; the publish log line names the pod, so a mount
+// on a node can be traced to the pod it is for.
+func TestNodePublishLogsPod(t *testing.T) {
+	ctx := context.Background()
+	n, _, _ := newTestNode(nil)
+	var buf syncBuffer
+	c := serveNodeLog(t, n, logging.New(&buf, "json", 0))
+	dir := t.TempDir()
+	staging, target := filepath.Join(dir, "s"), filepath.Join(dir, "t")
+	const mode = csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER
+	if _, err := c.NodeStageVolume(ctx, stageReq(staging, mode)); err != nil {
+		t.Fatal(err)
+	}
+	req := publishReq(staging, target, mode)
+	req.VolumeContext[podNameKey] = "app-0"
+	req.VolumeContext[podNamespaceKey] = "shop"
+	req.VolumeContext[podUIDKey] = "6c8f0b2e-1b7a-4d1e-9a57-0f4f6c1e2d3a"
+	if _, err := c.NodePublishVolume(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	var published string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, `"volume published"`) {
+			published = l
+		}
+	}
+	for _, want := range []string{`"pod":"shop/app-0"`, `"podUID":"6c8f0b2e-1b7a-4d1e-9a57-0f4f6c1e2d3a"`} {
+		if !strings.Contains(published, want) {
+			t.Errorf("publish log %q lacks %s", published, want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer the server's goroutines may write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestNodeSingleWriter: SINGLE_NODE_SINGLE_WRITER allows one publication on

@@ -48,3 +48,11 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities: {drop: [ALL]}
 {{- end -}}
+
+{{/* Lease timing of the controller's leader-elected sidecars. */}}
+{{- define "hangar.leaderElectionArgs" -}}
+{{- $l := .Values.controller.leaderElection -}}
+- --leader-election-lease-duration={{ $l.leaseDuration }}
+- --leader-election-renew-deadline={{ $l.renewDeadline }}
+- --leader-election-retry-period={{ $l.retryPeriod }}
+{{- end }}

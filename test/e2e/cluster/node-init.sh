@@ -117,6 +117,10 @@ maxPods: 30
 syncFrequency: 10s
 nodeStatusUpdateFrequency: 10s
 fileCheckFrequency: 10s
+# A starved TCG guest can take minutes to create and start a container:
+# the default 2 min ended such calls with RunContainerError and a retry
+# from scratch (backoff included).
+runtimeRequestTimeout: 10m
 EOF
 kubelet --config=/etc/kubernetes/kubelet.yaml --kubeconfig=/node/kubeconfig --node-ip="$NODE_IP" \
   --hostname-override="$NODE_NAME" --node-labels="$NODE_LABELS" --v=1 >/dev/ttyS2 2>&1 &

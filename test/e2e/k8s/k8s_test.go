@@ -811,7 +811,7 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 		"--servers-dns=hangar-server.hangar.svc:7070", "--access-control=true", "--tls-ca=/tls/ca.crt", "mountPropagation: Bidirectional",
 		"hangar.dev/storage: \"true\"", "--extra-create-metadata", "--node-address=$(NODE_IP)", "kind: Secret",
 		"--registration-dir=/var/lib/kubelet/plugins_registry", "--kubelet-registration-path=/var/lib/kubelet/plugins/nfs.hangar.dev/csi.sock",
-		"--health-listen=:9809", "--health-listen=:9808"} {
+		"--health-listen=:9809", "--health-listen=:9808", "--leader-election-renew-deadline=10s"} {
 		if !strings.Contains(renderDefault, want) {
 			t.Errorf("default render lacks %q", want)
 		}
@@ -822,7 +822,8 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 		"--metrics-listen=:9810", "name: alt-hangar-node-metrics",
 		"--max-volumes-per-node=40", "kind: VolumeAttributesClass", "name: hangar-squashed",
 		"image: registry.k8s.io/sig-storage/csi-node-driver-registrar:", "--kubelet-registration-path=/var/lib/k0s/kubelet/plugins/nfs.hangar.dev/csi.sock",
-		"image: registry.k8s.io/sig-storage/livenessprobe:", "--http-endpoint=:19809", "path: /var/lib/k0s/kubelet/plugins_registry"} {
+		"image: registry.k8s.io/sig-storage/livenessprobe:", "--http-endpoint=:19809", "path: /var/lib/k0s/kubelet/plugins_registry",
+		"--leader-election-renew-deadline=45s", "--leader-election-lease-duration=60s", "timeoutSeconds: 20", "failureThreshold: 5", "timeoutSeconds: 25"} {
 		if !strings.Contains(renderNondefault, want) {
 			t.Errorf("non-default render lacks %q", want)
 		}
@@ -865,6 +866,7 @@ func checkChart(t *testing.T, repo, helm, work string) (renderDefault, renderNon
 		{"volumeAttributesClasses[0].name=v,volumeAttributesClasses[0].parameters.onDelete=retain", "onDelete"},
 		{"snapshots.volumeSnapshotClasses[0].deletionPolicy=Keep", "deletionPolicy"},
 		{"registrar=none", "registrar"},
+		{"controller.leaderElection.renewDeadline=10", "renewDeadline"},
 	} {
 		out, err := exec.Command(helm, "template", "hangar", chart, "--set", bad.set).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), bad.want) {

@@ -67,10 +67,11 @@ func prepareNodes(t *testing.T) {
 	repo, bin, hangar, logs := setup(t)
 	nodeCache := nodeCacheDir()
 	t0 := time.Now()
+	run(t, repo, nil, filepath.Join(repo, "test/e2e/cluster/host-tools.sh"))
 	run(t, repo, nil, filepath.Join(repo, "test/e2e/cluster/build.sh"))
 	vmCache := os.Getenv("HANGAR_E2E_CACHE")
 	if vmCache == "" {
-		vmCache = filepath.Join(repo, ".cache", "e2e")
+		vmCache = filepath.Join(nodeCache, "vm") // outside the checkout
 	}
 	run(t, repo, nil, filepath.Join(repo, "test/e2e/vm/setup.sh"), vmCache)
 	nodeImg := filepath.Join(nodeCache, "node.cpio")
@@ -91,6 +92,8 @@ func prepareNodes(t *testing.T) {
 		run(t, filepath.Join(repo, "build/image"), nil, "go", args...)
 	}
 	mkImage("all", "hangar.test/hangar:e2e", "/usr/local/bin/hangar", hangar+":/usr/local/bin/hangar")
+	// Case 8 upgrades the release to this tag.
+	mkImage("all", "hangar.test/hangar:e2e2", "/usr/local/bin/hangar", hangar+":/usr/local/bin/hangar")
 	run(t, filepath.Join(repo, "build/image"), []string{"CGO_ENABLED=0"}, "go", "build", "-o", filepath.Join(images, "pause"), "./pause")
 	mkImage("all", "hangar.test/pause:1", "/pause", filepath.Join(images, "pause")+":/pause")
 	bbArgs := []string{"run", ".", "-ref", "hangar.test/busybox:1", "-out", filepath.Join(images, "all", "busybox.tar"), "-file", "/bin/busybox:/bin/busybox"}
@@ -182,8 +185,10 @@ current-context: t
 		if i == 0 {
 			// The storage node's data disk: a sparse ext4 image, the
 			// guest's /dev/vda, mounted at the chart's dataDir.
+			// Servers reserve each volume's full size: the suite's
+			// claims (8Gi after case 5's expansion) must fit.
 			img := filepath.Join(t.TempDir(), "data-"+n.name+".img")
-			run(t, repo, nil, "truncate", "-s", "8G", img)
+			run(t, repo, nil, "truncate", "-s", "16G", img)
 			run(t, repo, nil, "mkfs.ext4", "-q", "-F", img)
 			disk = []string{"-drive", "file=" + img + ",format=raw,if=virtio,cache=unsafe"}
 			n.env += "DATA_DISK=/dev/vda\n"
@@ -195,7 +200,9 @@ current-context: t
 		tap := "tap-" + n.name
 		run(t, repo, nil, "ip", "tuntap", "add", tap, "mode", "tap")
 		run(t, repo, nil, "ip", "link", "set", tap, "master", "br0", "up")
-		args := []string{"-accel", "tcg,thread=multi", "-cpu", "max", "-m", "2048", "-smp", "1",
+		// Two vCPUs: a guest with one was starved on a busy host (a
+		// sidecar's 1 s CSI call timed out, probes failed).
+		args := []string{"-accel", "tcg,thread=multi", "-cpu", "max", "-m", "2048", "-smp", "2",
 			"-display", "none", "-monitor", "none", "-no-reboot",
 			"-serial", "file:" + filepath.Join(n.dir, "console.log"),
 			"-serial", "file:" + filepath.Join(n.dir, "containerd.log"),
@@ -208,6 +215,7 @@ current-context: t
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			dumpPods(c)
 			for _, n := range nodes {
 				for _, f := range []string{"console.log", "kubelet.log", "containerd.log"} {
 					t.Logf("--- %s %s:\n%s", n.name, f, tail(filepath.Join(n.dir, f), 25))
@@ -227,12 +235,16 @@ current-context: t
 	// this build's images; every pod Ready; CSINode made by the kubelet
 	// from the node plugin's own registration.
 	ok := t.Run("1-chart-ready", func(t *testing.T) {
+		c := c.with(t)
 		t0 := time.Now()
 		c.mustKubectl("label", "node", "node-a", "hangar.dev/storage=true")
 		values := filepath.Join(t.TempDir(), "values.yaml")
 		// No cluster DNS here: the controller is given the storage
 		// server's address instead of discovering it through the
 		// headless Service. The sidecar images exist on node-b only.
+		// The TCG guests answer slowly: leader-elected sidecars get
+		// longer leases (the sidecars' 10 s renew deadline made them
+		// exit and restart) and probes more time.
 		os.WriteFile(values, []byte(`image: {repository: hangar.test/hangar, tag: e2e, pullPolicy: Never}
 sidecars:
   provisioner: {image: "hangar.test/csi-provisioner:e2e"}
@@ -242,6 +254,10 @@ controller:
   replicas: 1
   servers: [{name: node-a, address: "192.168.50.1:7070"}]
   nodeSelector: {kubernetes.io/hostname: node-b}
+  leaderElection: {leaseDuration: 120s, renewDeadline: 90s, retryPeriod: 20s}
+  livenessProbe: {periodSeconds: 30, timeoutSeconds: 30, failureThreshold: 5}
+node:
+  livenessProbe: {periodSeconds: 30, timeoutSeconds: 30, failureThreshold: 5}
 `), 0o644)
 		out := run(t, repo, []string{"KUBECONFIG=" + c.kubeconfig}, filepath.Join(bin, "helm"), "install", "hangar", filepath.Join(repo, "charts/hangar"),
 			"--namespace", "hangar", "--create-namespace", "-f", values)
@@ -271,14 +287,17 @@ controller:
 		ev, _ := c.kubectl("get", "events", "-A", "--sort-by=.lastTimestamp")
 		t.Fatalf("chart not ready:\n%s\n%s", out, lastLines(ev, 30))
 	}
+	// The workloads of cases 4-8 start now, while cases 2 and 3 run.
+	c.mustKubectl("create", "namespace", "e2e")
+	c.waitFor("ServiceAccount e2e/default", 60*time.Second, nil, func() bool { return c.get("-n", "e2e", "serviceaccount", "default") != nil })
+	c.apply(podWorkloads)
 
 	// Case 2: a StatefulSet of 3 with a claim per pod (examples/, with
 	// this build's busybox image): each pod writes its identity; a deleted
 	// pod comes back, on the other node where possible, and finds it.
 	t.Run("2-statefulset", func(t *testing.T) {
+		c := c.with(t)
 		t0 := time.Now()
-		c.mustKubectl("create", "namespace", "e2e")
-		c.waitFor("ServiceAccount e2e/default", 60*time.Second, nil, func() bool { return c.get("-n", "e2e", "serviceaccount", "default") != nil })
 		ex := strings.ReplaceAll(readFile(t, filepath.Join(repo, "examples/statefulset.yaml")), "image: busybox:1.37", "image: hangar.test/busybox:1")
 		if _, err := c.kubectlIn(ex, "apply", "-n", "e2e", "-f", "-"); err != nil {
 			t.Fatal(err)
@@ -320,13 +339,17 @@ controller:
 
 	// Case 3: an RWX claim (examples/rwx-index.yaml): a Job writes an
 	// index, readers on both nodes mount it read-only at once and see all
-	// of it; their readOnly mounts refuse writes.
+	// of it; their readOnly mounts refuse writes. Two more pods mount it
+	// read-write, one per node: each reads what the other wrote, and on
+	// NFSv4.1 a lock taken on one node excludes the other.
 	t.Run("3-rwx-two-nodes", func(t *testing.T) {
+		c := c.with(t)
 		t0 := time.Now()
 		ex := strings.ReplaceAll(readFile(t, filepath.Join(repo, "examples/rwx-index.yaml")), "image: busybox:1.37", "image: hangar.test/busybox:1")
 		if _, err := c.kubectlIn(ex, "apply", "-n", "e2e", "-f", "-"); err != nil {
 			t.Fatal(err)
 		}
+		c.apply(lockers)
 		c.waitFor("Job build-index complete", 10*time.Minute, nil, func() bool {
 			out, err := c.kubectl("-n", "e2e", "get", "job", "build-index", "-o", "jsonpath={.status.succeeded}")
 			return err == nil && out == "1"
@@ -355,9 +378,27 @@ controller:
 			t.Errorf("readers all on %v; want both nodes", onNode)
 		}
 		t.Logf("writer on %s, readers %v", writer, pods)
+		checkLocks(t, c)
 		t.Logf("CLUSTER-CASE 3-rwx-two-nodes wall=%.1fs", time.Since(t0).Seconds())
 	})
+	runPodCases(t, c, repo, bin)
 	t.Logf("CLUSTER total %.1fs", time.Since(start).Seconds())
+}
+
+// dumpPods logs every pod and, for each container that restarted, the
+// end of its previous run's log (why a sidecar or plugin exited).
+func dumpPods(c *cluster) {
+	out, _ := c.kubectl("get", "pods", "-A", "-o", "wide")
+	c.t.Logf("pods:\n%s", out)
+	out, _ = c.kubectl("get", "pods", "-A", "-o", `go-template={{range .items}}{{$p := .}}{{range .status.containerStatuses}}{{if gt .restartCount 0}}{{$p.metadata.namespace}} {{$p.metadata.name}} {{.name}}{{"\n"}}{{end}}{{end}}{{end}}`)
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			continue
+		}
+		logs, _ := c.kubectl("-n", f[0], "logs", f[1], "-c", f[2], "--previous", "--tail", "15")
+		c.t.Logf("--- %s/%s %s, previous run:\n%s", f[0], f[1], f[2], logs)
+	}
 }
 
 func lastLines(s string, n int) string {
