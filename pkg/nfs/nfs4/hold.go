@@ -88,7 +88,7 @@ func (h *Handler) holdOpen(x *compound, sid stateid, vh vfs.Handle) bool {
 		h.log.V(1).Info("open not kept past a removal", "err", err)
 		return false
 	}
-	if !t.add(id, sid.other, hd, h.sweepHolds) {
+	if !t.add(id, sid.other, hd, h.sweep) {
 		hd.Release()
 		return true // another OPEN of the same stateid got there first
 	}
