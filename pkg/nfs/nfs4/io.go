@@ -37,9 +37,9 @@ func (h *Handler) checkStateid(x *compound, sid stateid, want uint32) uint32 {
 		}
 		sid = x.curSID
 	}
-	st = h.states.Check(x.clientID(), sid, string(vh), want)
+	st = h.states.Check(x.clientID(), sid, vh, want)
 	if st == ErrLocked && h.reapExpired() {
-		st = h.states.Check(x.clientID(), sid, string(vh), want)
+		st = h.states.Check(x.clientID(), sid, vh, want)
 	}
 	return st
 }
@@ -265,7 +265,7 @@ func (h *Handler) open(x *compound) uint32 {
 		// Truncate only once the share reservation is held, so that an
 		// open denied by another's DENY_WRITE changes nothing.
 		if _, err := h.fs.SetAttr(x.ctx, x.cred, vh, vfs.SetAttr{Size: sa.sa.Size}, nil); err != nil {
-			h.states.Close(x.clientID(), sid, string(vh))
+			h.states.Close(x.clientID(), sid, vh)
 			return h.failErr(x, err)
 		}
 	}
@@ -327,7 +327,7 @@ func (h *Handler) close(x *compound) uint32 {
 	if sid, st = x.resolve(sid); st != OK {
 		return fail(x.w, st)
 	}
-	if st := h.states.Close(x.clientID(), sid, string(vh)); st != OK {
+	if st := h.states.Close(x.clientID(), sid, vh); st != OK {
 		return fail(x.w, st)
 	}
 	x.w.Uint32(OK)
