@@ -166,12 +166,19 @@ func benchName(buf []byte, i int) []byte { return fmt.Appendf(buf[:0], "f%08d", 
 
 // BenchmarkOpenCreateWriteClose is one file of an untar: OPEN (create),
 // WRITE of 4 KiB, CLOSE, each COMPOUND as the Linux client sends it.
+// open(2) with O_EXCL (as tar does) is an EXCLUSIVE4_1 create, without
+// it an UNCHECKED one.
 func BenchmarkOpenCreateWriteClose(b *testing.B) {
+	b.Run("unchecked", func(b *testing.B) { benchCreateWriteClose(b, createUnchecked) })
+	b.Run("exclusive41", func(b *testing.B) { benchCreateWriteClose(b, createExclusive1) })
+}
+
+func benchCreateWriteClose(b *testing.B, how uint32) {
 	s := newBenchServer(b)
 	dir := s.c.volRoot()
 	name0 := "f00000000"
 	openT := s.compile([][]byte{[]byte(name0)}, putfh(dir),
-		openOp(openArgs{access: ShareAccessBoth, owner: "open id:00000001", create: true, how: createUnchecked,
+		openOp(openArgs{access: ShareAccessBoth, owner: "open id:00000001", create: true, how: how, verf: [8]byte{1, 2, 3},
 			name: name0, attrs: fattr(bits(AttrMode), func(w *xdr.Writer) { w.Uint32(0o644) })}),
 		getfh(), access(vfs.AccessRead|vfs.AccessModify|vfs.AccessExtend), getattr(linuxAttrs))
 	_, fh := openResult(s.send(openT, []byte("x0000000")))
@@ -239,4 +246,80 @@ func BenchmarkGetattr(b *testing.B) {
 	for range b.N {
 		s.send(t)
 	}
+}
+
+// TestGetattrAfterOp checks that a GETATTR following OPEN, WRITE or
+// LOOKUP in the same COMPOUND, which reuses their attributes, reports
+// what a GETATTR of its own does, including after the changes OPEN makes
+// (a mode set by an EXCLUSIVE4_1 create, a truncation).
+func TestGetattrAfterOp(t *testing.T) {
+	s := startWire(t)
+	c := s.dial(t)
+	c.connect("attrs")
+	dir := c.volRoot()
+	mode := func(m uint32) func(w *xdr.Writer) {
+		return fattr(bits(AttrMode), func(w *xdr.Writer) { w.Uint32(m) })
+	}
+	// standalone is a GETATTR of fh in a COMPOUND of its own.
+	standalone := func(fh []byte) []byte {
+		p := c.must(putfh(fh), getattr(linuxAttrs))
+		p.ok(OpPutFH)
+		r := p.ok(OpGetAttr)
+		decodeBitmap(r)
+		return append([]byte(nil), r.Opaque(maxAttrVals)...)
+	}
+	inline := func(p *reply) ([]byte, []byte) {
+		fh := append([]byte(nil), p.ok(OpGetFH).Opaque(MaxFHSize)...)
+		r := p.ok(OpGetAttr)
+		decodeBitmap(r)
+		return fh, append([]byte(nil), r.Opaque(maxAttrVals)...)
+	}
+	same := func(what string, fh, got []byte) {
+		t.Helper()
+		if want := standalone(fh); !bytes.Equal(got, want) {
+			t.Fatalf("%s: GETATTR in the COMPOUND %x, on its own %x", what, got, want)
+		}
+	}
+
+	p := c.must(putfh(dir), openOp(openArgs{access: ShareAccessBoth, owner: "o", create: true, how: createExclusive1,
+		verf: [8]byte{9}, name: "excl", attrs: mode(0o640)}), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpOpen)
+	sid := decodeStateid(p.r)
+	skipChangeInfo(p.r)
+	p.r.Uint32()
+	decodeBitmap(p.r)
+	p.r.Uint32()
+	fh, got := inline(p)
+	same("OPEN EXCLUSIVE4_1 with a mode", fh, got)
+	vals := xdr.NewReader(got)
+	vals.Uint32() // type
+	vals.Uint64() // change
+	vals.Uint64() // size
+	vals.Fixed(16)
+	vals.Uint64()
+	if m := vals.Uint32(); m != 0o640 {
+		t.Fatalf("mode %o after the create, want 640", m)
+	}
+
+	p = c.must(putfh(fh), writeOp(sid, 0, bytes.Repeat([]byte{'w'}, 5000)), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpWrite).Fixed(16)
+	_, got = inline(p)
+	same("WRITE", fh, got)
+	c.must(putfh(fh), closeOp(sid))
+
+	p = c.must(putfh(dir), openOp(openArgs{access: ShareAccessBoth, owner: "o", create: true, how: createUnchecked,
+		name: "excl", attrs: fattr(bits(AttrSize), func(w *xdr.Writer) { w.Uint64(10) })}), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpOpen)
+	skipResult(p, OpOpen)
+	_, got = inline(p)
+	same("OPEN UNCHECKED with a size", fh, got)
+
+	p = c.must(putfh(dir), lookup("excl"), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpLookup)
+	_, got = inline(p)
+	same("LOOKUP", fh, got)
 }

@@ -146,6 +146,7 @@ func (h *Handler) open(x *compound) uint32 {
 		created bool
 		attrset bitmap
 		trunc   bool // an existing file opened with UNCHECKED and a size
+		stale   bool // a is from before a change to the file
 	)
 	cur := x.cur.bytes()
 	if claim == claimFH {
@@ -213,8 +214,14 @@ func (h *Handler) open(x *compound) uint32 {
 				}
 				st = h.openCreate(x, dir, name, vfs.CreateExclusive, &setAttrs{}, verf, fh, &a, &dirWcc)
 				if st == OK && !sa.set.empty() {
-					if _, err := h.fs.SetAttr(x.ctx, x.cred, vol(fh.bytes()), sa.sa, nil); err != nil {
+					wcc, err := h.fs.SetAttr(x.ctx, x.cred, vol(fh.bytes()), sa.sa, nil)
+					switch {
+					case err != nil:
 						st = h.status(err)
+					case wcc.After != nil:
+						a = *wcc.After
+					default:
+						stale = true
 					}
 				}
 			}
@@ -280,8 +287,8 @@ func (h *Handler) open(x *compound) uint32 {
 	w.Uint32(0) // OPEN_DELEGATE_NONE
 	x.cur = *fh
 	x.curSID, x.hasCurSID = sid, true
-	if !trunc && !(created && how == createExclusive1 && !sa.set.empty()) {
-		x.setCurAttr(&a) // nothing changed it since
+	if !trunc && !stale {
+		x.setCurAttr(&a) // nothing changed the file since
 	}
 	return OK
 }
