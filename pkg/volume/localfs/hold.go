@@ -59,7 +59,9 @@ type held struct {
 
 // Hold implements vfs.Holder.
 func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
-	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
+	// No stat here: a new pin checks the link count through its own fd
+	// below, and a pinned inode may be held with no link left.
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +91,7 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 		e.pins.mu.Unlock()
 		return nil, unix.ENFILE
 	}
-	p, err = newPin(e, n, io, st.Ino)
+	p, err = newPin(e, n, io, n.ino)
 	if err != nil {
 		f.pinned.Add(-1)
 		e.pins.mu.Unlock()
