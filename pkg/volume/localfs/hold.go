@@ -59,9 +59,7 @@ type held struct {
 
 // Hold implements vfs.Holder.
 func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
-	// No stat here: a new pin checks the link count through its own fd
-	// below, and a pinned inode may be held with no link left.
-	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
+	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +89,7 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 		e.pins.mu.Unlock()
 		return nil, unix.ENFILE
 	}
-	p, err = newPin(e, n, io, n.ino)
+	p, err = newPin(e, n, io, st.Ino)
 	if err != nil {
 		f.pinned.Add(-1)
 		e.pins.mu.Unlock()
