@@ -176,11 +176,12 @@ func (h *Handler) lookupName(x *compound, name []byte, out *fhBuf) uint32 {
 	if isPseudo(cur) {
 		return h.pseudoLookup(x, string(cur[1:]), string(name), out)
 	}
-	fh, _, _, err := h.fs.Lookup(x.ctx, x.cred, vol(cur), string(name))
+	fh, a, _, err := h.fs.Lookup(x.ctx, x.cred, vol(cur), string(name))
 	if err != nil {
 		return h.notDir(x, cur, err)
 	}
 	out.setVol(fh)
+	x.setCurAttr(&a)
 	return OK
 }
 
@@ -314,12 +315,19 @@ func (h *Handler) fillAttrs(x *compound, fh []byte, req bitmap, s *attrs) uint32
 		pseudoAttrs(p, exports, s)
 		return OK
 	}
-	vh := vol(fh)
-	a, err := h.fs.GetAttr(x.ctx, vh)
+	a, err := h.fs.GetAttr(x.ctx, vol(fh))
 	if err != nil {
 		return h.status(err)
 	}
-	h.volAttrs(&a, s)
+	return h.fillVolAttrs(x, fh, &a, req, s)
+}
+
+// fillVolAttrs is fillAttrs for the volume object fh whose attributes
+// are a.
+func (h *Handler) fillVolAttrs(x *compound, fh []byte, a *vfs.Attr, req bitmap, s *attrs) uint32 {
+	*s = attrs{fh: fh}
+	h.volAttrs(a, s)
+	vh := vol(fh)
 	if !req.and(statAttrs).empty() {
 		st, _, err := h.fs.FSStat(x.ctx, vh)
 		if err != nil {
@@ -347,12 +355,27 @@ func (h *Handler) getattr(x *compound) uint32 {
 		return fail(x.w, ErrNoFileHandle)
 	}
 	var s attrs
-	if st := h.fillAttrs(x, x.cur.bytes(), req, &s); st != OK {
+	var st uint32
+	if x.hasCurAttr {
+		st = h.fillVolAttrs(x, x.cur.bytes(), &x.curAttr, req, &s)
+	} else {
+		st = h.fillAttrs(x, x.cur.bytes(), req, &s)
+	}
+	if st != OK {
 		return fail(x.w, st)
 	}
 	x.w.Uint32(OK)
 	encodeFattr(x.w, req, &s)
 	return OK
+}
+
+// setCurAttr records a the current file's attributes for a GETATTR
+// that follows. An object with no link left is not recorded: GETATTR
+// then asks the FS, which knows whether it is still held or stale.
+func (x *compound) setCurAttr(a *vfs.Attr) {
+	if a != nil && a.Nlink > 0 {
+		x.curAttr, x.hasCurAttr = *a, true
+	}
 }
 
 func (h *Handler) verify(x *compound, negate bool) uint32 {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -96,6 +97,7 @@ type Handler struct {
 	grace   grace
 
 	holds     *holdTable   // open stateids' file holds (hold.go)
+	sweep     func()       // h.sweepHolds, made once: a method value allocates
 	nextSweep atomic.Int64 // lease-clock time of the next sweep of holds
 }
 
@@ -122,6 +124,7 @@ func newHandler(fs vfs.FS, log logr.Logger, o Options, now func() time.Time) *Ha
 		now:     now,
 		holds:   holds,
 	}
+	h.sweep = h.sweepHolds
 	h.startGrace()
 	return h
 }
@@ -172,6 +175,18 @@ type compound struct {
 	curSID, savedSID       stateid
 	hasCurSID, hasSavedSID bool // whether curSID / savedSID are set
 
+	// curAttr is the current file's attributes as the op before left
+	// them (OPEN, LOOKUP, WRITE), so that the GETATTR the Linux client
+	// sends after each does not stat the file again. Only GETFH, ACCESS
+	// and GETATTR, which change nothing, keep it for the op after them.
+	curAttr    vfs.Attr
+	hasCurAttr bool
+
+	// Room for OPEN's decoded attributes and new filehandle, which would
+	// otherwise be allocated for every OPEN (they reach the FS).
+	openSA setAttrs
+	openFH fhBuf
+
 	i        uint32 // index of the op being served
 	sess     *session
 	slotID   uint32
@@ -186,12 +201,20 @@ func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.Acc
 	case ProcNull:
 		return rpc.Success
 	case ProcCompound:
-		x := compound{ctx: ctx, rc: c, w: w, start: w.Len(), cred: cred(&c.Cred)}
+		x := compounds.Get().(*compound)
+		*x = compound{ctx: ctx, rc: c, w: w, start: w.Len(), cred: cred(&c.Cred)}
 		x.r.Reset(c.Args)
-		return h.compound(&x)
+		st := h.compound(x)
+		*x = compound{} // drop the references to the call
+		compounds.Put(x)
+		return st
 	}
 	return rpc.ProcUnavail
 }
+
+// compounds recycles compound structs, which escape to the heap and are
+// large (two filehandles, attributes).
+var compounds = sync.Pool{New: func() any { return new(compound) }}
 
 func cred(c *rpc.Cred) vfs.Cred {
 	if c.Flavor == rpc.AuthNone {
@@ -294,6 +317,11 @@ func (h *Handler) op(x *compound, i, op uint32) uint32 {
 		return fail(w, ErrOpNotInSession)
 	case op == OpSequence:
 		return fail(w, ErrSequencePos)
+	}
+	switch op {
+	case OpGetAttr, OpGetFH, OpAccess:
+	default:
+		x.hasCurAttr = false
 	}
 	st := h.dispatch(x, op)
 	if st != OK {

@@ -48,7 +48,7 @@ type holdingStates struct {
 	holds *holdTable
 }
 
-func (s holdingStates) Close(clientID uint64, sid stateid, file string) uint32 {
+func (s holdingStates) Close(clientID uint64, sid stateid, file []byte) uint32 {
 	st := s.States.Close(clientID, sid, file)
 	if st == OK {
 		s.holds.release(clientID, sid.other)
@@ -88,7 +88,7 @@ func (h *Handler) holdOpen(x *compound, sid stateid, vh vfs.Handle) bool {
 		h.log.V(1).Info("open not kept past a removal", "err", err)
 		return false
 	}
-	if !t.add(id, sid.other, hd, h.sweepHolds) {
+	if !t.add(id, sid.other, hd, h.sweep) {
 		hd.Release()
 		return true // another OPEN of the same stateid got there first
 	}
@@ -128,10 +128,9 @@ func (t *holdTable) release(client uint64, other [otherLen]byte) {
 	t.mu.Lock()
 	hd := t.byClient[client][other]
 	if hd != nil {
+		// An emptied map stays for the client's next open; the client's
+		// end (dropClient) removes it.
 		delete(t.byClient[client], other)
-		if len(t.byClient[client]) == 0 {
-			delete(t.byClient, client)
-		}
 		t.n--
 	}
 	t.mu.Unlock()

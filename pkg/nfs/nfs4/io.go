@@ -37,9 +37,9 @@ func (h *Handler) checkStateid(x *compound, sid stateid, want uint32) uint32 {
 		}
 		sid = x.curSID
 	}
-	st = h.states.Check(x.clientID(), sid, string(vh), want)
+	st = h.states.Check(x.clientID(), sid, vh, want)
 	if st == ErrLocked && h.reapExpired() {
-		st = h.states.Check(x.clientID(), sid, string(vh), want)
+		st = h.states.Check(x.clientID(), sid, vh, want)
 	}
 	return st
 }
@@ -76,7 +76,8 @@ func (h *Handler) open(x *compound) uint32 {
 	owner := r.Opaque(maxOpaque)
 	create := false
 	var how uint32
-	var sa setAttrs
+	sa := &x.openSA
+	*sa = setAttrs{}
 	var verf vfs.Verifier
 	switch r.Uint32() {
 	case 0: // OPEN4_NOCREATE
@@ -85,14 +86,14 @@ func (h *Handler) open(x *compound) uint32 {
 		how = r.Uint32()
 		switch how {
 		case createUnchecked, createGuarded:
-			if st := decodeSetAttrs(r, &sa); st != OK {
+			if st := decodeSetAttrs(r, sa); st != OK {
 				return fail(x.w, st)
 			}
 		case createExclusive:
 			copy(verf[:], r.Fixed(8))
 		case createExclusive1:
 			copy(verf[:], r.Fixed(8))
-			if st := decodeSetAttrs(r, &sa); st != OK {
+			if st := decodeSetAttrs(r, sa); st != OK {
 				return fail(x.w, st)
 			}
 		default:
@@ -137,13 +138,15 @@ func (h *Handler) open(x *compound) uint32 {
 	default:
 		return fail(x.w, ErrNotSupp) // no delegations are granted
 	}
+	fh := &x.openFH
+	fh.clear()
 	var (
-		fh      fhBuf
 		a       vfs.Attr
 		dirWcc  vfs.Wcc
 		created bool
 		attrset bitmap
 		trunc   bool // an existing file opened with UNCHECKED and a size
+		stale   bool // a is from before a change to the file
 	)
 	cur := x.cur.bytes()
 	if claim == claimFH {
@@ -153,7 +156,7 @@ func (h *Handler) open(x *compound) uint32 {
 		if isPseudo(cur) {
 			return fail(x.w, ErrIsDir)
 		}
-		fh = x.cur
+		*fh = x.cur
 		var err error
 		if a, err = h.fs.GetAttr(x.ctx, vol(cur)); err != nil {
 			return h.failErr(x, err)
@@ -166,7 +169,7 @@ func (h *Handler) open(x *compound) uint32 {
 			if create {
 				return fail(x.w, ErrROFS)
 			}
-			if st := h.pseudoLookup(x, string(cur[1:]), string(name), &fh); st != OK {
+			if st := h.pseudoLookup(x, string(cur[1:]), string(name), fh); st != OK {
 				return fail(x.w, st)
 			}
 			return fail(x.w, ErrIsDir) // a volume root or pseudo directory
@@ -193,7 +196,7 @@ func (h *Handler) open(x *compound) uint32 {
 				if !create || !errors.Is(err, syscall.ENOENT) {
 					return fail(x.w, h.notDir(x, cur, err))
 				}
-				st = h.openCreate(x, dir, name, vfs.CreateGuarded, &sa, verf, &fh, &a, &dirWcc)
+				st = h.openCreate(x, dir, name, vfs.CreateGuarded, sa, verf, fh, &a, &dirWcc)
 				if st != ErrExist || try > 0 {
 					created, attrset = st == OK, sa.set
 					break
@@ -202,17 +205,23 @@ func (h *Handler) open(x *compound) uint32 {
 		} else {
 			switch how {
 			case createGuarded:
-				st = h.openCreate(x, dir, name, vfs.CreateGuarded, &sa, verf, &fh, &a, &dirWcc)
+				st = h.openCreate(x, dir, name, vfs.CreateGuarded, sa, verf, fh, &a, &dirWcc)
 			case createExclusive:
-				st = h.openCreate(x, dir, name, vfs.CreateExclusive, &setAttrs{}, verf, &fh, &a, &dirWcc)
+				st = h.openCreate(x, dir, name, vfs.CreateExclusive, &setAttrs{}, verf, fh, &a, &dirWcc)
 			case createExclusive1:
 				if !sa.set.andNot(exclCreatAttrs).empty() {
 					return fail(x.w, ErrInval)
 				}
-				st = h.openCreate(x, dir, name, vfs.CreateExclusive, &setAttrs{}, verf, &fh, &a, &dirWcc)
+				st = h.openCreate(x, dir, name, vfs.CreateExclusive, &setAttrs{}, verf, fh, &a, &dirWcc)
 				if st == OK && !sa.set.empty() {
-					if _, err := h.fs.SetAttr(x.ctx, x.cred, vol(fh.bytes()), sa.sa, nil); err != nil {
+					wcc, err := h.fs.SetAttr(x.ctx, x.cred, vol(fh.bytes()), sa.sa, nil)
+					switch {
+					case err != nil:
 						st = h.status(err)
+					case wcc.After != nil:
+						a = *wcc.After
+					default:
+						stale = true
 					}
 				}
 			}
@@ -263,7 +272,7 @@ func (h *Handler) open(x *compound) uint32 {
 		// Truncate only once the share reservation is held, so that an
 		// open denied by another's DENY_WRITE changes nothing.
 		if _, err := h.fs.SetAttr(x.ctx, x.cred, vh, vfs.SetAttr{Size: sa.sa.Size}, nil); err != nil {
-			h.states.Close(x.clientID(), sid, string(vh))
+			h.states.Close(x.clientID(), sid, vh)
 			return h.failErr(x, err)
 		}
 	}
@@ -276,8 +285,11 @@ func (h *Handler) open(x *compound) uint32 {
 	w.Uint32(flags)
 	encodeBitmap(w, attrset)
 	w.Uint32(0) // OPEN_DELEGATE_NONE
-	x.cur = fh
+	x.cur = *fh
 	x.curSID, x.hasCurSID = sid, true
+	if !trunc && !stale {
+		x.setCurAttr(&a) // nothing changed the file since
+	}
 	return OK
 }
 
@@ -322,7 +334,7 @@ func (h *Handler) close(x *compound) uint32 {
 	if sid, st = x.resolve(sid); st != OK {
 		return fail(x.w, st)
 	}
-	if st := h.states.Close(x.clientID(), sid, string(vh)); st != OK {
+	if st := h.states.Close(x.clientID(), sid, vh); st != OK {
 		return fail(x.w, st)
 	}
 	x.w.Uint32(OK)
@@ -485,10 +497,11 @@ func (h *Handler) write(x *compound) uint32 {
 	if st := h.checkStateid(x, sid, ShareAccessWrite); st != OK {
 		return fail(x.w, st)
 	}
-	n, committed, _, err := h.fs.Write(x.ctx, x.cred, vh, off, data, stable)
+	n, committed, wcc, err := h.fs.Write(x.ctx, x.cred, vh, off, data, stable)
 	if err != nil {
 		return h.failErr(x, err)
 	}
+	x.setCurAttr(wcc.After)
 	w := x.w
 	w.Uint32(OK)
 	w.Uint32(uint32(n))

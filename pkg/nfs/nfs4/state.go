@@ -22,11 +22,11 @@ type States interface {
 	// of what it has (ErrInval otherwise).
 	Downgrade(clientID uint64, sid stateid, file string, access, deny uint32) (stateid, uint32)
 	// Close ends an open.
-	Close(clientID uint64, sid stateid, file string) uint32
+	Close(clientID uint64, sid stateid, file []byte) uint32
 	// Check validates a stateid presented for I/O on file: want is
 	// ShareAccessRead or ShareAccessWrite. Special stateids are checked
 	// against other clients' deny bits (ErrLocked).
-	Check(clientID uint64, sid stateid, file string, want uint32) uint32
+	Check(clientID uint64, sid stateid, file []byte, want uint32) uint32
 	// Test is TEST_STATEID's verdict on one stateid.
 	Test(clientID uint64, sid stateid) uint32
 	// Free is FREE_STATEID.
@@ -247,14 +247,14 @@ func (t *stateTable) Downgrade(clientID uint64, sid stateid, file string, access
 	return stateid{seq: o.seq, other: o.other}, OK
 }
 
-func (t *stateTable) Close(clientID uint64, sid stateid, file string) uint32 {
+func (t *stateTable) Close(clientID uint64, sid stateid, file []byte) uint32 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	o, st := t.findLocked(clientID, sid)
 	if st != OK {
 		return st
 	}
-	if o.file != file {
+	if o.file != string(file) {
 		return ErrBadStateID
 	}
 	t.removeLocked(o)
@@ -284,11 +284,11 @@ func (t *stateTable) removeLocked(o *openState) {
 	}
 }
 
-func (t *stateTable) Check(clientID uint64, sid stateid, file string, want uint32) uint32 {
+func (t *stateTable) Check(clientID uint64, sid stateid, file []byte, want uint32) uint32 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if sid.special() {
-		for _, o := range t.byFile[file] {
+		for _, o := range t.byFile[string(file)] {
 			if o.deny&want != 0 {
 				return ErrLocked
 			}
@@ -299,7 +299,7 @@ func (t *stateTable) Check(clientID uint64, sid stateid, file string, want uint3
 	if st != OK {
 		return st
 	}
-	if o.file != file {
+	if o.file != string(file) {
 		return ErrBadStateID
 	}
 	// Reading through a write-only open is allowed: a client writing a
