@@ -203,31 +203,13 @@ func (h *Handler) openReclaim(x *compound, owner []byte, acc, deny uint32) uint3
 	if err != nil {
 		return h.failErr(x, err)
 	}
-	switch a.Type {
-	case vfs.TypeRegular:
-	case vfs.TypeDirectory:
-		return fail(x.w, ErrIsDir)
-	case vfs.TypeSymlink:
-		return fail(x.w, ErrSymlink)
-	default:
-		return fail(x.w, ErrWrongType)
+	if st := openableType(a.Type); st != OK {
+		return fail(x.w, st)
 	}
 	// Permissions are checked again: a reclaim is an open, and the
 	// records vouch only for the client, not for what it names.
-	want := uint32(vfs.AccessExecute)
-	if acc&ShareAccessRead != 0 {
-		want |= vfs.AccessRead
-	}
-	if acc&ShareAccessWrite != 0 {
-		want |= vfs.AccessModify
-	}
-	granted, _, err := h.fs.Access(x.ctx, x.cred, vh, want)
-	if err != nil {
-		return h.failErr(x, err)
-	}
-	if acc&ShareAccessRead != 0 && granted&(vfs.AccessRead|vfs.AccessExecute) == 0 ||
-		acc&ShareAccessWrite != 0 && granted&vfs.AccessModify == 0 {
-		return fail(x.w, ErrAccess)
+	if st := h.openAccess(x, vh, acc); st != OK {
+		return fail(x.w, st)
 	}
 	sid, st := h.states.Open(x.clientID(), owner, string(vh), acc, deny)
 	if st == ErrShareDenied {
@@ -237,14 +219,8 @@ func (h *Handler) openReclaim(x *compound, owner []byte, acc, deny uint32) uint3
 		return fail(x.w, st)
 	}
 	flags := uint32(openResultLockTypePOSIX)
-	h.holdOpen(x, sid, vh) // a reclaimed open holds its file too (hold.go)
-	w := x.w
-	w.Uint32(OK)
-	encodeStateid(w, sid)
-	encodeChangeInfo(w, &vfs.Wcc{}) // no directory was involved
-	w.Uint32(flags)
-	encodeBitmap(w, bitmap{})
-	w.Uint32(0) // OPEN_DELEGATE_NONE
+	h.holdOpen(x, sid, vh)                              // a reclaimed open holds its file too (hold.go)
+	encodeOpenOK(x.w, sid, &vfs.Wcc{}, flags, bitmap{}) // no directory was involved
 	x.curSID, x.hasCurSID = sid, true
 	return OK
 }

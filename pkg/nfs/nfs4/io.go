@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 )
 
@@ -231,34 +232,15 @@ func (h *Handler) open(x *compound) uint32 {
 			return fail(x.w, st)
 		}
 	}
-	switch a.Type {
-	case vfs.TypeRegular:
-	case vfs.TypeDirectory:
-		return fail(x.w, ErrIsDir)
-	case vfs.TypeSymlink:
-		return fail(x.w, ErrSymlink)
-	default:
-		return fail(x.w, ErrWrongType)
+	if st := openableType(a.Type); st != OK {
+		return fail(x.w, st)
 	}
 	vh := vol(fh.bytes())
 	if !created {
 		// The creator of a file may open it whatever its mode says; anyone
-		// else needs the permissions. Execute counts as read so that
-		// binaries with mode 0111 can be run.
-		want := uint32(vfs.AccessExecute)
-		if acc&ShareAccessRead != 0 {
-			want |= vfs.AccessRead
-		}
-		if acc&ShareAccessWrite != 0 {
-			want |= vfs.AccessModify
-		}
-		granted, _, err := h.fs.Access(x.ctx, x.cred, vh, want)
-		if err != nil {
-			return h.failErr(x, err)
-		}
-		if acc&ShareAccessRead != 0 && granted&(vfs.AccessRead|vfs.AccessExecute) == 0 ||
-			acc&ShareAccessWrite != 0 && granted&vfs.AccessModify == 0 {
-			return fail(x.w, ErrAccess)
+		// else needs the permissions.
+		if st := h.openAccess(x, vh, acc); st != OK {
+			return fail(x.w, st)
 		}
 	}
 	sid, st := h.states.Open(x.clientID(), owner, string(vh), acc, deny)
@@ -278,19 +260,59 @@ func (h *Handler) open(x *compound) uint32 {
 	}
 	flags := uint32(openResultLockTypePOSIX) // byte-range locks have POSIX semantics
 	h.holdOpen(x, sid, vh)                   // never PRESERVE_UNLINKED: see hold.go
-	w := x.w
-	w.Uint32(OK)
-	encodeStateid(w, sid)
-	encodeChangeInfo(w, &dirWcc)
-	w.Uint32(flags)
-	encodeBitmap(w, attrset)
-	w.Uint32(0) // OPEN_DELEGATE_NONE
+	encodeOpenOK(x.w, sid, &dirWcc, flags, attrset)
 	x.cur = *fh
 	x.curSID, x.hasCurSID = sid, true
 	if !trunc && !stale {
 		x.setCurAttr(&a) // nothing changed the file since
 	}
 	return OK
+}
+
+// openableType is OPEN's answer for a file of type t: only regular files
+// open.
+func openableType(t vfs.FileType) uint32 {
+	switch t {
+	case vfs.TypeRegular:
+		return OK
+	case vfs.TypeDirectory:
+		return ErrIsDir
+	case vfs.TypeSymlink:
+		return ErrSymlink
+	default:
+		return ErrWrongType
+	}
+}
+
+// openAccess checks that the caller may open vh for the share access acc.
+// Execute counts as read so that binaries with mode 0111 can be run.
+func (h *Handler) openAccess(x *compound, vh vfs.Handle, acc uint32) uint32 {
+	want := uint32(vfs.AccessExecute)
+	if acc&ShareAccessRead != 0 {
+		want |= vfs.AccessRead
+	}
+	if acc&ShareAccessWrite != 0 {
+		want |= vfs.AccessModify
+	}
+	granted, _, err := h.fs.Access(x.ctx, x.cred, vh, want)
+	if err != nil {
+		return h.status(err)
+	}
+	if acc&ShareAccessRead != 0 && granted&(vfs.AccessRead|vfs.AccessExecute) == 0 ||
+		acc&ShareAccessWrite != 0 && granted&vfs.AccessModify == 0 {
+		return ErrAccess
+	}
+	return OK
+}
+
+// encodeOpenOK writes an OPEN4resok.
+func encodeOpenOK(w *xdr.Writer, sid stateid, dirWcc *vfs.Wcc, flags uint32, attrset bitmap) {
+	w.Uint32(OK)
+	encodeStateid(w, sid)
+	encodeChangeInfo(w, dirWcc)
+	w.Uint32(flags)
+	encodeBitmap(w, attrset)
+	w.Uint32(0) // OPEN_DELEGATE_NONE
 }
 
 // unchanged is the change_info of a directory an operation did not change.
