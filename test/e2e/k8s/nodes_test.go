@@ -96,7 +96,8 @@ func prepareNodes(t *testing.T) {
 	mkImage("all", "hangar.test/hangar:e2e2", "/usr/local/bin/hangar", hangar+":/usr/local/bin/hangar")
 	run(t, filepath.Join(repo, "build/image"), []string{"CGO_ENABLED=0"}, "go", "build", "-o", filepath.Join(images, "pause"), "./pause")
 	mkImage("all", "hangar.test/pause:1", "/pause", filepath.Join(images, "pause")+":/pause")
-	bbArgs := []string{"run", ".", "-ref", "hangar.test/busybox:1", "-out", filepath.Join(images, "all", "busybox.tar"), "-file", "/bin/busybox:/bin/busybox"}
+	bbArgs := []string{"run", ".", "-ref", "hangar.test/busybox:1", "-out", filepath.Join(images, "all", "busybox.tar"), "-file", "/bin/busybox:/bin/busybox",
+		"-file", guest + ":/bin/e2eguest"} // fcntl locks for case 3
 	for _, a := range strings.Fields(run(t, repo, nil, "/bin/busybox", "--list")) {
 		if a != "busybox" {
 			bbArgs = append(bbArgs, "-symlink", "/bin/"+a+":busybox")

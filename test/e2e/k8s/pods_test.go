@@ -7,7 +7,6 @@ package k8s
 // cases 2 and 3 run; each case then checks and moves on.
 
 import (
-	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -119,8 +118,8 @@ spec:
 `
 
 // lockers: case 3's claim mounted read-write on both nodes. locker-a
-// holds an exclusive lock on /index/held (fd 9, opened read-write as an
-// NFSv4 write lock needs) for as long as it runs.
+// holds a POSIX write lock on /index/held for as long as it runs
+// (e2eguest, in the busybox image: busybox has no flock applet).
 const lockers = `apiVersion: v1
 kind: Pod
 metadata: {name: locker-a, namespace: e2e}
@@ -130,7 +129,7 @@ spec:
   containers:
     - name: app
       image: hangar.test/busybox:1
-      command: [sh, -c, 'echo a > /index/from-a; exec 9<>/index/held; flock -x 9; echo a > /index/held-by; exec sleep 100000']
+      command: [sh, -c, 'echo a > /index/from-a; touch /index/held /index/free; exec e2eguest lock sleep /index/held /index/held-by']
       volumeMounts: [{name: index, mountPath: /index}]
   volumes: [{name: index, persistentVolumeClaim: {claimName: shared-index}}]
 ---
@@ -215,14 +214,13 @@ func checkLocks(t *testing.T, c *cluster) {
 	}
 	c.waitFor("locker-a holds its lock", 2*time.Minute, nil, func() bool {
 		out, err := c.inPod("e2e", "locker-b", "cat /index/held-by")
-		return err == nil && strings.TrimSpace(out) == "a"
+		return err == nil && strings.TrimSpace(out) == "locked"
 	})
-	try := `exec 9<>/index/%s; if flock -n -x 9; then echo GOT; else echo BUSY; fi`
-	if out := c.mustInPod("e2e", "locker-b", fmt.Sprintf(try, "held")); out != "BUSY" {
-		t.Errorf("locker-b on node-b locking the file node-a holds locked: %q, want BUSY", out)
+	if out := c.mustInPod("e2e", "locker-b", "e2eguest lock try /index/held"); out != "denied" {
+		t.Errorf("locker-b on node-b locking the file node-a holds locked: %q, want denied", out)
 	}
-	if out := c.mustInPod("e2e", "locker-b", fmt.Sprintf(try, "free")); out != "GOT" {
-		t.Errorf("locker-b on node-b locking a free file: %q, want GOT", out)
+	if out := c.mustInPod("e2e", "locker-b", "e2eguest lock try /index/free"); out != "locked" {
+		t.Errorf("locker-b on node-b locking a free file: %q, want locked", out)
 	}
 	t.Logf("cross-node lock excluded (%s)", f[3])
 }

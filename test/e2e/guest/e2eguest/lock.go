@@ -19,7 +19,7 @@ import (
 //	lock keep FILE NAME           hold a file open and locked across a server restart (see keepLock)
 func lockMain(args []string) error {
 	if len(args) < 2 {
-		return errors.New("usage: lock try|test|wait|hold|keep FILE [SIGNAL UNTIL | NAME]")
+		return errors.New("usage: lock try|test|wait|hold|keep|sleep FILE [SIGNAL UNTIL | NAME | NOTE]")
 	}
 	if args[0] == "keep" {
 		if len(args) < 3 {
@@ -63,6 +63,18 @@ func lockMain(args []string) error {
 		}
 		fmt.Printf("%.2fs\n", time.Since(t0).Seconds())
 		return nil
+	case "sleep":
+		// For pods, which have no control channel: hold the lock until
+		// killed; NOTE, if given, says "locked" once it is held.
+		if err := unix.FcntlFlock(f.Fd(), unix.F_SETLKW, &whole); err != nil {
+			return fmt.Errorf("F_SETLKW: %w", err)
+		}
+		if len(args) > 2 {
+			if err := os.WriteFile(args[2], []byte("locked\n"), 0o644); err != nil {
+				return err
+			}
+		}
+		select {}
 	case "hold":
 		if len(args) < 4 {
 			return errors.New("usage: lock hold FILE SIGNAL UNTIL")
