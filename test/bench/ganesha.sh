@@ -69,21 +69,23 @@ CONF
 # fails is also appended to $GANESHA_FAILURES when set.
 ganesha_serve() {
   local G=$1 nfs=$2 mnt=$3; shift 3
-  local pids=() up=0 st=0
+  local up=0 st=0
+  # Global, not local: the EXIT trap may run after this function returned.
+  GANESHA_PIDS=()
   # shellcheck disable=SC2317 # called by the traps
-  stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+  stop_all() { for p in "${GANESHA_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
   trap stop_all EXIT
   trap 'exit 143' TERM INT
   mount -t tmpfs tmpfs /run
   mkdir -p /run/rpcbind && chown _rpc /run/rpcbind 2>/dev/null || true
-  unshare --net sh -c 'ip link set lo up; exec rpcbind -f' & pids+=($!)
+  unshare --net sh -c 'ip link set lo up; exec rpcbind -f' & GANESHA_PIDS+=($!)
   for _ in $(seq 50); do [[ -S /run/rpcbind.sock ]] && break; sleep 0.1; done
-  ganesha.nfsd -F -L "$G/ganesha.log" -f "$G/ganesha.conf" -p /run/ganesha.pid & pids=($! "${pids[@]}")
+  ganesha.nfsd -F -L "$G/ganesha.log" -f "$G/ganesha.conf" -p /run/ganesha.pid & GANESHA_PIDS=($! "${GANESHA_PIDS[@]}")
   for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/"$mnt") 2>/dev/null && { up=1; break; }; sleep 0.1; done
   if ((!up)); then echo "ganesha did not start: $(tail -c 300 "$G/ganesha.log")" | tee -a "${GANESHA_FAILURES:-/dev/null}" >&2; return 1; fi
   if (($#)); then "$@" || st=$?; return $st; fi
   echo "ganesha: serving on 127.0.0.1:$nfs (MOUNT $mnt)" >&2
-  wait "${pids[0]}"
+  wait "${GANESHA_PIDS[0]}"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
