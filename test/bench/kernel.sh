@@ -141,13 +141,13 @@ echo "kernel client, hangar on the $WHERE: FILES=$FILES FSMARK=$FSMARK (4 KiB) D
 awk -v vers="$VERS" -v servers="$SERVERS" '/^KB /{ k=$3" "$2; t[k]=t[k]" "$4; if (!($3 in seen)) {seen[$3]=1; order[n++]=$3} }
 function med(s,   a, k, i, j, x) { if (s == "") return -1; k=split(s, a, " "); for (i=2;i<=k;i++){x=a[i]; for(j=i-1;j>=1&&a[j]>x;j--)a[j+1]=a[j]; a[j+1]=x}
   return (k%2) ? a[(k+1)/2] : (a[k/2]+a[k/2+1])/2 }
-function cell(v) { return v < 0 ? sprintf("%10s", "-") : sprintf("%10.2f", v) }
+function cell(v) { return v < 0 ? sprintf("%12s", "-") : sprintf("%12.2f", v) }
 END { nv=split(vers, V, " "); ns=split(servers, S, " "); printf "%-14s", "workload";
-  for (i=1;i<=nv;i++) { for (j=1;j<=ns;j++) printf " %10s", S[j]"-v"V[i];
-    for (j=1;j<=ns;j++) if (S[j] != "hangar") printf " %7s", substr(S[j], 1, 1)"/h-v"V[i] }
+  for (i=1;i<=nv;i++) { for (j=1;j<=ns;j++) printf " %12s", S[j]"-v"V[i];
+    for (j=1;j<=ns;j++) if (S[j] != "hangar") printf " %8s", substr(S[j], 1, 1)"/h-v"V[i] }
   printf "\n";
   for (r=0;r<n;r++) { w=order[r]; printf "%-14s", w;
     for (i=1;i<=nv;i++) { h=med(t[w" hangar-v"V[i]]);
       for (j=1;j<=ns;j++) printf " %s", cell(med(t[w" "S[j]"-v"V[i]]));
-      for (j=1;j<=ns;j++) if (S[j] != "hangar") { x=med(t[w" "S[j]"-v"V[i]]); printf " %7s", (x>0 && h>0) ? sprintf("%.2f", x/h) : "-" } }
+      for (j=1;j<=ns;j++) if (S[j] != "hangar") { x=med(t[w" "S[j]"-v"V[i]]); printf " %8s", (x>0 && h>0) ? sprintf("%.2f", x/h) : "-" } }
     printf "\n" } }' "$LOG.txt"
