@@ -95,7 +95,7 @@ if [[ $WHERE == host ]]; then
   if ((${OPEN_NET:-1})); then NFS_HOST=10.0.2.2
   else
     NETDEV+=",restrict=on,guestfwd=tcp:10.0.2.100:$PORT-cmd:busybox nc 127.0.0.1 $PORT" NFS_HOST=10.0.2.100
-    for p in $GPORT $GMNT_PORT; do has ganesha && NETDEV+=",guestfwd=tcp:10.0.2.100:$p-cmd:busybox nc 127.0.0.1 $p"; done
+    if has ganesha; then for p in $GPORT $GMNT_PORT; do NETDEV+=",guestfwd=tcp:10.0.2.100:$p-cmd:busybox nc 127.0.0.1 $p"; done; fi
   fi
 fi
 # The run layer: the guest script as /e2e/run.sh (the base image's init
