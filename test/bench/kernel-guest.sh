@@ -4,7 +4,8 @@
 # their own tmpfs inside this one guest; the guest's kernel client runs the
 # same small-file workloads against each, over NFSv3 and NFSv4.1, over
 # loopback. With HANGAR_PORT set, hangar runs on the host instead
-# (NFS_HOST:HANGAR_PORT).
+# (NFS_HOST:HANGAR_PORT); with GANESHA_PORT set, nfs-ganesha on the host
+# exports GANESHA_EXPORT there (MOUNT on GANESHA_MNT_PORT).
 # Prints "KB <server>-v<vers> <workload> <seconds>" lines, and with PROFILE=1
 # a CPU profile of hangar between KB-PROF-BEGIN/END as base64.
 # env: FILES (tree size) FSMARK (files per fs_mark run) DD_MB ROUNDS SERVERS VERS
@@ -49,11 +50,13 @@ opts() {
   case $1-$2 in
     knfsd-3) echo vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock,retry=0 ;;
     hangar-3) echo vers=3,proto=tcp,port=$HANGAR_PORT,mountport=$HANGAR_PORT,mountproto=tcp,nolock,retry=0 ;;
+    ganesha-3) echo vers=3,proto=tcp,port=$GANESHA_PORT,mountport=$GANESHA_MNT_PORT,mountproto=tcp,nolock,retry=0 ;;
     knfsd-*) echo vers=$2,proto=tcp,port=2049,retry=0 ;;
     hangar-*) echo vers=$2,proto=tcp,port=$HANGAR_PORT,retry=0 ;;
+    ganesha-*) echo vers=$2,proto=tcp,port=$GANESHA_PORT,retry=0 ;;
   esac
 }
-src() { case $1 in knfsd) echo 127.0.0.1:/srv/knfsd ;; hangar) echo $HHOST:/ ;; esac; }
+src() { case $1 in knfsd) echo 127.0.0.1:/srv/knfsd ;; hangar) echo $HHOST:/ ;; ganesha) echo $NFS_HOST:$GANESHA_EXPORT ;; esac; }
 # Each server has its own mount point, and every row runs against each
 # server back to back, so a change in the host's load hits both alike.
 mnt() { mkdir -p $M/$1; mount -t nfs -o "$(opts $1 $2)" "$(src $1)" $M/$1 || fail "mount $1 vers=$2"; }

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # In-guest comparison through the real Linux kernel NFS client: Hangar
-# (`hangar nfs`) vs the guest's own kernel nfsd, both exporting a tmpfs, same
-# mount options, over NFSv3 and NFSv4.1. Prints seconds per workload and the
-# ratio knfsd_time / hangar_time (> 1: Hangar is faster). See README.md.
+# (`hangar nfs`) vs the guest's own kernel nfsd and vs nfs-ganesha (on the
+# host, with Hangar), all exporting a tmpfs, same mount options, over NFSv3
+# and NFSv4.1. Prints seconds per workload and the ratios knfsd_time /
+# hangar_time and ganesha_time / hangar_time (> 1: Hangar is faster). See
+# README.md.
 #
 #   test/bench/kernel.sh              FILES=2000 FSMARK=1000 DD_MB=64 ROUNDS=2
 #   QUICK=1 test/bench/kernel.sh      FILES=300 FSMARK=200 DD_MB=16 ROUNDS=1
 #   PROFILE=1 ...                     also writes hangar's CPU profile to $VMDIR/hangar.prof
 #   STRACE=1 (WHERE=host)             counts hangar's syscalls into $VMDIR/strace.txt
-#   SERVERS="knfsd hangar"            which servers (default both)
+#   SERVERS="knfsd hangar ganesha"    which servers (default all; ganesha only with WHERE=host)
 #   VERS="3 4.1"                      which NFS versions (default both)
 #
 # The guest is the e2e suite's (test/e2e/vm/setup.sh: Debian's cloud kernel,
@@ -22,6 +24,8 @@ export VMDIR=${VMDIR:-/tmp/hangar-kbench}
 if ((${QUICK:-0})); then : "${FILES:=300}" "${FSMARK:=200}" "${DD_MB:=16}" "${ROUNDS:=1}"
 else : "${FILES:=2000}" "${FSMARK:=1000}" "${DD_MB:=64}" "${ROUNDS:=2}"; fi
 VERS=${VERS:-3 4.1}
+# shellcheck source=ganesha.sh
+. "$HERE/ganesha.sh"
 mkdir -p "$VMDIR" "$CACHE"
 "$ROOT/test/e2e/vm/setup.sh" "$CACHE"
 "$HERE/knfsd-image.sh" "$CACHE" "$CACHE/knfsd.cpio.gz"
@@ -36,24 +40,63 @@ if [[ -z $BIN ]]; then BIN=$VMDIR/hangar; (cd "$ROOT" && CGO_ENABLED=0 go build 
 # cost comparison).
 WHERE=${WHERE:-host}
 PORT=${PORT:-20749}
+# nfs-ganesha on the host next to Hangar, NFS and MOUNT on these ports.
+GPORT=${GANESHA_PORT:-20751} GMNT_PORT=$((${GANESHA_PORT:-20751} + 1))
+GDIR=$VMDIR/ganesha
+if [[ $WHERE == host ]]; then SERVERS=${SERVERS:-knfsd hangar ganesha}; else SERVERS=${SERVERS:-knfsd hangar}; fi
+has() { [[ " $SERVERS " == *" $1 "* ]]; }
+drop() { SERVERS=$(sed "s/\b$1\b//" <<<"$SERVERS"); }
+if has ganesha; then
+  if [[ $WHERE != host ]]; then echo "kernel.sh: no ganesha with WHERE=$WHERE (it runs on the host)" >&2; drop ganesha
+  elif missing=$(ganesha_missing) && [[ -n $missing ]]; then
+    if ((${QUICK:-0})) && [[ ${INSTALL:-0} != 1 ]]; then
+      echo "kernel.sh: not installed: $missing (QUICK skips ganesha; INSTALL=1 installs)" >&2; drop ganesha
+    else
+      # shellcheck disable=SC2086 # package names
+      apt_install $missing
+    fi
+  fi
+fi
 LOG=$VMDIR/kernel.log
 NETDEV=user,id=n0 NFS_HOST=
-SPID=
-cleanup() { [[ -n $SPID ]] && { kill -INT "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }; mountpoint -q "$VMDIR/export" && umount "$VMDIR/export" || true; }
+SPID= GPID=
+# tmpfs DIR: a tmpfs of its own on DIR, as the guest's servers export.
+tmpfs() {
+  mkdir -p "$1"
+  mountpoint -q "$1" || mount -t tmpfs -o size=1g hangar-kbench "$1" 2>/dev/null \
+    || echo "kernel.sh: export is not a tmpfs (mount failed): $(df -T "$1" | tail -1)" >&2
+}
+cleanup() {
+  [[ -n $SPID ]] && { kill -INT "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }
+  [[ -n $GPID ]] && { kill "$GPID" 2>/dev/null; wait "$GPID" 2>/dev/null || true; }
+  for d in "$VMDIR/export" "$GDIR/export"; do mountpoint -q "$d" && umount "$d"; done
+  true
+}
 trap cleanup EXIT
 if [[ $WHERE == host ]]; then
-  mkdir -p "$VMDIR/export"
-  mountpoint -q "$VMDIR/export" || mount -t tmpfs -o size=1g hangar-kbench "$VMDIR/export" 2>/dev/null \
-    || echo "kernel.sh: export is not a tmpfs (mount failed): $(df -T "$VMDIR/export" | tail -1)" >&2
+  tmpfs "$VMDIR/export"
   prof=(); ((${PROFILE:-0})) && prof=(--cpuprofile "$VMDIR/hangar.prof")
   ${STRACE:+strace -f -c -o "$VMDIR/strace.txt"} "$BIN" nfs --root "$VMDIR/export" --listen 127.0.0.1:$PORT "${prof[@]}" >"$VMDIR/hangar.log" 2>&1 &
   SPID=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+  if has ganesha; then
+    tmpfs "$GDIR/export"
+    find "$GDIR/export" -mindepth 1 -delete
+    ganesha_conf "$GDIR" "$GPORT" "$GMNT_PORT" "3, 4" 127.0.0.1
+    # Its own mount namespace for the private /run of its rpcbind (ganesha.sh).
+    unshare --mount "$HERE/ganesha.sh" serve "$GDIR" "$GPORT" "$GMNT_PORT" 2>"$VMDIR/ganesha.out" &
+    GPID=$!
+    for _ in $(seq 200); do grep -q serving "$VMDIR/ganesha.out" && break; kill -0 $GPID 2>/dev/null || break; sleep 0.1; done
+    grep -q serving "$VMDIR/ganesha.out" || { cat "$VMDIR/ganesha.out" >&2; exit 1; }
+  fi
   # OPEN_NET=1 (default): QEMU's open user network, the guest reaches host
   # loopback at 10.0.2.2. OPEN_NET=0: restricted, with a per-connection `nc`
   # forward whose latency (~20 ms a call here) then bounds every small-file row.
   if ((${OPEN_NET:-1})); then NFS_HOST=10.0.2.2
-  else NETDEV+=",restrict=on,guestfwd=tcp:10.0.2.100:$PORT-cmd:busybox nc 127.0.0.1 $PORT" NFS_HOST=10.0.2.100; fi
+  else
+    NETDEV+=",restrict=on,guestfwd=tcp:10.0.2.100:$PORT-cmd:busybox nc 127.0.0.1 $PORT" NFS_HOST=10.0.2.100
+    if has ganesha; then for p in $GPORT $GMNT_PORT; do NETDEV+=",guestfwd=tcp:10.0.2.100:$p-cmd:busybox nc 127.0.0.1 $p"; done; fi
+  fi
 fi
 # The run layer: the guest script as /e2e/run.sh (the base image's init
 # runs it), the binaries in /e2e/bin, the settings in /e2e/env.
@@ -64,8 +107,9 @@ install -m755 "$BIN" "$RUNL/e2e/bin/hangar"
 install -m755 "$VMDIR/kguest" "$RUNL/e2e/bin/kguest"
 {
   for v in FILES FSMARK DD_MB ROUNDS VERS; do printf '%s=%q\n' "$v" "${!v}"; done
-  printf 'SERVERS=%q\nPROFILE=%q\n' "${SERVERS:-knfsd hangar}" "${PROFILE:-0}"
+  printf 'SERVERS=%q\nPROFILE=%q\n' "$SERVERS" "${PROFILE:-0}"
   [[ $WHERE == host ]] && printf 'HANGAR_PORT=%s\nNFS_HOST=%s\n' "$PORT" "$NFS_HOST"
+  has ganesha && printf 'GANESHA_PORT=%s\nGANESHA_MNT_PORT=%s\nGANESHA_EXPORT=%q\n' "$GPORT" "$GMNT_PORT" "$GDIR/export"
 } >"$RUNL/e2e/env"
 (cd "$RUNL" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) | gzip -1 >"$VMDIR/run.cpio.gz"
 cat "$CACHE/base.cpio.gz" "$CACHE/knfsd.cpio.gz" "$VMDIR/run.cpio.gz" >"$VMDIR/initrd"
@@ -84,21 +128,26 @@ if [[ -n $SPID ]]; then
   if [[ -n ${STRACE:-} ]]; then kill -INT $(pgrep -P "$SPID") 2>/dev/null || true; else kill -INT "$SPID"; fi
   wait "$SPID" || true; SPID=
 fi
+if [[ -n $GPID ]]; then kill "$GPID"; wait "$GPID" || true; GPID=; fi
 if ((${PROFILE:-0})) && [[ $WHERE == guest ]]; then
   sed -n '/^KB-PROF-BEGIN/,/^KB-PROF-END/p' "$LOG.txt" | sed '1d;$d' | base64 -d >"$VMDIR/hangar.prof" || true
 fi
 ((${PROFILE:-0})) && echo "CPU profile: $VMDIR/hangar.prof (go tool pprof -top $BIN $VMDIR/hangar.prof)"
 grep -E '^KB-(FAIL|LOG)' "$LOG.txt" || true
 if ! grep -q '^KB-DONE' "$LOG.txt" || ! grep -q '^E2E-EXIT=0' "$LOG.txt"; then echo "kernel.sh: guest did not finish (rc=$rc); see $LOG.txt" >&2; tail -20 "$LOG.txt" >&2; exit 1; fi
-echo "kernel client, hangar on the $WHERE: FILES=$FILES FSMARK=$FSMARK (4 KiB) DD_MB=$DD_MB ROUNDS=$ROUNDS; seconds (median), ratio = knfsd/hangar per NFS version (target >= 1.0)"
-# Lines "KB <server>-v<vers> <workload> <seconds>".
-awk -v vers="$VERS" '/^KB /{ k=$3" "$2; t[k]=t[k]" "$4; if (!($3 in seen)) {seen[$3]=1; order[n++]=$3} }
+echo "kernel client, hangar on the $WHERE: FILES=$FILES FSMARK=$FSMARK (4 KiB) DD_MB=$DD_MB ROUNDS=$ROUNDS; seconds (median), ratio = <server>/hangar per NFS version (target >= 1.0)"
+# Lines "KB <server>-v<vers> <workload> <seconds>". Per version: seconds of
+# each server, then each other server's time over Hangar's.
+awk -v vers="$VERS" -v servers="$SERVERS" '/^KB /{ k=$3" "$2; t[k]=t[k]" "$4; if (!($3 in seen)) {seen[$3]=1; order[n++]=$3} }
 function med(s,   a, k, i, j, x) { if (s == "") return -1; k=split(s, a, " "); for (i=2;i<=k;i++){x=a[i]; for(j=i-1;j>=1&&a[j]>x;j--)a[j+1]=a[j]; a[j+1]=x}
   return (k%2) ? a[(k+1)/2] : (a[k/2]+a[k/2+1])/2 }
-function cell(v) { return v < 0 ? sprintf("%9s", "-") : sprintf("%9.2f", v) }
-END { nv=split(vers, V, " "); printf "%-14s", "workload";
-  for (i=1;i<=nv;i++) printf " %9s %9s %7s", "knfsd-v"V[i], "hangar-v"V[i], "ratio"; printf "\n";
+function cell(v) { return v < 0 ? sprintf("%12s", "-") : sprintf("%12.2f", v) }
+END { nv=split(vers, V, " "); ns=split(servers, S, " "); printf "%-14s", "workload";
+  for (i=1;i<=nv;i++) { for (j=1;j<=ns;j++) printf " %12s", S[j]"-v"V[i];
+    for (j=1;j<=ns;j++) if (S[j] != "hangar") printf " %8s", substr(S[j], 1, 1)"/h-v"V[i] }
+  printf "\n";
   for (r=0;r<n;r++) { w=order[r]; printf "%-14s", w;
-    for (i=1;i<=nv;i++) { k=med(t[w" knfsd-v"V[i]]); h=med(t[w" hangar-v"V[i]]);
-      printf " %s %s %7s", cell(k), cell(h), (k>0 && h>0) ? sprintf("%.2f", k/h) : "-" }
+    for (i=1;i<=nv;i++) { h=med(t[w" hangar-v"V[i]]);
+      for (j=1;j<=ns;j++) printf " %s", cell(med(t[w" "S[j]"-v"V[i]]));
+      for (j=1;j<=ns;j++) if (S[j] != "hangar") { x=med(t[w" "S[j]"-v"V[i]]); printf " %8s", (x>0 && h>0) ? sprintf("%.2f", x/h) : "-" } }
     printf "\n" } }' "$LOG.txt"

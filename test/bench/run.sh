@@ -15,26 +15,19 @@ ROOT=$(cd "$HERE/../.." && pwd)
 WORK=${BENCH_DIR:-/tmp/hangar-bench}
 BIN=$WORK/bin
 GAN_NFS_PORT=20491 GAN_MNT_PORT=20492
+export GANESHA_FAILURES=$WORK/failures.txt
+
+# shellcheck source=ganesha.sh
+. "$HERE/ganesha.sh"
 
 # ---- inside ganesha's network+mount namespace (re-executed by unshare)
 if [[ ${1:-} == --ganesha-inner ]]; then
   shift
-  G=$WORK/ganesha
   ip link set lo up
-  mount -t tmpfs tmpfs /run         # private /run for rpcbind's socket and pid files
-  mkdir -p /run/rpcbind && chown _rpc /run/rpcbind 2>/dev/null || true
-  PIDS=()
-  cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
-  trap cleanup EXIT
-  rpcbind -f & PIDS+=($!)           # ganesha refuses to start unless it can register
-  sleep 0.3
-  ganesha.nfsd -F -L "$G/ganesha.log" -f "$G/ganesha.conf" -p /run/ganesha.pid & PIDS=($! "${PIDS[@]}")
-  up=0
-  for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/$GAN_MNT_PORT) 2>/dev/null && { up=1; break; }; sleep 0.1; done
-  if ((!up)); then echo "ganesha did not start: $(tail -c 300 "$G/ganesha.log")" | tee -a "$WORK/failures.txt" >&2; exit 1; fi
-  "$BIN/nfsload" run -name ganesha -addr 127.0.0.1:$GAN_NFS_PORT -mountaddr 127.0.0.1:$GAN_MNT_PORT \
-    -export "$G/export" "$@"
-  exit $?
+  ganesha_serve "$WORK/ganesha" $GAN_NFS_PORT $GAN_MNT_PORT \
+    "$BIN/nfsload" run -name ganesha -addr 127.0.0.1:$GAN_NFS_PORT -mountaddr 127.0.0.1:$GAN_MNT_PORT \
+    -export "$WORK/ganesha/export" "$@" || exit $?
+  exit 0
 fi
 
 QUICK=${QUICK:-0}
@@ -62,9 +55,8 @@ trap cleanup EXIT
 # A quick run uses what is installed; a full run installs what is missing.
 need=()
 has disk && ! command -v fio >/dev/null && need+=(fio)
-if has ganesha && { ! command -v ganesha.nfsd >/dev/null || [[ ! -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ]] || ! command -v rpcbind >/dev/null; }; then
-  need+=(nfs-ganesha nfs-ganesha-vfs rpcbind)
-fi
+# shellcheck disable=SC2207 # package names have no blanks
+has ganesha && need+=($(ganesha_missing))
 if ((${#need[@]})); then
   if ((QUICK)) && [[ ${INSTALL:-0} != 1 ]]; then
     log "not installed: ${need[*]} (QUICK skips the baselines that need them; INSTALL=1 installs)"
@@ -72,12 +64,7 @@ if ((${#need[@]})); then
     [[ " ${need[*]} " == *" nfs-ganesha "* ]] && drop ganesha
   else
     log "installing ${need[*]}"
-    made=0
-    # Services must not start on install: ganesha runs only in our namespace.
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-    ((made)) && rm -f /usr/sbin/policy-rc.d
+    apt_install "${need[@]}"
   fi
 fi
 
@@ -111,35 +98,6 @@ serve() {
 }
 stop() { kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; }
 fresh() { rm -rf "$1"; mkdir -p "$1"; }
-
-ganesha_conf() {
-  local G=$WORK/ganesha
-  fresh "$G/export"; mkdir -p "$G/state"
-  cat >"$G/ganesha.conf" <<CONF
-NFS_CORE_PARAM {
-    # no Bind_addr: in a lo-only namespace ganesha rejects 127.0.0.1 (AI_ADDRCONFIG)
-    NFS_Port = $GAN_NFS_PORT;
-    MNT_Port = $GAN_MNT_PORT;
-    Enable_NLM = false;
-    Enable_RQUOTA = false;
-    Enable_UDP = false;
-    Protocols = 3;
-}
-NFSV4 { Graceless = true; RecoveryRoot = $G/state; }
-EXPORT {
-    Export_Id = 1;
-    Path = $G/export;
-    Pseudo = /export;
-    Access_Type = RW;
-    Squash = No_Root_Squash;
-    Protocols = 3;
-    Transports = TCP;
-    SecType = sys;
-    FSAL { Name = VFS; }
-}
-LOG { Default_Log_Level = EVENT; }
-CONF
-}
 
 # rc records the worst outcome: 3 verification, 1 Hangar error.
 rc=0
@@ -183,7 +141,8 @@ for run in $(seq "$RUNS"); do
       stop
       note_rc go-nfs $st ;;
     ganesha)
-      ganesha_conf
+      fresh "$WORK/ganesha/export"
+      ganesha_conf "$WORK/ganesha" $GAN_NFS_PORT $GAN_MNT_PORT 3
       unshare --net --mount "$0" --ganesha-inner -run "$run" "${LOAD_FLAGS[@]}" || st=$?
       note_rc ganesha $st ;;
     disk)
