@@ -51,25 +51,21 @@ type call struct {
 	start int // w.Len() before the results, for rewriting them on error
 }
 
-// Serve implements rpc.Handler.
-// Inline implements rpc.Inliner: every call is quick but a COMMIT and a
-// WRITE that must be on disk before its reply (their fsync may flush a
-// lot).
+// Inline implements rpc.Inliner: calls that change nothing are quick.
+// Changes are not: they may wait for a frozen volume (a snapshot being
+// taken) or for a directory fsync, and the node's client sends every
+// volume's calls over one connection, so the calls behind them would wait
+// too.
 func (h *Handler) Inline(proc uint32, args []byte) bool {
 	switch proc {
-	case ProcCommit:
-		return false
-	case ProcWrite:
-		// WRITE3args: file handle (opaque<64>), offset, count, stable.
-		if len(args) < 4 {
-			return false
-		}
-		at := 4 + (int(binary.BigEndian.Uint32(args))+3)&^3 + 12
-		return at >= 16 && at+4 <= len(args) && binary.BigEndian.Uint32(args[at:]) == uint32(vfs.Unstable)
+	case ProcNull, ProcGetAttr, ProcLookup, ProcAccess, ProcReadlink, ProcRead,
+		ProcReadDir, ProcReadDirPlus, ProcFSStat, ProcFSInfo, ProcPathConf:
+		return true
 	}
-	return true
+	return false
 }
 
+// Serve implements rpc.Handler.
 func (h *Handler) Serve(ctx context.Context, c *rpc.Call, w *xdr.Writer) rpc.AcceptStat {
 	if c.Proc >= numProcs {
 		return rpc.ProcUnavail

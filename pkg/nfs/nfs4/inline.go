@@ -2,13 +2,14 @@ package nfs4
 
 import (
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
-	"github.com/hangar-csi/hangar/pkg/vfs"
 )
 
 // Inline implements rpc.Inliner: a COMPOUND is quick when every op in it is
-// one of the everyday ones whose arguments are read here and none waits for
-// a flush: no COMMIT, no WRITE but UNSTABLE ones. Anything else (OPEN,
-// session and state management, ...) runs on its own goroutine.
+// one of the everyday ones whose arguments are read here and none changes
+// anything: a change may wait for a frozen volume (a snapshot being taken)
+// or a directory fsync, and the node's client sends every volume's calls
+// over one connection, so the calls behind it would wait too. Anything
+// else (WRITE, OPEN, state management, ...) runs on its own goroutine.
 func (h *Handler) Inline(proc uint32, args []byte) bool {
 	if proc != ProcCompound {
 		return proc == ProcNull
@@ -27,7 +28,7 @@ func (h *Handler) Inline(proc uint32, args []byte) bool {
 			r.Fixed(sessionIDLen + 4*4)
 		case OpPutFH:
 			r.Opaque(MaxFHSize)
-		case OpLookup, OpRemove:
+		case OpLookup:
 			r.Opaque(MaxName)
 		case OpPutRootFH, OpGetFH, OpSaveFH, OpRestoreFH, OpLookupP:
 		case OpAccess:
@@ -36,16 +37,6 @@ func (h *Handler) Inline(proc uint32, args []byte) bool {
 			skipBitmap(&r)
 		case OpRead:
 			r.Fixed(4 + otherLen + 8 + 4) // stateid, offset, count
-		case OpWrite:
-			r.Fixed(4 + otherLen + 8) // stateid, offset
-			if stable := r.Uint32(); stable != uint32(vfs.Unstable) {
-				return false
-			}
-			r.Opaque(MaxWrite)
-		case OpSetAttr:
-			r.Fixed(4 + otherLen)
-			skipBitmap(&r)
-			r.Opaque(maxAttrVals)
 		default:
 			return false
 		}
