@@ -301,7 +301,7 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 				})
 				target := func(pod string) string {
 					uid := c.jsonpath("e2e", "{.metadata.uid}", "pod", pod)
-					return mountOpts(c.onNode("node-b", "grep ' /var/lib/kubelet/pods/"+uid+"/volumes/' /proc/mounts"))
+					return mountOpts(c.onNode("node-b", "grep ' /var/lib/kubelet/pods/"+uid+"/volumes/kubernetes.io~csi/' /proc/mounts"))
 				}
 				nro, nrw := target("c4-ro"), target("c4-rw")
 				if !strings.HasPrefix(nro, "ro,") {

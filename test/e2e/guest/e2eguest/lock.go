@@ -74,7 +74,9 @@ func lockMain(args []string) error {
 				return err
 			}
 		}
-		select {}
+		for { // not select{}: with nothing else to run, Go calls that a deadlock and exits
+			time.Sleep(time.Hour)
+		}
 	case "hold":
 		if len(args) < 4 {
 			return errors.New("usage: lock hold FILE SIGNAL UNTIL")
