@@ -147,17 +147,27 @@ func (m *KernelMounter) MountSensitiveWithoutSystemdWithMountFlags(source, targe
 	return nil
 }
 
-// bindMount makes a bind mount as mount(8) does: the kernel ignores other
-// flags on a new bind mount, so ro, nodev and the like are applied by a
-// second, remounting call. A bind mount that cannot get them is undone
-// rather than left writable.
+// bindMount makes a bind mount with flags such as ro or nodev. The node
+// plugin runs in a container whose publications reach kubelet's mount
+// namespace by propagation, which copies a mount as it is when attached:
+// a bind made read-only by a later remount (as mount(8) does) stays
+// read-write on the host. So the bind is cloned detached, given its flags,
+// and only then attached; kernels before 5.12 (no mount_setattr) get
+// mount(8)'s way.
 func bindMount(source, target string, flags uintptr) error {
-	if err := unix.Mount(source, target, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
-		return fmt.Errorf("bind mount(2) %s on %s: %w", source, target, err)
-	}
 	rest := flags &^ (unix.MS_BIND | unix.MS_REC)
 	if rest == 0 {
+		if err := unix.Mount(source, target, "", flags, ""); err != nil {
+			return fmt.Errorf("bind mount(2) %s on %s: %w", source, target, err)
+		}
 		return nil
+	}
+	err := detachedBind(source, target, flags)
+	if !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	if err := unix.Mount(source, target, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+		return fmt.Errorf("bind mount(2) %s on %s: %w", source, target, err)
 	}
 	// A remount replaces the bind's per-mount flags: keep the nodev,
 	// nosuid, noexec (and atime mode) it inherited from source, or a
@@ -182,6 +192,52 @@ func bindMount(source, target string, flags uintptr) error {
 	if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|rest, ""); err != nil {
 		unix.Unmount(target, unix.MNT_DETACH)
 		return fmt.Errorf("applying options to bind mount %s on %s: %w", source, target, err)
+	}
+	return nil
+}
+
+// mountAttrs maps mount(2)'s per-mount flags to mount_setattr(2)'s; the
+// others (sync, dirsync, lazytime) belong to the file system, which a bind
+// cannot change.
+var mountAttrs = []struct {
+	flag uintptr
+	attr uint64
+}{{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY}, {unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID}, {unix.MS_NODEV, unix.MOUNT_ATTR_NODEV},
+	{unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC}, {unix.MS_NOATIME, unix.MOUNT_ATTR_NOATIME}, {unix.MS_NODIRATIME, unix.MOUNT_ATTR_NODIRATIME},
+	{unix.MS_RELATIME, unix.MOUNT_ATTR_RELATIME}, {unix.MS_STRICTATIME, unix.MOUNT_ATTR_STRICTATIME}}
+
+// detachedBind clones source's mount (with its nodev, nosuid... as a bind
+// does), adds flags to the clone while nothing can see it, then attaches
+// it at target. ENOSYS means the kernel lacks the new mount API.
+func detachedBind(source, target string, flags uintptr) error {
+	treeFlags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if flags&unix.MS_REC != 0 {
+		treeFlags |= unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, source, treeFlags)
+	if err != nil {
+		return fmt.Errorf("open_tree(2) %s: %w", source, err)
+	}
+	// Closing a detached tree that was never attached unmounts it.
+	defer unix.Close(fd)
+	var attr unix.MountAttr
+	for _, m := range mountAttrs {
+		if flags&m.flag != 0 {
+			attr.Attr_set |= m.attr
+		}
+	}
+	if attr.Attr_set&(unix.MOUNT_ATTR_NOATIME|unix.MOUNT_ATTR_RELATIME|unix.MOUNT_ATTR_STRICTATIME) != 0 {
+		attr.Attr_clr = unix.MOUNT_ATTR__ATIME // the atime modes are one field
+	}
+	setFlags := uint(unix.AT_EMPTY_PATH)
+	if flags&unix.MS_REC != 0 {
+		setFlags |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(fd, "", setFlags, &attr); err != nil {
+		return fmt.Errorf("mount_setattr(2) on the bind of %s: %w", source, err)
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount(2) bind of %s to %s: %w", source, target, err)
 	}
 	return nil
 }

@@ -176,3 +176,68 @@ func TestKernelMounterBindKeepsFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelMounterBindPropagatesReadOnly: the node plugin runs in a
+// container and its publications reach kubelet's mount namespace through
+// mount propagation (Bidirectional). Propagation copies a mount as it is
+// when attached; a later remount to read-only is not propagated. So a
+// read-only publication must be read-only before it is attached, or the
+// host (and runc, which binds it into the pod) sees it read-write. Here
+// the peer of a shared mount stands in for the host's copy.
+func TestKernelMounterBindPropagatesReadOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount(2) needs root; run as root to test the kernel mounter")
+	}
+	m := NewKernelMounter()
+	dir := t.TempDir()
+	staging, shared, peer := filepath.Join(dir, "staging"), filepath.Join(dir, "shared"), filepath.Join(dir, "peer")
+	for _, d := range []string{staging, shared, peer} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Mount("hangar-test", staging, "tmpfs", []string{"size=1m", "nodev"}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(staging, unix.MNT_DETACH)
+	if err := m.Mount("hangar-pods", shared, "tmpfs", []string{"size=1m"}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(shared, unix.MNT_DETACH)
+	if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(shared, peer, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(peer, unix.MNT_DETACH)
+	for _, ro := range []bool{true, false} {
+		name, opts := "rw", []string{"bind"}
+		if ro {
+			name, opts = "ro", []string{"bind", "ro"}
+		}
+		target := filepath.Join(shared, name)
+		if err := os.Mkdir(target, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Mount(staging, target, "", opts); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(target, unix.MNT_DETACH)
+		for _, p := range []string{target, filepath.Join(peer, name)} {
+			var st unix.Statfs_t
+			if err := unix.Statfs(p, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Type != unix.TMPFS_MAGIC {
+				t.Fatalf("%s: no mount propagated there (fs type %#x)", p, st.Type)
+			}
+			if got := st.Flags&unix.ST_RDONLY != 0; got != ro {
+				t.Errorf("%s bind at %s: read-only=%v, want %v (flags %#x)", name, p, got, ro, st.Flags)
+			}
+			if st.Flags&unix.ST_NODEV == 0 {
+				t.Errorf("%s bind at %s lacks the staged mount's nodev (flags %#x)", name, p, st.Flags)
+			}
+		}
+	}
+}
