@@ -117,7 +117,7 @@ set +e
 timeout -s KILL 3000 qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m 3072 \
   -display none -monitor none -serial stdio -no-reboot \
   -kernel "$CACHE/vmlinuz" -initrd "$VMDIR/initrd" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init" \
+  -append "console=ttyS0 panic=-1 no_timer_check quiet loglevel=3 rdinit=/init" \
   -netdev "$NETDEV" -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
   </dev/null >"$LOG" 2>&1
 rc=$?

@@ -420,7 +420,7 @@ func startVM(t *testing.T, a artifacts, dir string, cfg vmConfig) *vm {
 		"-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", strconv.Itoa(cfg.MemMB),
 		"-nodefaults", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", a.kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init",
+		"-append", "console=ttyS0 panic=-1 no_timer_check quiet loglevel=3 rdinit=/init",
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci",
 	}
 	v := &vm{name: cfg.Name, logPath: filepath.Join(dir, cfg.Name+".console.log"), done: make(chan struct{}), exit: -1}

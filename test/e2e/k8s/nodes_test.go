@@ -209,7 +209,7 @@ current-context: t
 			"-serial", "file:" + filepath.Join(n.dir, "containerd.log"),
 			"-serial", "file:" + filepath.Join(n.dir, "kubelet.log"),
 			"-kernel", p.Kernel, "-initrd", initrd,
-			"-append", "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init",
+			"-append", "console=ttyS0 panic=-1 no_timer_check quiet loglevel=3 rdinit=/init",
 			"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=n0,mac=52:54:00:50:00:%02x", i+1)}
 		n.proc = c.start("vm-"+n.name, "qemu-system-x86_64", append(args, disk...)...)
