@@ -3,7 +3,7 @@
 package kubelettest
 
 import (
-	"os"
+	"net"
 	"testing"
 	"time"
 
@@ -12,16 +12,19 @@ import (
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
 
-// WaitSocket waits a bounded time for a unix socket at path.
+// WaitSocket waits a bounded time for a server on the unix socket path.
+// It connects rather than looks, since a stale socket may be there before
+// the server replaces it.
 func WaitSocket(t testing.TB, path string) {
 	t.Helper()
 	for range 500 {
-		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("no socket at %s", path)
+	t.Fatalf("nothing serves %s", path)
 }
 
 // Dial connects to a registration socket, once there is one, as the
