@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 
 	"github.com/hangar-csi/hangar/pkg/kubeletplugin"
+	"github.com/hangar-csi/hangar/pkg/kubeletplugin/kubelettest"
 )
 
 func dial(t *testing.T, target string) *grpc.ClientConn {
@@ -42,10 +42,9 @@ func TestNodeRegistersWithKubelet(t *testing.T) {
 	startCommand(t, "node", "--csi-endpoint", "unix://"+sock, "--node-id", "n1", "--node-address", "10.0.2.15", "--mounter", "record",
 		"--registration-dir", regDir, "--health-listen", haddr)
 	regSock := filepath.Join(regDir, "nfs.hangar.dev-reg.sock")
-	waitFor(t, "registration socket", func() bool { _, err := os.Stat(regSock); return err == nil })
 
 	ctx := context.Background()
-	k := registerapi.NewRegistrationClient(dial(t, "unix://"+regSock))
+	k := kubelettest.Dial(t, regSock)
 	info, err := k.GetInfo(ctx, &registerapi.InfoRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -98,8 +97,7 @@ func TestNodeExitsWhenKubeletRefuses(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- act(ctx, logr.Discard(), nil) }()
 	regSock := filepath.Join(regDir, "nfs.hangar.dev-reg.sock")
-	waitFor(t, "registration socket", func() bool { _, err := os.Stat(regSock); return err == nil })
-	k := registerapi.NewRegistrationClient(dial(t, "unix://"+regSock))
+	k := kubelettest.Dial(t, regSock)
 	info, err := k.GetInfo(ctx, &registerapi.InfoRequest{})
 	if err != nil || info.Endpoint != "/var/lib/kubelet/plugins/nfs.hangar.dev/csi.sock" {
 		t.Fatalf("GetInfo = %v, %v", info, err)

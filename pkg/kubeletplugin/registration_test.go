@@ -15,33 +15,11 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 
 	"github.com/hangar-csi/hangar/pkg/driver"
+	"github.com/hangar-csi/hangar/pkg/kubeletplugin/kubelettest"
 )
-
-// kubelet dials the registration socket as the kubelet's plugin watcher does.
-func kubelet(t *testing.T, socket string) registerapi.RegistrationClient {
-	t.Helper()
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return registerapi.NewRegistrationClient(conn)
-}
-
-func waitSocket(t *testing.T, socket string) {
-	t.Helper()
-	for range 500 {
-		if fi, err := os.Lstat(socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no socket at %s", socket)
-}
 
 // startRegistrar serves a Registrar in dir; wait returns Serve's result.
 func startRegistrar(t *testing.T, dir string) (socket string, cancel context.CancelFunc, wait func() error) {
@@ -62,7 +40,7 @@ func startRegistrar(t *testing.T, dir string) (socket string, cancel context.Can
 		}
 	}
 	t.Cleanup(func() { cancel(); <-done })
-	waitSocket(t, socket)
+	kubelettest.WaitSocket(t, socket)
 	return socket, cancel, wait
 }
 
@@ -80,7 +58,7 @@ func TestRegistration(t *testing.T) {
 	if filepath.Base(socket) != "nfs.hangar.dev-reg.sock" {
 		t.Errorf("socket name %s", socket)
 	}
-	k := kubelet(t, socket)
+	k := kubelettest.Dial(t, socket)
 	ctx := context.Background()
 	info, err := k.GetInfo(ctx, &registerapi.InfoRequest{})
 	if err != nil {
@@ -109,7 +87,7 @@ func TestRegistration(t *testing.T) {
 
 func TestRegistrationFailureEndsServe(t *testing.T) {
 	socket, _, wait := startRegistrar(t, t.TempDir())
-	k := kubelet(t, socket)
+	k := kubelettest.Dial(t, socket)
 	if _, err := k.NotifyRegistrationStatus(context.Background(), &registerapi.RegistrationStatus{PluginRegistered: false, Error: "no NodeGetInfo"}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +105,7 @@ func TestRegistrationSocketRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Any socket there now is a new one (its inode number may be reused).
-	waitSocket(t, socket)
-	if _, err := kubelet(t, socket).GetInfo(context.Background(), &registerapi.InfoRequest{}); err != nil {
+	if _, err := kubelettest.Dial(t, socket).GetInfo(context.Background(), &registerapi.InfoRequest{}); err != nil {
 		t.Fatalf("GetInfo on the re-created socket: %v", err)
 	}
 }

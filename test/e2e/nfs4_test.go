@@ -78,23 +78,7 @@ func TestNFSv41Server(t *testing.T) {
 func TestNFSv41Locks(t *testing.T) {
 	requireMode(t, true)
 	timeCase(t)
-	a := env(t)
-	dir := logDir(t, a)
-	s := startHostServer(t, a, dir, "-v", "2")
-	ctl := startControl(t)
-	v := s.createVolume(t, "v4-lock")
-	var guests []*vm
-	for _, role := range []string{"a", "b"} {
-		guests = append(guests, startVM(t, a, dir, vmConfig{
-			Name:   "lock-" + role,
-			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-lock.sh"),
-			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
-				"EXPORT": v.GetVolumeContext()["export"]},
-			Ports:   []int{s.nfsPort},
-			Ctl:     ctl,
-			Timeout: 5 * time.Minute,
-		}))
-	}
+	s, _, guests := twoGuests(t, "lock", 5*time.Minute, "-v", "2")
 	for _, g := range guests {
 		g.mustPass(t, s.p)
 	}
@@ -106,23 +90,7 @@ func TestNFSv41Locks(t *testing.T) {
 func TestNFSv41LockHolderDies(t *testing.T) {
 	requireMode(t, false)
 	timeCase(t)
-	a := env(t)
-	dir := logDir(t, a)
-	s := startHostServer(t, a, dir, "-v", "2")
-	ctl := startControl(t)
-	v := s.createVolume(t, "v4-lockdeath")
-	var guests []*vm
-	for _, role := range []string{"a", "b"} {
-		guests = append(guests, startVM(t, a, dir, vmConfig{
-			Name:   "lockdeath-" + role,
-			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-lockdeath.sh"),
-			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
-				"EXPORT": v.GetVolumeContext()["export"]},
-			Ports:   []int{s.nfsPort},
-			Ctl:     ctl,
-			Timeout: 6 * time.Minute,
-		}))
-	}
+	s, _, guests := twoGuests(t, "lockdeath", 6*time.Minute, "-v", "2")
 	for _, g := range guests {
 		g.mustPass(t, s.p)
 	}
@@ -138,23 +106,7 @@ func TestNFSv41LockHolderDies(t *testing.T) {
 func TestNFSv41ServerRestartLocks(t *testing.T) {
 	requireMode(t, false)
 	timeCase(t)
-	a := env(t)
-	dir := logDir(t, a)
-	s := startHostServer(t, a, dir, "-v", "1")
-	ctl := startControl(t)
-	v := s.createVolume(t, "v4-restart")
-	var guests []*vm
-	for _, role := range []string{"a", "b"} {
-		guests = append(guests, startVM(t, a, dir, vmConfig{
-			Name:   "restart-" + role,
-			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-restart.sh"),
-			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
-				"EXPORT": v.GetVolumeContext()["export"]},
-			Ports:   []int{s.nfsPort},
-			Ctl:     ctl,
-			Timeout: 8 * time.Minute,
-		}))
-	}
+	s, ctl, guests := twoGuests(t, "restart", 8*time.Minute, "-v", "1")
 	for _, ev := range []string{"a-tried", "b-tried"} {
 		if _, err := ctl.wait(t.Context(), ev, 5*time.Minute); err != nil {
 			for _, g := range guests {
@@ -190,7 +142,7 @@ func TestNFSv41ServerRestartLocks(t *testing.T) {
 			t.Errorf("%s on the host's disk: sha256 %s, guest read %s", name, got, want)
 		}
 	}
-	log, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("hangar-server.%d.log", s.starts)))
+	log, err := os.ReadFile(filepath.Join(s.logDir, fmt.Sprintf("hangar-server.%d.log", s.starts)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,24 +180,33 @@ func TestNFSv42Sparse(t *testing.T) {
 func TestNFSv41Unlinked(t *testing.T) {
 	requireMode(t, false)
 	timeCase(t)
+	s, _, guests := twoGuests(t, "unlinked", 5*time.Minute, "-v", "2")
+	for _, g := range guests {
+		g.mustPass(t, s.p)
+	}
+}
+
+// twoGuests starts a host server (with the flags extra), a control channel
+// and guests a and b, which mount one new volume v4-<name> and run
+// test/e2e/guest/nfs4-<name>.sh.
+func twoGuests(t *testing.T, name string, timeout time.Duration, extra ...string) (*hostServer, *control, []*vm) {
+	t.Helper()
 	a := env(t)
 	dir := logDir(t, a)
-	s := startHostServer(t, a, dir, "-v", "2")
+	s := startHostServer(t, a, dir, extra...)
 	ctl := startControl(t)
-	v := s.createVolume(t, "v4-unlinked")
+	v := s.createVolume(t, "v4-"+name)
 	var guests []*vm
 	for _, role := range []string{"a", "b"} {
 		guests = append(guests, startVM(t, a, dir, vmConfig{
-			Name:   "unlinked-" + role,
-			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-unlinked.sh"),
+			Name:   name + "-" + role,
+			Script: filepath.Join(a.repo, "test/e2e/guest/nfs4-"+name+".sh"),
 			Env: map[string]string{"ROLE": role, "NFS_ADDR": v.GetVolumeContext()["nfsAddress"],
 				"EXPORT": v.GetVolumeContext()["export"]},
 			Ports:   []int{s.nfsPort},
 			Ctl:     ctl,
-			Timeout: 5 * time.Minute,
+			Timeout: timeout,
 		}))
 	}
-	for _, g := range guests {
-		g.mustPass(t, s.p)
-	}
+	return s, ctl, guests
 }

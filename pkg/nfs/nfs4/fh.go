@@ -423,7 +423,7 @@ func (h *Handler) doSetattr(x *compound, sid stateid, s *setAttrs) uint32 {
 	}
 	if s.sa.Size != nil {
 		// A size change is a write: it needs a stateid that may write.
-		if st := h.checkStateid(x, sid, ShareAccessWrite); st != OK {
+		if _, st := h.checkStateid(x, sid, ShareAccessWrite); st != OK {
 			return st
 		}
 	}

@@ -26,15 +26,16 @@ func (x *compound) curVol(pseudoStatus uint32) (vfs.Handle, uint32) {
 	return vol(cur), OK
 }
 
-// checkStateid validates sid for I/O of kind want on the current file.
-func (h *Handler) checkStateid(x *compound, sid stateid, want uint32) uint32 {
+// checkStateid validates sid for I/O of kind want on the current file and
+// returns that file.
+func (h *Handler) checkStateid(x *compound, sid stateid, want uint32) (vfs.Handle, uint32) {
 	vh, st := x.curVol(ErrIsDir)
 	if st != OK {
-		return st
+		return nil, st
 	}
 	if sid == currentStateid {
 		if !x.hasCurSID {
-			return ErrBadStateID
+			return nil, ErrBadStateID
 		}
 		sid = x.curSID
 	}
@@ -42,7 +43,7 @@ func (h *Handler) checkStateid(x *compound, sid stateid, want uint32) uint32 {
 	if st == ErrLocked && h.reapExpired() {
 		st = h.states.Check(x.clientID(), sid, vh, want)
 	}
-	return st
+	return vh, st
 }
 
 // resolve replaces the current-stateid special value by the current
@@ -421,11 +422,8 @@ func (h *Handler) read(x *compound) uint32 {
 	if x.bad() {
 		return fail(x.w, ErrBadXDR)
 	}
-	vh, st := x.curVol(ErrIsDir)
+	vh, st := h.checkStateid(x, sid, ShareAccessRead)
 	if st != OK {
-		return fail(x.w, st)
-	}
-	if st := h.checkStateid(x, sid, ShareAccessRead); st != OK {
 		return fail(x.w, st)
 	}
 	n := min(int(count), x.maxData(MaxRead))
@@ -512,11 +510,8 @@ func (h *Handler) write(x *compound) uint32 {
 	if x.bad() || stable > vfs.FileSync {
 		return fail(x.w, ErrBadXDR)
 	}
-	vh, st := x.curVol(ErrIsDir)
+	vh, st := h.checkStateid(x, sid, ShareAccessWrite)
 	if st != OK {
-		return fail(x.w, st)
-	}
-	if st := h.checkStateid(x, sid, ShareAccessWrite); st != OK {
 		return fail(x.w, st)
 	}
 	n, committed, wcc, err := h.fs.Write(x.ctx, x.cred, vh, off, data, stable)

@@ -39,15 +39,12 @@ func (h *Handler) fallocate(x *compound, do func(vfs.Sparse, context.Context, vf
 	if x.bad() {
 		return fail(x.w, ErrBadXDR)
 	}
-	vh, st := x.curVol(ErrIsDir)
-	if st != OK {
-		return fail(x.w, st)
-	}
 	sp, ok := h.fs.(vfs.Sparse)
 	if !ok {
 		return fail(x.w, ErrNotSupp)
 	}
-	if st := h.checkStateid(x, sid, ShareAccessWrite); st != OK {
+	vh, st := h.checkStateid(x, sid, ShareAccessWrite)
+	if st != OK {
 		return fail(x.w, st)
 	}
 	if _, err := do(sp, x.ctx, x.cred, vh, off, length); err != nil {
@@ -63,10 +60,6 @@ func (h *Handler) seek(x *compound) uint32 {
 	if x.bad() {
 		return fail(x.w, ErrBadXDR)
 	}
-	vh, st := x.curVol(ErrIsDir)
-	if st != OK {
-		return fail(x.w, st)
-	}
 	sp, ok := h.fs.(vfs.Sparse)
 	if !ok {
 		return fail(x.w, ErrNotSupp)
@@ -74,7 +67,8 @@ func (h *Handler) seek(x *compound) uint32 {
 	if what != contentData && what != contentHole {
 		return fail(x.w, ErrUnionNotSupp)
 	}
-	if st := h.checkStateid(x, sid, ShareAccessRead); st != OK {
+	vh, st := h.checkStateid(x, sid, ShareAccessRead)
+	if st != OK {
 		return fail(x.w, st)
 	}
 	pos, a, err := sp.Seek(x.ctx, x.cred, vh, off, what == contentHole)
