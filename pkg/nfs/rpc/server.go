@@ -143,13 +143,18 @@ type version struct {
 	inline Inliner // h's, or nil
 }
 
-// Inliner is implemented by a Handler some of whose calls may run on the
-// connection's reader goroutine: Inline reports whether the call of proc
-// with args is quick (it never waits for a disk flush or for another call).
-// A call that finds its connection otherwise idle then runs at once, which
-// saves a goroutine, a stack and a scheduler hand-off per call for a client
-// that waits for each reply; a call arriving meanwhile is read when it
-// returns.
+// Inliner is implemented by a Handler whose calls may be known to be quick:
+// Inline reports whether the call of proc with args is (it never waits for
+// a disk flush or for another call).
+//
+// A call that finds its connection otherwise idle (no other call in flight,
+// no bytes after it) runs on the connection's reader goroutine, which saves
+// a goroutine, a stack, a scheduler hand-off and a read that finds nothing
+// per call for a client that waits for each reply. A quick call just runs;
+// a call arriving meanwhile is read when it returns. Any other call runs
+// watched: if it has not returned within inlineGrace, another goroutine
+// takes over reading the connection, so a call that waits (a frozen
+// volume, an fsync, a lock) holds up the calls behind it for no longer.
 type Inliner interface {
 	Inline(proc uint32, args []byte) bool
 }
@@ -361,9 +366,16 @@ type conn struct {
 	ctx    context.Context // cancelled when the connection or server closes
 	cancel context.CancelFunc
 
-	rr       recordReader
-	br       *bufio.Reader // rr's buffer
-	cc       credCache     // reader goroutine only
+	rr recordReader
+	br *bufio.Reader // rr's buffer
+	cc credCache     // reader goroutine only
+
+	// While the reader goroutine runs a call itself (see runWatched),
+	// watched is that run's number, else 0: whoever swaps it to 0 first,
+	// the reader when the call returns or the watchdog, reads next.
+	watched  atomic.Uint64
+	runs     uint64        // reader goroutine only: the last run's number
+	watchdog *time.Timer   // fires takeOver
 	slots    chan struct{} // MaxInFlightPerConn
 	busy     atomic.Int32  // calls dispatched whose replies are not yet written
 	handlers sync.WaitGroup
@@ -428,10 +440,23 @@ func (c *conn) abort() {
 }
 
 func (c *conn) serve() {
-	defer c.s.wg.Done()
 	c.log.V(1).Info("connection opened")
 	go c.writeLoop()
+	c.read()
+}
+
+// read reads and dispatches calls until the connection ends, then closes
+// it once its calls are done; unless it hands reading over to another
+// goroutine, which does all that instead.
+func (c *conn) read() {
 	err := c.readLoop()
+	if err == errHandedOver {
+		return
+	}
+	defer c.s.wg.Done()
+	if c.watchdog != nil {
+		c.watchdog.Stop()
+	}
 	switch {
 	case err == io.EOF:
 		// Orderly end: let calls in flight finish and their replies go out.
@@ -567,22 +592,64 @@ func (c *conn) readLoop() error {
 		c.busy.Add(1)
 		if v := c.prepare(t); v != nil {
 			c.handlers.Add(1)
-			if c.busy.Load() == 1 && c.br.Buffered() == 0 && v.inline != nil && v.inline.Inline(t.call.Proc, t.call.Args) {
-				// The only call in flight and none behind it.
-				c.execute(t, v.h)
-			} else {
+			switch {
+			case c.busy.Load() != 1 || c.br.Buffered() != 0:
 				go c.execute(t, v.h)
+			case v.inline != nil && v.inline.Inline(t.call.Proc, t.call.Args):
+				// The only call in flight, none behind it, and quick.
+				c.execute(t, v.h)
+			default:
+				if !c.runWatched(t, v.h) {
+					return errHandedOver
+				}
 			}
 		}
+	}
+}
+
+// inlineGrace is how long a call run on the reader goroutine may hold up
+// the reading of the calls after it.
+const inlineGrace = time.Millisecond
+
+var errHandedOver = errors.New("rpc: reading handed over")
+
+// runWatched runs t on the reader goroutine, with the watchdog armed to
+// take over reading if t takes longer than inlineGrace. It reports whether
+// the caller is still the reader.
+func (c *conn) runWatched(t *task, h Handler) bool {
+	c.runs++
+	run := c.runs
+	c.watched.Store(run)
+	if c.watchdog == nil {
+		c.watchdog = time.AfterFunc(inlineGrace, c.takeOver)
+	} else {
+		c.watchdog.Reset(inlineGrace)
+	}
+	c.execute(t, h)
+	if c.watched.CompareAndSwap(run, 0) {
+		c.watchdog.Stop()
+		return true
+	}
+	return false
+}
+
+// takeOver is the watchdog: the call the reader goroutine runs is slow, so
+// this goroutine becomes the reader. (A late firing, meant for an earlier
+// call, may hand over during a later one: that costs a goroutine, no more.)
+func (c *conn) takeOver() {
+	if run := c.watched.Load(); run != 0 && c.watched.CompareAndSwap(run, 0) {
+		c.log.V(2).Info("a call run by the reader is slow; another goroutine reads")
+		c.read()
 	}
 }
 
 // waitBacklog waits until the connection's unwritten replies are below
 // MaxReplyBacklog.
 func (c *conn) waitBacklog() error {
-	for {
-		w := c.drained.wait()
-		if c.unsent.Load() < int64(c.s.o.MaxReplyBacklog) {
+	limit := int64(c.s.o.MaxReplyBacklog)
+	for c.unsent.Load() >= limit {
+		w := c.drained.wait() // then check again: a broadcast may have come between
+		if c.unsent.Load() < limit {
 			return nil
 		}
 		select {
@@ -591,6 +658,7 @@ func (c *conn) waitBacklog() error {
 			return c.ctx.Err()
 		}
 	}
+	return nil
 }
 
 // ReserveReply is for a handler about to write a reply of up to n bytes (a
