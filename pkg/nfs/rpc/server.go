@@ -400,6 +400,7 @@ type conn struct {
 	wmu sync.Mutex
 	// The writev being built and the file data buffers it holds.
 	out    net.Buffers
+	iov    net.Buffers // what of out is still to write (a field: WriteTo would move a local to the heap)
 	held   [][]byte
 	outLen int
 	wdead  bool      // a write failed: replies are dropped
@@ -1000,9 +1001,9 @@ func (c *conn) writeBatch(batch []*task) error {
 // WriteTimeout: a client that does not read its replies is closed then,
 // one that reads slowly is not.
 func (c *conn) flush() error {
-	iov := c.out
+	c.iov = c.out
 	wt := c.s.o.WriteTimeout
-	for len(iov) > 0 {
+	for len(c.iov) > 0 {
 		if now := time.Now(); now.Sub(c.wSet) > wt/16 {
 			// As the read deadline: pushed at most every WriteTimeout/16
 			// (a timer update per reply otherwise), so a client gets
@@ -1010,7 +1011,7 @@ func (c *conn) flush() error {
 			c.nc.SetWriteDeadline(now.Add(wt))
 			c.wSet = now
 		}
-		n, err := iov.WriteTo(c.nc)
+		n, err := c.iov.WriteTo(c.nc)
 		if err != nil {
 			if n > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 				c.wSet = time.Time{} // it took bytes: a new full timeout
