@@ -676,8 +676,8 @@ func (c *Call) ReserveReply(ctx context.Context, n int) error {
 	}
 	limit := int64(cn.s.o.MaxReplyBacklog)
 	n = bufCap(n + replyHdrLen) // what the reply's buffer will hold
+	var w <-chan struct{} // got only when there is no room: a channel a call otherwise
 	for {
-		w := cn.drained.wait()
 		cur := cn.unsent.Load()
 		if cur == 0 || cur+int64(n) <= limit {
 			if !cn.unsent.CompareAndSwap(cur, cur+int64(n)) {
@@ -692,12 +692,17 @@ func (c *Call) ReserveReply(ctx context.Context, n int) error {
 			}
 			return nil
 		}
+		if w == nil {
+			w = cn.drained.wait() // then check again: a broadcast may have come between
+			continue
+		}
 		if !c.slotless {
 			<-cn.s.global
 			c.slotless = true
 		}
 		select {
 		case <-w:
+			w = nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
