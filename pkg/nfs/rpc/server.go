@@ -676,7 +676,7 @@ func (c *Call) ReserveReply(ctx context.Context, n int) error {
 	}
 	limit := int64(cn.s.o.MaxReplyBacklog)
 	n = bufCap(n + replyHdrLen) // what the reply's buffer will hold
-	var w <-chan struct{} // got only when there is no room: a channel a call otherwise
+	var w <-chan struct{}       // got only when there is no room: a channel a call otherwise
 	for {
 		cur := cn.unsent.Load()
 		if cur == 0 || cur+int64(n) <= limit {
