@@ -429,6 +429,9 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		base = s.o.ConnContext(base, nc)
 	}
 	c.ctx, c.cancel = context.WithCancel(base)
+	// Made here, before any reader can fire it, so every reader sees it.
+	c.watchdog = time.AfterFunc(time.Hour, c.takeOver)
+	c.watchdog.Stop()
 	c.br = bufio.NewReaderSize(idleReader{c}, 64<<10)
 	c.rr = recordReader{r: c.br, max: s.o.MaxRecordSize, acct: c}
 	return c
@@ -455,9 +458,7 @@ func (c *conn) read() {
 		return
 	}
 	defer c.s.wg.Done()
-	if c.watchdog != nil {
-		c.watchdog.Stop()
-	}
+	c.watchdog.Stop()
 	switch {
 	case err == io.EOF:
 		// Orderly end: let calls in flight finish and their replies go out.
@@ -621,11 +622,7 @@ func (c *conn) runWatched(t *task, h Handler) bool {
 	c.runs++
 	run := c.runs
 	c.watched.Store(run)
-	if c.watchdog == nil {
-		c.watchdog = time.AfterFunc(inlineGrace, c.takeOver)
-	} else {
-		c.watchdog.Reset(inlineGrace)
-	}
+	c.watchdog.Reset(inlineGrace)
 	c.execute(t, h)
 	if c.watched.CompareAndSwap(run, 0) {
 		c.watchdog.Stop()
