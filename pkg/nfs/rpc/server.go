@@ -361,7 +361,7 @@ type conn struct {
 	ip     netip.Addr     // for the per-address limit; zero if not IP
 	log    logr.Logger
 
-	lastActive atomic.Int64 // UnixNano of the last call read, or of the connection
+	lastActive atomic.Int64 // UnixNano of the last call's first byte, or of the connection
 
 	ctx    context.Context // cancelled when the connection or server closes
 	cancel context.CancelFunc
@@ -518,7 +518,9 @@ func (r idleReader) Read(p []byte) (int, error) {
 // begin implements recordAccount: a record has started; it must be whole
 // within RecordTimeout.
 func (c *conn) begin() {
-	c.recDue, c.recArmed = time.Now().Add(c.s.o.RecordTimeout), false
+	now := time.Now()
+	c.recDue, c.recArmed = now.Add(c.s.o.RecordTimeout), false
+	c.lastActive.Store(now.UnixNano())
 }
 
 // grow implements recordAccount: the record's buffer grows by n bytes,
@@ -579,7 +581,6 @@ func (c *conn) readLoop() error {
 		charged := c.charged
 		c.charged = 0
 		if err == nil {
-			c.lastActive.Store(time.Now().UnixNano())
 			if err = acquire(c.ctx, s.global); err != nil {
 				putBuf(rec)
 			}
