@@ -352,7 +352,9 @@ func (s *Server) Close() error {
 }
 
 // conn is one client connection: a reader goroutine parses records and
-// starts a goroutine per call; a writer goroutine sends replies in batches.
+// starts a goroutine per call, or runs it itself when it is alone (see
+// Inliner); a writer goroutine sends replies in batches, or the goroutine
+// that finished the only call in flight writes its reply itself.
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -674,7 +676,7 @@ func (c *Call) ReserveReply(ctx context.Context, n int) error {
 	}
 	limit := int64(cn.s.o.MaxReplyBacklog)
 	n = bufCap(n + replyHdrLen) // what the reply's buffer will hold
-	var w <-chan struct{}       // got only when there is no room: a channel a call otherwise
+	var w <-chan struct{}       // taken only when there is no room: it costs an allocation
 	for {
 		cur := cn.unsent.Load()
 		if cur == 0 || cur+int64(n) <= limit {
