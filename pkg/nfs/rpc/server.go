@@ -603,6 +603,11 @@ func (c *conn) readLoop() error {
 			case v.inline != nil && v.inline.Inline(t.call.Proc, t.call.Args):
 				// The only call in flight, none behind it, and quick.
 				c.execute(t, v.h)
+			case len(t.rec) > inlineMaxRecord:
+				// A big record was read past the buffer, so the bytes after
+				// it are not known, and a client sending big calls (a
+				// stream of WRITEs) usually has more on the way.
+				go c.execute(t, v.h)
 			default:
 				if !c.runWatched(t, v.h) {
 					return errHandedOver
@@ -615,6 +620,10 @@ func (c *conn) readLoop() error {
 // inlineGrace is how long a call run on the reader goroutine may hold up
 // the reading of the calls after it.
 const inlineGrace = time.Millisecond
+
+// inlineMaxRecord bounds the records of calls that are not quick run on
+// the reader goroutine: smaller ones come through its buffer, whole.
+const inlineMaxRecord = 32 << 10
 
 var errHandedOver = errors.New("rpc: reading handed over")
 
