@@ -143,13 +143,18 @@ type version struct {
 	inline Inliner // h's, or nil
 }
 
-// Inliner is implemented by a Handler some of whose calls may run on the
-// connection's reader goroutine: Inline reports whether the call of proc
-// with args is quick (it never waits for a disk flush or for another call).
-// A call that finds its connection otherwise idle then runs at once, which
-// saves a goroutine, a stack and a scheduler hand-off per call for a client
-// that waits for each reply; a call arriving meanwhile is read when it
-// returns.
+// Inliner is implemented by a Handler whose calls may be known to be quick:
+// Inline reports whether the call of proc with args is (it never waits for
+// a disk flush or for another call).
+//
+// A call that finds its connection otherwise idle (no other call in flight,
+// no bytes after it) runs on the connection's reader goroutine, which saves
+// a goroutine, a stack, a scheduler hand-off and a read that finds nothing
+// per call for a client that waits for each reply. A quick call just runs;
+// a call arriving meanwhile is read when it returns. Any other call runs
+// watched: if it has not returned within inlineGrace, another goroutine
+// takes over reading the connection, so a call that waits (a frozen
+// volume, an fsync, a lock) holds up the calls behind it for no longer.
 type Inliner interface {
 	Inline(proc uint32, args []byte) bool
 }
@@ -347,7 +352,9 @@ func (s *Server) Close() error {
 }
 
 // conn is one client connection: a reader goroutine parses records and
-// starts a goroutine per call; a writer goroutine sends replies in batches.
+// starts a goroutine per call, or runs it itself when it is alone (see
+// Inliner); a writer goroutine sends replies in batches, or the goroutine
+// that finished the only call in flight writes its reply itself.
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -356,14 +363,21 @@ type conn struct {
 	ip     netip.Addr     // for the per-address limit; zero if not IP
 	log    logr.Logger
 
-	lastActive atomic.Int64 // UnixNano of the last call read, or of the connection
+	lastActive atomic.Int64 // UnixNano of the last call's first byte, or of the connection
 
 	ctx    context.Context // cancelled when the connection or server closes
 	cancel context.CancelFunc
 
-	rr       recordReader
-	br       *bufio.Reader // rr's buffer
-	cc       credCache     // reader goroutine only
+	rr recordReader
+	br *bufio.Reader // rr's buffer
+	cc credCache     // reader goroutine only
+
+	// While the reader goroutine runs a call itself (see runWatched),
+	// watched is that run's number, else 0: whoever swaps it to 0 first,
+	// the reader when the call returns or the watchdog, reads next.
+	watched  atomic.Uint64
+	runs     uint64        // reader goroutine only: the last run's number
+	watchdog *time.Timer   // fires takeOver
 	slots    chan struct{} // MaxInFlightPerConn
 	busy     atomic.Int32  // calls dispatched whose replies are not yet written
 	handlers sync.WaitGroup
@@ -388,6 +402,7 @@ type conn struct {
 	wmu sync.Mutex
 	// The writev being built and the file data buffers it holds.
 	out    net.Buffers
+	iov    net.Buffers // what of out is still to write (a field: WriteTo would move a local to the heap)
 	held   [][]byte
 	outLen int
 	wdead  bool      // a write failed: replies are dropped
@@ -416,6 +431,9 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		base = s.o.ConnContext(base, nc)
 	}
 	c.ctx, c.cancel = context.WithCancel(base)
+	// Made here, before any reader can fire it, so every reader sees it.
+	c.watchdog = time.AfterFunc(time.Hour, c.takeOver)
+	c.watchdog.Stop()
 	c.br = bufio.NewReaderSize(idleReader{c}, 64<<10)
 	c.rr = recordReader{r: c.br, max: s.o.MaxRecordSize, acct: c}
 	return c
@@ -428,10 +446,21 @@ func (c *conn) abort() {
 }
 
 func (c *conn) serve() {
-	defer c.s.wg.Done()
 	c.log.V(1).Info("connection opened")
 	go c.writeLoop()
+	c.read()
+}
+
+// read reads and dispatches calls until the connection ends, then closes
+// it once its calls are done; unless it hands reading over to another
+// goroutine, which does all that instead.
+func (c *conn) read() {
 	err := c.readLoop()
+	if err == errHandedOver {
+		return
+	}
+	defer c.s.wg.Done()
+	c.watchdog.Stop()
 	switch {
 	case err == io.EOF:
 		// Orderly end: let calls in flight finish and their replies go out.
@@ -491,7 +520,9 @@ func (r idleReader) Read(p []byte) (int, error) {
 // begin implements recordAccount: a record has started; it must be whole
 // within RecordTimeout.
 func (c *conn) begin() {
-	c.recDue, c.recArmed = time.Now().Add(c.s.o.RecordTimeout), false
+	now := time.Now()
+	c.recDue, c.recArmed = now.Add(c.s.o.RecordTimeout), false
+	c.lastActive.Store(now.UnixNano())
 }
 
 // grow implements recordAccount: the record's buffer grows by n bytes,
@@ -552,7 +583,6 @@ func (c *conn) readLoop() error {
 		charged := c.charged
 		c.charged = 0
 		if err == nil {
-			c.lastActive.Store(time.Now().UnixNano())
 			if err = acquire(c.ctx, s.global); err != nil {
 				putBuf(rec)
 			}
@@ -567,22 +597,69 @@ func (c *conn) readLoop() error {
 		c.busy.Add(1)
 		if v := c.prepare(t); v != nil {
 			c.handlers.Add(1)
-			if c.busy.Load() == 1 && c.br.Buffered() == 0 && v.inline != nil && v.inline.Inline(t.call.Proc, t.call.Args) {
-				// The only call in flight and none behind it.
-				c.execute(t, v.h)
-			} else {
+			switch {
+			case c.busy.Load() != 1 || c.br.Buffered() != 0:
 				go c.execute(t, v.h)
+			case v.inline != nil && v.inline.Inline(t.call.Proc, t.call.Args):
+				// The only call in flight, none behind it, and quick.
+				c.execute(t, v.h)
+			case len(t.rec) > inlineMaxRecord:
+				// A big record was read past the buffer, so the bytes after
+				// it are not known, and a client sending big calls (a
+				// stream of WRITEs) usually has more on the way.
+				go c.execute(t, v.h)
+			default:
+				if !c.runWatched(t, v.h) {
+					return errHandedOver
+				}
 			}
 		}
+	}
+}
+
+// inlineGrace is how long a call run on the reader goroutine may hold up
+// the reading of the calls after it.
+const inlineGrace = time.Millisecond
+
+// inlineMaxRecord bounds the records of calls that are not quick run on
+// the reader goroutine: smaller ones come through its buffer, whole.
+const inlineMaxRecord = 32 << 10
+
+var errHandedOver = errors.New("rpc: reading handed over")
+
+// runWatched runs t on the reader goroutine, with the watchdog armed to
+// take over reading if t takes longer than inlineGrace. It reports whether
+// the caller is still the reader.
+func (c *conn) runWatched(t *task, h Handler) bool {
+	c.runs++
+	run := c.runs
+	c.watched.Store(run)
+	c.watchdog.Reset(inlineGrace)
+	c.execute(t, h)
+	if c.watched.CompareAndSwap(run, 0) {
+		c.watchdog.Stop()
+		return true
+	}
+	return false
+}
+
+// takeOver is the watchdog: the call the reader goroutine runs is slow, so
+// this goroutine becomes the reader. (A late firing, meant for an earlier
+// call, may hand over during a later one: that costs a goroutine, no more.)
+func (c *conn) takeOver() {
+	if run := c.watched.Load(); run != 0 && c.watched.CompareAndSwap(run, 0) {
+		c.log.V(2).Info("a call run by the reader is slow; another goroutine reads")
+		c.read()
 	}
 }
 
 // waitBacklog waits until the connection's unwritten replies are below
 // MaxReplyBacklog.
 func (c *conn) waitBacklog() error {
-	for {
-		w := c.drained.wait()
-		if c.unsent.Load() < int64(c.s.o.MaxReplyBacklog) {
+	limit := int64(c.s.o.MaxReplyBacklog)
+	for c.unsent.Load() >= limit {
+		w := c.drained.wait() // then check again: a broadcast may have come between
+		if c.unsent.Load() < limit {
 			return nil
 		}
 		select {
@@ -591,6 +668,7 @@ func (c *conn) waitBacklog() error {
 			return c.ctx.Err()
 		}
 	}
+	return nil
 }
 
 // ReserveReply is for a handler about to write a reply of up to n bytes (a
@@ -607,8 +685,8 @@ func (c *Call) ReserveReply(ctx context.Context, n int) error {
 	}
 	limit := int64(cn.s.o.MaxReplyBacklog)
 	n = bufCap(n + replyHdrLen) // what the reply's buffer will hold
+	var w <-chan struct{}       // taken only when there is no room: it costs an allocation
 	for {
-		w := cn.drained.wait()
 		cur := cn.unsent.Load()
 		if cur == 0 || cur+int64(n) <= limit {
 			if !cn.unsent.CompareAndSwap(cur, cur+int64(n)) {
@@ -623,12 +701,17 @@ func (c *Call) ReserveReply(ctx context.Context, n int) error {
 			}
 			return nil
 		}
+		if w == nil {
+			w = cn.drained.wait() // then check again: a broadcast may have come between
+			continue
+		}
 		if !c.slotless {
 			<-cn.s.global
 			c.slotless = true
 		}
 		select {
 		case <-w:
+			w = nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -932,9 +1015,9 @@ func (c *conn) writeBatch(batch []*task) error {
 // WriteTimeout: a client that does not read its replies is closed then,
 // one that reads slowly is not.
 func (c *conn) flush() error {
-	iov := c.out
+	c.iov = c.out
 	wt := c.s.o.WriteTimeout
-	for len(iov) > 0 {
+	for len(c.iov) > 0 {
 		if now := time.Now(); now.Sub(c.wSet) > wt/16 {
 			// As the read deadline: pushed at most every WriteTimeout/16
 			// (a timer update per reply otherwise), so a client gets
@@ -942,7 +1025,7 @@ func (c *conn) flush() error {
 			c.nc.SetWriteDeadline(now.Add(wt))
 			c.wSet = now
 		}
-		n, err := iov.WriteTo(c.nc)
+		n, err := c.iov.WriteTo(c.nc)
 		if err != nil {
 			if n > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 				c.wSet = time.Time{} // it took bytes: a new full timeout

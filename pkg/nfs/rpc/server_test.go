@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -812,10 +813,10 @@ type inliner struct{ HandlerFunc }
 
 func (inliner) Inline(proc uint32, _ []byte) bool { return proc == 1 }
 
-// A call its handler does not call quick runs on its own goroutine even
-// when it is alone on the connection: calls after it are read and served
-// meanwhile. Here the slow call (proc 2) finishes only once a quick call
-// sent after it has run.
+// A call its handler does not call quick does not hold up the calls after
+// it, even when it is alone on the connection (and so runs on the reader
+// goroutine): they are read and served meanwhile. Here the slow call
+// (proc 2) finishes only once a quick call sent after it has run.
 func TestSlowCallNotInlined(t *testing.T) {
 	entered, quickRan := make(chan struct{}), make(chan struct{})
 	h := inliner{func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
@@ -837,13 +838,73 @@ func TestSlowCallNotInlined(t *testing.T) {
 	writeAll(t, c, frame(callMsg(7, 2, testProg, testVers, 2, AuthNone, nil, nil)))
 	<-entered
 	writeAll(t, c, frame(callMsg(8, 2, testProg, testVers, 1, AuthNone, nil, nil)))
-	for _, want := range [][2]uint32{{8, 1}, {7, 2}} { // xid, proc
+	// Either reply may come first: the slow call's is queued as soon as the
+	// quick one has let it go.
+	want := map[uint32]uint32{7: 2, 8: 1} // xid: proc
+	for range 2 {
 		r := readReply(t, c)
-		if xid := binary.BigEndian.Uint32(r); xid != want[0] {
-			t.Fatalf("reply for xid %d, want %d", xid, want[0])
+		xid := binary.BigEndian.Uint32(r)
+		proc, ok := want[xid]
+		if !ok {
+			t.Fatalf("reply for xid %d, want one of %v", xid, want)
 		}
-		if res := binary.BigEndian.Uint32(r[24:]); res != want[1] {
-			t.Errorf("xid %d: result %d, want %d", want[0], res, want[1])
+		if res := binary.BigEndian.Uint32(r[24:]); res != proc {
+			t.Errorf("xid %d: result %d, want %d", xid, res, proc)
+		}
+		delete(want, xid)
+	}
+}
+
+// A call that is not quick, alone on its connection, runs on the reader
+// goroutine; when it waits, another goroutine takes over reading, so the
+// calls after it are still served. Here each slow call (proc 2) finishes
+// only once the call sent after it (proc 1, not quick either) has run,
+// many times over on one connection, so that reading is handed over again
+// and again; no goroutine is left behind.
+func TestSlowLoneCallHandsOverReading(t *testing.T) {
+	type turn struct{ entered, ran chan struct{} }
+	var cur atomic.Pointer[turn]
+	h := HandlerFunc(func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
+		tn := cur.Load()
+		if c.Proc == 2 {
+			close(tn.entered)
+			select {
+			case <-tn.ran:
+			case <-ctx.Done():
+				return SystemErr
+			}
+		} else {
+			close(tn.ran)
+		}
+		w.Uint32(c.Proc)
+		return Success
+	})
+	s, addr := startServer(t, Options{}, func(s *Server) { s.Register(testProg, testVers, h, nil) })
+	before := runtime.NumGoroutine()
+	c := dialRaw(t, addr)
+	for i := range uint32(50) {
+		tn := &turn{make(chan struct{}), make(chan struct{})}
+		cur.Store(tn)
+		writeAll(t, c, frame(callMsg(2*i, 2, testProg, testVers, 2, AuthNone, nil, nil)))
+		<-tn.entered // alone: run by the reader
+		writeAll(t, c, frame(callMsg(2*i+1, 2, testProg, testVers, 1, AuthNone, nil, nil)))
+		// Either reply may come first: the slow call's is queued as soon
+		// as the other call has let it go.
+		want := map[uint32]uint32{2 * i: 2, 2*i + 1: 1} // xid: proc
+		for range 2 {
+			r := readReply(t, c)
+			xid := binary.BigEndian.Uint32(r)
+			proc, ok := want[xid]
+			if !ok {
+				t.Fatalf("reply for xid %d, want one of %v", xid, want)
+			}
+			if res := binary.BigEndian.Uint32(r[24:]); res != proc {
+				t.Errorf("xid %d: result %d, want %d", xid, res, proc)
+			}
+			delete(want, xid)
 		}
 	}
+	c.Close()
+	waitFor(t, "the connection to close", func() bool { return s.numConns() == 0 })
+	waitFor(t, "the connection's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
