@@ -178,8 +178,13 @@ func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, c
 		wcc.After = attrPtr(n.exp, &st)
 		return wcc, err
 	}
+	if n.exp.inMemory {
+		// Nothing to write back (see Write), so nothing changes either.
+		wcc.After = attrPtr(n.exp, &st)
+		return wcc, nil
+	}
 	fd, err := f.ioFd(n)
-	if err == nil && !n.exp.inMemory {
+	if err == nil {
 		err = fsync(fd)
 	}
 	// Writeback may have allocated extent tree blocks.

@@ -57,7 +57,12 @@ func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAt
 	}
 	err = f.apply(n, &sa, &st)
 	if sa.Size != nil {
-		f.settleQuiet(n)
+		// Settling stats n: those are the post-operation attributes.
+		var post unix.Stat_t
+		if f.settle(n, &post) == nil {
+			wcc.After = attrPtr(n.exp, &post)
+		}
+		return wcc, err
 	}
 	wcc.After = postAttr(n)
 	return wcc, err
@@ -208,9 +213,9 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	if name != ".." {
 		var st unix.Stat_t
-		unlock := d.exp.lockEntries(d.ino, d.ino)
+		lk := d.exp.lockEntries(d.ino, d.ino)
 		n, err := f.cachedChild(d, name, &st)
-		unlock()
+		lk.unlock()
 		if err != nil {
 			return nil, vfs.Attr{}, dirAttr, err
 		}

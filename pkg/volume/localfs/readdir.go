@@ -119,7 +119,7 @@ func (f *FS) plusAttrs(d *node, dst *unix.Stat_t, isRoot bool, ent *vfs.DirEntry
 	// getdents listed, the handle taken before it names that inode too
 	// (barring inode number reuse within this window).
 	var kh kernelHandle
-	if err := nameToHandleAt(d.fd, cname, &kh); err != nil {
+	if err := nameToHandleAt(d.fd, cname, &kh, 0); err != nil {
 		return
 	}
 	var st unix.Stat_t

@@ -57,11 +57,14 @@ type kernelHandle struct {
 // unix.BytePtrFromString makes.
 type nameAt *byte
 
-func nameToHandleAt(dirfd int, name nameAt, kh *kernelHandle) error {
+// emptyPath is "" for AT_EMPTY_PATH calls.
+var emptyPath nameAt = &[]byte{0}[0]
+
+func nameToHandleAt(dirfd int, name nameAt, kh *kernelHandle, flags int) error {
 	kh.bytes = uint32(len(kh.fh))
 	var mnt int32
 	_, _, e := unix.Syscall6(unix.SYS_NAME_TO_HANDLE_AT, uintptr(dirfd), uintptr(unsafe.Pointer(name)),
-		uintptr(unsafe.Pointer(kh)), uintptr(unsafe.Pointer(&mnt)), 0, 0)
+		uintptr(unsafe.Pointer(kh)), uintptr(unsafe.Pointer(&mnt)), uintptr(flags), 0)
 	if e != 0 {
 		return e
 	}
