@@ -51,6 +51,13 @@ func newOpEnv(b *testing.B) *opEnv {
 	}
 }
 
+// restart replaces the server with a new one on the same export, which has
+// no object open yet.
+func (o *opEnv) restart(b *testing.B) {
+	o.env.open(b, Options{})
+	o.h = nfs3.NewHandler(o.env.fs, logr.Discard())
+}
+
 // serve runs one call and returns its NFS status.
 func (o *opEnv) serve(b *testing.B, proc uint32, args []byte) uint32 {
 	c := rpc.Call{Prog: nfs3.Program, Vers: nfs3.Version, Proc: proc, Cred: o.cred, Args: args}
@@ -205,6 +212,26 @@ func BenchmarkNFS3(b *testing.B) {
 			o.env.create(b, o.env.root, n)
 		}
 		o.run(b, nfs3.ProcRemove, 0, func(i int) []byte { return args(func(w *xdr.Writer) { dirop(w, o.env.root, ns[i]) }) })
+	})
+	b.Run("REMOVE-cold", func(b *testing.B) {
+		o := newOpEnv(b)
+		ns := names("f", b.N)
+		for _, n := range ns {
+			o.env.create(b, o.env.root, n)
+		}
+		o.restart(b) // no node open: as after a restart or eviction
+		o.run(b, nfs3.ProcRemove, 0, func(i int) []byte { return args(func(w *xdr.Writer) { dirop(w, o.env.root, ns[i]) }) })
+	})
+	b.Run("READDIRPLUS-64-cold", func(b *testing.B) {
+		o := newOpEnv(b)
+		d := o.env.mkdir(b, o.env.root, "d")
+		for _, n := range names("f", 64) {
+			o.env.create(b, d, n)
+		}
+		o.restart(b)
+		o.run(b, nfs3.ProcReadDirPlus, 0, func(int) []byte {
+			return args(func(w *xdr.Writer) { w.Opaque(d); w.Uint64(0); w.Uint64(0); w.Uint32(32768); w.Uint32(65536) })
+		})
 	})
 	b.Run("MKDIR", func(b *testing.B) {
 		o := newOpEnv(b)

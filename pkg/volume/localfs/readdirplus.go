@@ -45,6 +45,16 @@ func (a *plusArena) handle(k *keys, t tag, ktype int32, kfh []byte) (vfs.Handle,
 	return vfs.Handle(h), nil
 }
 
+// copyHandle copies handle key into the arena.
+func (a *plusArena) copyHandle(key string) vfs.Handle {
+	if cap(a.handles)-len(a.handles) < len(key) {
+		a.handles = make([]byte, 0, 64*vfs.MaxHandleSize)
+	}
+	start := len(a.handles)
+	a.handles = append(a.handles, key...)
+	return vfs.Handle(a.handles[start:len(a.handles):len(a.handles)])
+}
+
 // kernelHandle is struct file_handle with room for MAX_HANDLE_SZ bytes.
 type kernelHandle struct {
 	bytes uint32
