@@ -215,7 +215,7 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	grow := q.entryBytes()
 	if err := q.reserve(grow, 1); err != nil {
 		var st unix.Stat_t
-		if how != vfs.CreateGuarded && unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if how != vfs.CreateGuarded && fstatatName(d.fd, name, &st) == nil {
 			// An open(O_CREAT) of an existing file, or a retransmitted
 			// exclusive create, needs no new inode.
 			return f.createExisting(&c, d, &dst, name, how, sa, verf)
@@ -501,7 +501,7 @@ func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	if err == nil {
 		// unlinkat acts on the final component itself and never follows it.
-		err = unix.Unlinkat(d.fd, name, flags)
+		err = unlinkatName(d.fd, name, flags)
 	}
 	lk.unlock()
 	if v != nil {
@@ -574,7 +574,7 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 // once it has settled toD.
 func (f *FS) renameChecked(c *vfs.Cred, fromD *node, fst *unix.Stat_t, fromName string, toD *node, tst *unix.Stat_t, toName string) (v *victim, grow int64, err error) {
 	var sst unix.Stat_t
-	if err := unix.Fstatat(fromD.fd, fromName, &sst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := fstatatName(fromD.fd, fromName, &sst); err != nil {
 		return nil, 0, err
 	}
 	if err := mayUnlinkSticky(c, fst, &sst); err != nil {

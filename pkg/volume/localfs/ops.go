@@ -130,8 +130,8 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 		}
 	}
 	if sa.Atime.How != vfs.TimeDontChange || sa.Mtime.How != vfs.TimeDontChange {
-		ts := []unix.Timespec{setTime(sa.Atime), setTime(sa.Mtime)}
-		if err := unix.UtimesNanoAt(n.fd, "", ts, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		ts := [2]unix.Timespec{setTime(sa.Atime), setTime(sa.Mtime)}
+		if err := utimensFd(n.fd, &ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
 	}
@@ -253,7 +253,7 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 // (and no error) when the slow path must decide.
 func (f *FS) cachedChild(d *node, name string, st *unix.Stat_t) (*node, error) {
 	// One component, never followed: as safe as openChild.
-	err := unix.Fstatat(d.fd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+	err := fstatatName(d.fd, name, st)
 	if err == unix.ENOENT {
 		return nil, err
 	}

@@ -266,7 +266,7 @@ type victim struct {
 // minting the handle again.
 func (f *FS) holdVictim(e *export, dirfd int, name string) (*victim, error) {
 	v := &victim{fd: -1}
-	switch err := unix.Fstatat(dirfd, name, &v.st, unix.AT_SYMLINK_NOFOLLOW); {
+	switch err := fstatatName(dirfd, name, &v.st); {
 	case err == unix.ENOENT:
 		return nil, err
 	case err == nil && v.st.Dev == e.dev:
