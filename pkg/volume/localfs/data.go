@@ -118,7 +118,7 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 		defer q.unreserve(est, 0)
 	}
 	if m, kill := killPrivs(&c, st.Mode); kill {
-		if err := chmodFd(n.fd, m); err != nil {
+		if err := unix.Fchmod(fd, m); err != nil {
 			return fail(err)
 		}
 	}

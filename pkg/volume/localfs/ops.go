@@ -117,15 +117,7 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 		}
 	}
 	if sa.Mode != nil && n.typ != unix.S_IFLNK {
-		var err error
-		if n.ioOnly {
-			// n.fd is opened for I/O, not O_PATH: plain fchmod, no
-			// procfs path walk on kernels without fchmodat2.
-			err = unix.Fchmod(n.fd, *sa.Mode&0o7777)
-		} else {
-			err = chmodFd(n.fd, *sa.Mode&0o7777)
-		}
-		if err != nil {
+		if err := f.chmod(n, *sa.Mode&0o7777); err != nil {
 			return err
 		}
 	}
@@ -136,6 +128,19 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 		}
 	}
 	return nil
+}
+
+// chmod changes the mode of n, not a symlink: with plain fchmod on an fd
+// opened for I/O where n has one (no procfs path walk on kernels without
+// fchmodat2; fchmod needs no write access).
+func (f *FS) chmod(n *node, mode uint32) error {
+	if n.ioOnly {
+		return unix.Fchmod(n.fd, mode)
+	}
+	if io := n.io.Load(); io >= 0 {
+		return unix.Fchmod(int(io), mode)
+	}
+	return chmodFd(n.fd, mode)
 }
 
 func setTime(t vfs.SetTime) unix.Timespec {
