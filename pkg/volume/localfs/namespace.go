@@ -502,6 +502,8 @@ func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	if err == nil {
 		// unlinkat acts on the final component itself and never follows it.
 		err = unlinkatName(d.fd, name, flags)
+		// A directory has no other link: removed, it is gone.
+		v.gone = err == nil && flags&unix.AT_REMOVEDIR != 0
 	}
 	lk.unlock()
 	if v != nil {

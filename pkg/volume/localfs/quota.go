@@ -256,6 +256,8 @@ type victim struct {
 	// n is the cached node whose fd is fd, with a reference, when the
 	// object had one (fd is then n's, not the victim's own).
 	n *node
+	// gone says the operation took the last link (no stat needed).
+	gone bool
 }
 
 // holdVictim opens what name in dirfd (a directory of e) is now. The
@@ -307,7 +309,7 @@ func (f *FS) holdVictim(e *export, dirfd int, name string) (*victim, error) {
 // cache forgets it, so cached fds stop pinning the freed space.
 func (f *FS) releaseVictim(e *export, v *victim) {
 	var st unix.Stat_t
-	if fstat(v.fd, &st) == nil && st.Nlink == 0 {
+	if v.gone || (fstat(v.fd, &st) == nil && st.Nlink == 0) {
 		a := v.acct
 		a.mu.Lock()
 		// A held inode stays charged until its last unpin (hold.go).
