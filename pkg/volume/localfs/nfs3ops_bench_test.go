@@ -168,6 +168,8 @@ func BenchmarkNFS3(b *testing.B) {
 	}
 	setattr("mode", vfs.SetAttr{Mode: &mode})
 	setattr("times", vfs.SetAttr{Atime: vfs.SetTime{How: vfs.TimeServer}, Mtime: vfs.SetTime{How: vfs.TimeServer}})
+	// What Linux sends after an exclusive CREATE.
+	setattr("mode+times", vfs.SetAttr{Mode: &mode, Atime: vfs.SetTime{How: vfs.TimeServer}, Mtime: vfs.SetTime{How: vfs.TimeServer}})
 	size := uint64(0)
 	setattr("size", vfs.SetAttr{Size: &size})
 	data := make([]byte, 4096)

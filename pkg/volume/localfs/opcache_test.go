@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -132,6 +133,35 @@ func TestRootNewObjectModes(t *testing.T) {
 					t.Fatal(err)
 				}
 				check("create", h, a, defaultFileMode)
+			}
+		}
+	})
+}
+
+// A SETATTR of the mode a file has plus its times (what Linux sends after
+// every exclusive CREATE) leaves the chmod out; the result must be what
+// the chmod would have given: the mode kept, the times set, ctime moved.
+func TestSetAttrSameModeWithTimes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		h := env.create(t, env.root, "f")
+		before := env.getattr(t, h)
+		for _, sa := range []vfs.SetAttr{
+			{Mode: u32(before.Mode), Atime: vfs.SetTime{How: vfs.TimeServer}, Mtime: vfs.SetTime{How: vfs.TimeServer}},
+			{Mode: u32(before.Mode), Mtime: vfs.SetTime{How: vfs.TimeClient, Time: before.Mtime.Add(-time.Hour)}},
+			{Mode: u32(before.Mode)}, // no time: the chmod alone moves ctime
+		} {
+			prev := env.getattr(t, h)
+			time.Sleep(10 * time.Millisecond) // past the file system's timestamp granularity
+			wcc, err := env.fs.SetAttr(ctx, user, h, sa, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := env.getattr(t, h)
+			if a.Mode != before.Mode || !a.Ctime.After(prev.Ctime) || wcc.After == nil || *wcc.After != a {
+				t.Fatalf("setattr %+v: before %+v, after %+v, wcc after %+v", sa, prev, a, wcc.After)
+			}
+			if sa.Mtime.How == vfs.TimeClient && !a.Mtime.Equal(sa.Mtime.Time) {
+				t.Fatalf("mtime %v, want %v", a.Mtime, sa.Mtime.Time)
 			}
 		}
 	})

@@ -116,7 +116,7 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 			return err
 		}
 	}
-	if sa.Mode != nil && n.typ != unix.S_IFLNK {
+	if sa.Mode != nil && n.typ != unix.S_IFLNK && !sameModeTimed(sa, st) {
 		if err := f.chmod(n, *sa.Mode&0o7777); err != nil {
 			return err
 		}
@@ -128,6 +128,17 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 		}
 	}
 	return nil
+}
+
+// sameModeTimed reports whether sa's chmod can be left out: to the mode
+// the object (attributes st) has, with no chown before it (which may clear
+// bits), that chmod would change only the ctime, which the time change sa
+// also asks for changes anyway. (Linux's NFSv3 client follows every
+// exclusive CREATE, so every open(O_EXCL), with a SETATTR of the mode and
+// both times.)
+func sameModeTimed(sa *vfs.SetAttr, st *unix.Stat_t) bool {
+	return *sa.Mode&0o7777 == st.Mode&0o7777 && sa.UID == nil && sa.GID == nil &&
+		(sa.Atime.How != vfs.TimeDontChange || sa.Mtime.How != vfs.TimeDontChange)
 }
 
 // chmod changes the mode of n, not a symlink: with plain fchmod on an fd
