@@ -237,6 +237,16 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	if err != nil {
 		return fail(err)
 	}
+	var verfErr error
+	if how == vfs.CreateExclusive {
+		// Keep the verifier in the timestamps, as knfsd does, so a
+		// retransmitted CREATE can be recognized. The client replaces them
+		// with a SETATTR once it has the reply. Set before adopt's stat,
+		// which then has the attributes to return.
+		ts := [2]unix.Timespec{timespec(verfTime(verf[4:]).Time), timespec(verfTime(verf[:4]).Time)}
+		verfErr = utimensFd(fd, &ts, 0)
+		sa = vfs.SetAttr{}
+	}
 	var st unix.Stat_t
 	n, err := f.adopt(d.exp, fd, fd, &st)
 	if err != nil {
@@ -244,11 +254,9 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	defer f.cache.release(n)
 	f.chargeNew(n)
-	if how == vfs.CreateExclusive {
-		// Keep the verifier in the timestamps, as knfsd does, so a
-		// retransmitted CREATE can be recognized. The client replaces them
-		// with a SETATTR once it has the reply.
-		sa = vfs.SetAttr{Atime: verfTime(verf[4:]), Mtime: verfTime(verf[:4])}
+	if verfErr != nil {
+		f.settleQuiet(d)
+		return fail(verfErr)
 	}
 	changed, err := f.initNew(n, &st, &c, &dst, sa, defaultFileMode)
 	if err != nil {
