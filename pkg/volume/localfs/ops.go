@@ -277,12 +277,7 @@ func (f *FS) cachedChild(d *node, name string, st *unix.Stat_t) (*node, error) {
 		return nil, nil // the slow path's error, or a mount point's EACCES
 	}
 	e := d.exp
-	e.inodesMu.Lock()
-	var key string
-	if a := e.inodes[st.Ino]; a != nil {
-		key = a.key
-	}
-	e.inodesMu.Unlock()
+	key := e.openKey(st.Ino)
 	if key == "" {
 		return nil, nil
 	}

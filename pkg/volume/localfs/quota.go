@@ -274,13 +274,7 @@ func (f *FS) holdVictim(e *export, dirfd int, name string) (*victim, error) {
 	case err == nil && v.st.Dev == e.dev:
 		// As in cachedChild: with the entry locked, name is the inode
 		// fstatat saw, and an open node of that number pins it.
-		e.inodesMu.Lock()
-		var key string
-		if a := e.inodes[v.st.Ino]; a != nil {
-			key = a.key
-		}
-		e.inodesMu.Unlock()
-		if key != "" {
+		if key := e.openKey(v.st.Ino); key != "" {
 			if n := f.cache.getKey(key); n != nil {
 				if n.exp == e && n.ino == v.st.Ino {
 					v.fd, v.acct, v.n = n.fd, n.acct, n
