@@ -30,6 +30,11 @@ func StatusOf(err error) (status uint32, expected bool) {
 	if err == nil {
 		return StatusOK, true
 	}
+	if errno, ok := err.(syscall.Errno); ok {
+		// The common case (ENOENT of a LOOKUP), without the allocation
+		// of errors.As: a bare errno is none of the sentinels below.
+		return errnoResult(errno)
+	}
 	switch {
 	case errors.Is(err, vfs.ErrStale), errors.Is(err, vfs.ErrNoExport):
 		return StatusStale, true
@@ -50,10 +55,14 @@ func StatusOf(err error) (status uint32, expected bool) {
 	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
-		if s, ok := errnoStatus(errno); ok {
-			return s, true
-		}
-		return StatusServerFault, false
+		return errnoResult(errno)
+	}
+	return StatusServerFault, false
+}
+
+func errnoResult(e syscall.Errno) (uint32, bool) {
+	if s, ok := errnoStatus(e); ok {
+		return s, true
 	}
 	return StatusServerFault, false
 }

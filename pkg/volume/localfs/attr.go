@@ -150,7 +150,7 @@ func openChild(dirfd int, name string, flags int, mode uint32) (int, error) {
 		Resolve: resolveBeneath,
 	}
 	for try := 0; ; try++ {
-		fd, err := unix.Openat2(dirfd, name, &how)
+		fd, err := openat2Name(dirfd, name, &how)
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -148,9 +148,12 @@ func (c *cache) forget(n *node) {
 
 // forgetKey is forget for the node with handle h, if cached. It tells the
 // cache that h's inode may be gone, so the fds must not keep it alive.
-func (c *cache) forgetKey(h []byte) {
+func (c *cache) forgetKey(h []byte) { c.forgetString(string(h)) }
+
+// forgetString is forgetKey by the handle as a string.
+func (c *cache) forgetString(k string) {
 	c.mu.Lock()
-	n := c.m[string(h)]
+	n := c.m[k]
 	closeNow := n != nil && c.forgetLocked(n)
 	c.mu.Unlock()
 	if closeNow {

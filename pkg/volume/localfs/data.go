@@ -118,7 +118,7 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 		defer q.unreserve(est, 0)
 	}
 	if m, kill := killPrivs(&c, st.Mode); kill {
-		if err := chmodFd(n.fd, m); err != nil {
+		if err := unix.Fchmod(fd, m); err != nil {
 			return fail(err)
 		}
 	}
@@ -178,8 +178,13 @@ func (f *FS) Commit(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, c
 		wcc.After = attrPtr(n.exp, &st)
 		return wcc, err
 	}
+	if n.exp.inMemory {
+		// Nothing to write back (see Write), so nothing changes either.
+		wcc.After = attrPtr(n.exp, &st)
+		return wcc, nil
+	}
 	fd, err := f.ioFd(n)
-	if err == nil && !n.exp.inMemory {
+	if err == nil {
 		err = fsync(fd)
 	}
 	// Writeback may have allocated extent tree blocks.

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"hash"
 	"sync"
+	"unsafe"
 
 	"github.com/hangar-csi/hangar/pkg/vfs"
 )
@@ -93,6 +94,16 @@ func (k *keys) encodeHandle(t tag, ktype int32, kfh []byte) (vfs.Handle, error) 
 	body := len(h) - macLen
 	k.mac(h[body:], h[:body])
 	return h, nil
+}
+
+// encodeKey is encodeHandle as a string, in one allocation.
+func (k *keys) encodeKey(t tag, ktype int32, kfh []byte) (string, error) {
+	h, err := k.encodeHandle(t, ktype, kfh)
+	if err != nil {
+		return "", err
+	}
+	// Nothing else refers to h, and nothing writes it again.
+	return unsafe.String(&h[0], len(h)), nil
 }
 
 // decodeHandle checks h's MAC and splits it. It never looks at the contents

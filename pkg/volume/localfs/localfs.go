@@ -455,27 +455,26 @@ func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, 
 		return nil, err
 	}
 	var st unix.Stat_t
-	if err := fstat(fd, &st); err != nil {
+	a, err := e.statRef(fd, &st)
+	if err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
 	if st.Dev != e.dev {
 		// A valid MAC means we minted it, so this cannot happen unless the
 		// export's backing directory was replaced underneath us.
+		e.inodeUnref(a)
 		unix.Close(fd)
 		f.log.Info("handle resolves to another device; refusing", "export", e.path)
 		return nil, vfs.ErrStale
 	}
 	if st.Nlink == 0 {
 		// Removed: usable only while held.
+		e.inodeUnref(a)
 		unix.Close(fd)
 		return f.resolvePinned(e, h)
 	}
-	n, err := newNode(string(h), e, fd, &st)
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
+	n := newNodeRef(string(h), e, fd, &st, a)
 	m, fresh := f.cache.add(n)
 	if !fresh {
 		n.close()
@@ -505,12 +504,18 @@ func newNode(key string, e *export, fd int, st *unix.Stat_t) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newNodeRef(key, e, fd, st, a), nil
+}
+
+// newNodeRef is newNode with the inode's state a already referenced (by
+// statRef): the node takes over that reference.
+func newNodeRef(key string, e *export, fd int, st *unix.Stat_t, a *inode) *node {
 	e.inodesMu.Lock()
 	a.key = key
 	e.inodesMu.Unlock()
 	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, acct: a}
 	n.io.Store(-1)
-	return n, nil
+	return n
 }
 
 // mint makes the handle of the object (dirfd, name) in e without following
@@ -523,6 +528,19 @@ func (f *FS) mint(e *export, dirfd int, name string, flags int) (vfs.Handle, err
 	return f.keys.encodeHandle(e.tag, fh.Type(), fh.Bytes())
 }
 
+// mintKey is mint of fd itself, as the string a node keys on, built
+// without the allocations of unix.NameToHandleAt and of a second copy.
+func (f *FS) mintKey(e *export, fd int) (string, error) {
+	var kh kernelHandle
+	if err := nameToHandleAt(fd, emptyPath, &kh, unix.AT_EMPTY_PATH); err != nil {
+		return "", err
+	}
+	if kh.bytes > uint32(len(kh.fh)) {
+		return "", errKernelHandle
+	}
+	return f.keys.encodeKey(e.tag, kh.typ, kh.fh[:kh.bytes])
+}
+
 // adopt turns fd, a freshly opened object of e, into a cached node. It
 // takes ownership of fd, and of io (>= 0, may equal fd) as the node's data
 // fd. The object's attributes are stored in st.
@@ -533,28 +551,27 @@ func (f *FS) adopt(e *export, fd, io int, st *unix.Stat_t) (*node, error) {
 		}
 		unix.Close(fd)
 	}
-	if err := fstat(fd, st); err != nil {
+	a, err := e.statRef(fd, st)
+	if err != nil {
 		closeFds()
 		return nil, err
 	}
 	if st.Dev != e.dev {
 		// A mount point inside the volume: not part of it.
+		e.inodeUnref(a)
 		closeFds()
 		return nil, unix.EACCES
 	}
-	h, err := f.mint(e, fd, "", unix.AT_EMPTY_PATH)
+	key, err := f.mintKey(e, fd)
 	if err != nil {
+		e.inodeUnref(a)
 		closeFds()
 		if err == errKernelHandle {
 			return nil, vfs.ErrNotSupp
 		}
 		return nil, err
 	}
-	n, err := newNode(string(h), e, fd, st)
-	if err != nil {
-		closeFds()
-		return nil, err
-	}
+	n := newNodeRef(key, e, fd, st, a)
 	if io >= 0 {
 		n.io.Store(int32(io))
 		n.ioOnly = io == fd

@@ -79,8 +79,9 @@ func checkNewEntry(d *node, c *vfs.Cred, dst *unix.Stat_t, name string, sa *vfs.
 
 // initNew gives the new object n, whose attributes adopt left in st, its
 // owner (sa's, checked by checkNewOwner, or the default) and the other
-// attributes sa asks for.
-func (f *FS) initNew(n *node, st *unix.Stat_t, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, defMode uint32) error {
+// attributes sa asks for. It reports whether it changed anything (st is
+// then out of date).
+func (f *FS) initNew(n *node, st *unix.Stat_t, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, defMode uint32) (bool, error) {
 	uid, gid := newOwner(c, dst)
 	if sa.UID != nil {
 		uid = *sa.UID
@@ -118,17 +119,22 @@ func (f *FS) initNew(n *node, st *unix.Stat_t, c *vfs.Cred, dst *unix.Stat_t, sa
 			sa.Mode = nil
 		}
 	}
-	return f.apply(n, &sa, st)
+	if sa.UID == nil && sa.GID == nil && sa.Mode == nil && sa.Size == nil &&
+		sa.Atime.How == vfs.TimeDontChange && sa.Mtime.How == vfs.TimeDontChange {
+		return false, nil
+	}
+	return true, f.apply(n, &sa, st)
 }
 
 // Who the server creates objects as.
 var serverUID, serverGID = uint32(unix.Geteuid()), uint32(unix.Getegid())
 
-// openMode is the mode a new file is created with: its final mode when the
-// server creating it makes it the owner it is to have (a root caller), so
-// that no fchmod follows (the umask may still take bits, which initNew then
-// restores); otherwise owner-only until the chown.
-func openMode(c *vfs.Cred, dst *unix.Stat_t, sa *vfs.SetAttr) uint32 {
+// openMode is the mode a new file (or directory, with defMode and private
+// its) is created with: its final mode when the server creating it makes
+// it the owner it is to have (a root caller), so that no fchmod follows
+// (the umask may still take bits, which initNew then restores); otherwise
+// owner-only (private) until the chown.
+func openMode(c *vfs.Cred, dst *unix.Stat_t, sa *vfs.SetAttr, defMode, private uint32) uint32 {
 	uid, gid := newOwner(c, dst)
 	if sa.UID != nil {
 		uid = *sa.UID
@@ -140,19 +146,21 @@ func openMode(c *vfs.Cred, dst *unix.Stat_t, sa *vfs.SetAttr) uint32 {
 	if dst.Mode&unix.S_ISGID != 0 {
 		made = dst.Gid
 	}
-	mode := uint32(defaultFileMode)
+	mode := defMode
 	if sa.Mode != nil {
 		mode = *sa.Mode & 0o7777
 	}
 	if uid != serverUID || gid != made || mode&0o7000 != 0 {
-		return 0o600
+		return private
 	}
 	return mode
 }
 
 // finishNew makes a new object and its directory entry durable, accounts
 // the directory's growth and returns the results of a creating operation.
-func (f *FS) finishNew(d *node, n *node, pre *unix.Stat_t) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+// st, if not nil, holds n's current attributes (nothing changed n since
+// they were read), which saves a stat.
+func (f *FS) finishNew(d *node, n *node, pre, st *unix.Stat_t) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	err := f.syncDir(d)
 	if err == nil {
 		err = f.syncNew(n)
@@ -165,6 +173,9 @@ func (f *FS) finishNew(d *node, n *node, pre *unix.Stat_t) (vfs.Handle, *vfs.Att
 	}
 	if err != nil {
 		return nil, nil, wcc, err
+	}
+	if st != nil {
+		return vfs.Handle(n.key), attrPtr(n.exp, st), wcc, nil
 	}
 	return vfs.Handle(n.key), postAttr(n), wcc, nil
 }
@@ -204,7 +215,7 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	grow := q.entryBytes()
 	if err := q.reserve(grow, 1); err != nil {
 		var st unix.Stat_t
-		if how != vfs.CreateGuarded && unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if how != vfs.CreateGuarded && fstatatName(d.fd, name, &st) == nil {
 			// An open(O_CREAT) of an existing file, or a retransmitted
 			// exclusive create, needs no new inode.
 			return f.createExisting(&c, d, &dst, name, how, sa, verf)
@@ -212,19 +223,29 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		return fail(err)
 	}
 	defer q.unreserve(grow, 1)
-	mode := openMode(&c, &dst, &sa)
+	mode := openMode(&c, &dst, &sa, defaultFileMode, 0o600)
 	if how == vfs.CreateExclusive {
 		// Its attributes are the defaults (see below).
-		mode = openMode(&c, &dst, &vfs.SetAttr{})
+		mode = openMode(&c, &dst, &vfs.SetAttr{}, defaultFileMode, 0o600)
 	}
-	unlock := d.exp.lockEntries(d.ino, d.ino)
+	lk := d.exp.lockEntries(d.ino, d.ino)
 	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, mode)
-	unlock()
+	lk.unlock()
 	if err == unix.EEXIST && how != vfs.CreateGuarded {
 		return f.createExisting(&c, d, &dst, name, how, sa, verf)
 	}
 	if err != nil {
 		return fail(err)
+	}
+	var verfErr error
+	if how == vfs.CreateExclusive {
+		// Keep the verifier in the timestamps, as knfsd does, so a
+		// retransmitted CREATE can be recognized. The client replaces them
+		// with a SETATTR once it has the reply. Set before adopt's stat,
+		// which then has the attributes to return.
+		ts := [2]unix.Timespec{timespec(verfTime(verf[4:]).Time), timespec(verfTime(verf[:4]).Time)}
+		verfErr = utimensFd(fd, &ts, 0)
+		sa = vfs.SetAttr{}
 	}
 	var st unix.Stat_t
 	n, err := f.adopt(d.exp, fd, fd, &st)
@@ -233,17 +254,19 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	defer f.cache.release(n)
 	f.chargeNew(n)
-	if how == vfs.CreateExclusive {
-		// Keep the verifier in the timestamps, as knfsd does, so a
-		// retransmitted CREATE can be recognized. The client replaces them
-		// with a SETATTR once it has the reply.
-		sa = vfs.SetAttr{Atime: verfTime(verf[4:]), Mtime: verfTime(verf[:4])}
+	if verfErr != nil {
+		f.settleQuiet(d)
+		return fail(verfErr)
 	}
-	if err := f.initNew(n, &st, &c, &dst, sa, defaultFileMode); err != nil {
+	changed, err := f.initNew(n, &st, &c, &dst, sa, defaultFileMode)
+	if err != nil {
 		f.settleQuiet(d)
 		return fail(err)
 	}
-	return f.finishNew(d, n, &dst)
+	if changed {
+		return f.finishNew(d, n, &dst, nil)
+	}
+	return f.finishNew(d, n, &dst, &st)
 }
 
 func verfTime(b []byte) vfs.SetTime {
@@ -299,13 +322,13 @@ func (f *FS) createExisting(c *vfs.Cred, d *node, dst *unix.Stat_t, name string,
 			}
 		}
 	}
-	return f.finishNew(d, n, dst)
+	return f.finishNew(d, n, dst, nil)
 }
 
 // Mkdir makes a directory.
 func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.makeNode(ctx, c, dir, name, sa, defaultDirMode, unix.S_IFDIR, "", func(dirfd int) (int, error) {
-		if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
+	return f.makeNode(ctx, c, dir, name, sa, defaultDirMode, unix.S_IFDIR, "", func(dirfd int, mode uint32) (int, error) {
+		if err := unix.Mkdirat(dirfd, name, mode); err != nil {
 			return -1, err
 		}
 		return openChild(dirfd, name, unix.O_PATH|unix.O_DIRECTORY, 0)
@@ -314,7 +337,7 @@ func (f *FS) Mkdir(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 
 // Symlink makes a symlink with target stored verbatim.
 func (f *FS) Symlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name, target string, sa vfs.SetAttr) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
-	return f.makeNode(ctx, c, dir, name, sa, 0o777, unix.S_IFLNK, target, func(dirfd int) (int, error) {
+	return f.makeNode(ctx, c, dir, name, sa, 0o777, unix.S_IFLNK, target, func(dirfd int, _ uint32) (int, error) {
 		switch {
 		case target == "":
 			return -1, unix.EINVAL
@@ -355,7 +378,7 @@ func (f *FS) Mknod(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string,
 	default:
 		return f.refuse(ctx, dir, vfs.ErrBadType)
 	}
-	return f.makeNode(ctx, c, dir, name, sa, 0o644, mode, "", func(dirfd int) (int, error) {
+	return f.makeNode(ctx, c, dir, name, sa, 0o644, mode, "", func(dirfd int, _ uint32) (int, error) {
 		if err := unix.Mknodat(dirfd, name, mode|0o600, int(dev)); err != nil {
 			return -1, err
 		}
@@ -373,9 +396,10 @@ func (f *FS) refuse(ctx context.Context, dir vfs.Handle, err error) (vfs.Handle,
 	return nil, nil, dirWcc(d, &dst), err
 }
 
-// makeNode runs mk, which creates name in the directory fd it is given and
-// returns an O_PATH fd of the new object, and finishes the object.
-func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode, typ uint32, target string, mk func(dirfd int) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+// makeNode runs mk, which creates name in the directory fd it is given
+// (a directory with the mode given, see openMode) and returns an O_PATH fd
+// of the new object, and finishes the object.
+func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string, sa vfs.SetAttr, defMode, typ uint32, target string, mk func(dirfd int, mode uint32) (int, error)) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	d, dst, err := f.resolveStat(ctx, dir, vfs.GrantReadWrite)
 	if err != nil {
 		return nil, nil, vfs.Wcc{}, err
@@ -400,9 +424,9 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	// locked, no REMOVE or RENAME can put another object (one owned by
 	// root, say, which initNew would then give to the caller) on the name
 	// in between.
-	unlock := d.exp.lockEntries(d.ino, d.ino)
-	fd, err := mk(d.fd)
-	unlock()
+	lk := d.exp.lockEntries(d.ino, d.ino)
+	fd, err := mk(d.fd, openMode(&c, &dst, &sa, defMode, 0o700))
+	lk.unlock()
 	if err != nil {
 		return fail(err)
 	}
@@ -413,17 +437,22 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	}
 	defer f.cache.release(n)
 	f.chargeNew(n)
-	if err := f.initNew(n, &st, &c, &dst, sa, defMode); err != nil {
+	changed, err := f.initNew(n, &st, &c, &dst, sa, defMode)
+	if err != nil {
 		f.settleQuiet(d)
 		return fail(err)
 	}
-	return f.finishNew(d, n, &dst)
+	if changed {
+		return f.finishNew(d, n, &dst, nil)
+	}
+	return f.finishNew(d, n, &dst, &st)
 }
 
 // lockEntries locks the entries of the directories with inode numbers a
-// and b (which may be the same), in an order every caller shares; it
-// returns the unlock.
-func (e *export) lockEntries(a, b uint64) (unlock func()) {
+// and b (which may be the same), in an order every caller shares; the
+// result's unlock undoes it. (A value, not a closure: that would cost an
+// allocation on every operation that names an entry.)
+func (e *export) lockEntries(a, b uint64) entriesLock {
 	i, j := a%uint64(len(e.entries)), b%uint64(len(e.entries))
 	if i > j {
 		i, j = j, i
@@ -432,12 +461,19 @@ func (e *export) lockEntries(a, b uint64) (unlock func()) {
 	if j != i {
 		e.entries[j].Lock()
 	}
-	return func() {
-		if j != i {
-			e.entries[j].Unlock()
-		}
-		e.entries[i].Unlock()
+	return entriesLock{e, uint8(i), uint8(j)}
+}
+
+type entriesLock struct {
+	e    *export
+	i, j uint8
+}
+
+func (l entriesLock) unlock() {
+	if l.j != l.i {
+		l.e.entries[l.j].Unlock()
 	}
+	l.e.entries[l.i].Unlock()
 }
 
 // Remove removes a non-directory.
@@ -466,16 +502,18 @@ func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	if err := mayDir(&c, &dst); err != nil {
 		return dirWcc(d, &dst), err
 	}
-	unlock := d.exp.lockEntries(d.ino, d.ino)
-	v, err := d.exp.holdVictim(d.fd, name)
+	lk := d.exp.lockEntries(d.ino, d.ino)
+	v, err := f.holdVictim(d.exp, d.fd, name)
 	if err == nil {
 		err = mayUnlinkSticky(&c, &dst, &v.st)
 	}
 	if err == nil {
 		// unlinkat acts on the final component itself and never follows it.
-		err = unix.Unlinkat(d.fd, name, flags)
+		err = unlinkatName(d.fd, name, flags)
+		// A directory has no other link: removed, it is gone.
+		v.gone = err == nil && flags&unix.AT_REMOVEDIR != 0
 	}
-	unlock()
+	lk.unlock()
 	if v != nil {
 		f.releaseVictim(d.exp, v)
 	}
@@ -521,9 +559,9 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 	if err := mayDir(&c, &tst); err != nil {
 		return done(err)
 	}
-	unlock := fromD.exp.lockEntries(fromD.ino, toD.ino)
+	lk := fromD.exp.lockEntries(fromD.ino, toD.ino)
 	v, grow, err := f.renameChecked(&c, fromD, &fst, fromName, toD, &tst, toName)
-	unlock()
+	lk.unlock()
 	if v != nil {
 		f.releaseVictim(toD.exp, v)
 	}
@@ -546,7 +584,7 @@ func (f *FS) Rename(ctx context.Context, c vfs.Cred, fromDir vfs.Handle, fromNam
 // once it has settled toD.
 func (f *FS) renameChecked(c *vfs.Cred, fromD *node, fst *unix.Stat_t, fromName string, toD *node, tst *unix.Stat_t, toName string) (v *victim, grow int64, err error) {
 	var sst unix.Stat_t
-	if err := unix.Fstatat(fromD.fd, fromName, &sst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := fstatatName(fromD.fd, fromName, &sst); err != nil {
 		return nil, 0, err
 	}
 	if err := mayUnlinkSticky(c, fst, &sst); err != nil {
@@ -554,7 +592,7 @@ func (f *FS) renameChecked(c *vfs.Cred, fromD *node, fst *unix.Stat_t, fromName 
 	}
 	// The target is held even when it is another link of the source
 	// (rename then does nothing): its link count after tells.
-	v, err = toD.exp.holdVictim(toD.fd, toName)
+	v, err = f.holdVictim(toD.exp, toD.fd, toName)
 	switch {
 	case err == nil:
 		if err := mayUnlinkSticky(c, tst, &v.st); err != nil {
@@ -616,9 +654,9 @@ func (f *FS) Link(ctx context.Context, c vfs.Cred, h vfs.Handle, dir vfs.Handle,
 		return done(err)
 	}
 	defer q.unreserve(grow, 0)
-	unlock := d.exp.lockEntries(d.ino, d.ino)
+	lk := d.exp.lockEntries(d.ino, d.ino)
 	err = unix.Linkat(n.fd, "", d.fd, name, unix.AT_EMPTY_PATH)
-	unlock()
+	lk.unlock()
 	if err != nil {
 		return done(err)
 	}

@@ -57,7 +57,12 @@ func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAt
 	}
 	err = f.apply(n, &sa, &st)
 	if sa.Size != nil {
-		f.settleQuiet(n)
+		// Settling stats n: those are the post-operation attributes.
+		var post unix.Stat_t
+		if f.settle(n, &post) == nil {
+			wcc.After = attrPtr(n.exp, &post)
+		}
+		return wcc, err
 	}
 	wcc.After = postAttr(n)
 	return wcc, err
@@ -111,26 +116,42 @@ func (f *FS) apply(n *node, sa *vfs.SetAttr, st *unix.Stat_t) error {
 			return err
 		}
 	}
-	if sa.Mode != nil && n.typ != unix.S_IFLNK {
-		var err error
-		if n.ioOnly {
-			// n.fd is opened for I/O, not O_PATH: plain fchmod, no
-			// procfs path walk on kernels without fchmodat2.
-			err = unix.Fchmod(n.fd, *sa.Mode&0o7777)
-		} else {
-			err = chmodFd(n.fd, *sa.Mode&0o7777)
-		}
-		if err != nil {
+	if sa.Mode != nil && n.typ != unix.S_IFLNK && !sameModeTimed(sa, st) {
+		if err := f.chmod(n, *sa.Mode&0o7777); err != nil {
 			return err
 		}
 	}
 	if sa.Atime.How != vfs.TimeDontChange || sa.Mtime.How != vfs.TimeDontChange {
-		ts := []unix.Timespec{setTime(sa.Atime), setTime(sa.Mtime)}
-		if err := unix.UtimesNanoAt(n.fd, "", ts, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		ts := [2]unix.Timespec{setTime(sa.Atime), setTime(sa.Mtime)}
+		if err := utimensFd(n.fd, &ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sameModeTimed reports whether sa's chmod can be left out: to the mode
+// the object (attributes st) has, with no chown before it (which may clear
+// bits), that chmod would change only the ctime, which the time change sa
+// also asks for changes anyway. (Linux's NFSv3 client follows every
+// exclusive CREATE, so every open(O_EXCL), with a SETATTR of the mode and
+// both times.)
+func sameModeTimed(sa *vfs.SetAttr, st *unix.Stat_t) bool {
+	return *sa.Mode&0o7777 == st.Mode&0o7777 && sa.UID == nil && sa.GID == nil &&
+		(sa.Atime.How != vfs.TimeDontChange || sa.Mtime.How != vfs.TimeDontChange)
+}
+
+// chmod changes the mode of n, not a symlink: with plain fchmod on an fd
+// opened for I/O where n has one (no procfs path walk on kernels without
+// fchmodat2; fchmod needs no write access).
+func (f *FS) chmod(n *node, mode uint32) error {
+	if n.ioOnly {
+		return unix.Fchmod(n.fd, mode)
+	}
+	if io := n.io.Load(); io >= 0 {
+		return unix.Fchmod(int(io), mode)
+	}
+	return chmodFd(n.fd, mode)
 }
 
 func setTime(t vfs.SetTime) unix.Timespec {
@@ -208,9 +229,9 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	if name != ".." {
 		var st unix.Stat_t
-		unlock := d.exp.lockEntries(d.ino, d.ino)
+		lk := d.exp.lockEntries(d.ino, d.ino)
 		n, err := f.cachedChild(d, name, &st)
-		unlock()
+		lk.unlock()
 		if err != nil {
 			return nil, vfs.Attr{}, dirAttr, err
 		}
@@ -248,7 +269,7 @@ func (f *FS) Lookup(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 // (and no error) when the slow path must decide.
 func (f *FS) cachedChild(d *node, name string, st *unix.Stat_t) (*node, error) {
 	// One component, never followed: as safe as openChild.
-	err := unix.Fstatat(d.fd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+	err := fstatatName(d.fd, name, st)
 	if err == unix.ENOENT {
 		return nil, err
 	}
@@ -256,12 +277,7 @@ func (f *FS) cachedChild(d *node, name string, st *unix.Stat_t) (*node, error) {
 		return nil, nil // the slow path's error, or a mount point's EACCES
 	}
 	e := d.exp
-	e.inodesMu.Lock()
-	var key string
-	if a := e.inodes[st.Ino]; a != nil {
-		key = a.key
-	}
-	e.inodesMu.Unlock()
+	key := e.openKey(st.Ino)
 	if key == "" {
 		return nil, nil
 	}

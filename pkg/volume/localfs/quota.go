@@ -168,14 +168,36 @@ func (e *export) inodeRef(fd int, ino uint64) (*inode, error) {
 		if err := fstat(fd, &st); err != nil {
 			return nil, err
 		}
-		if e.inodes == nil {
-			e.inodes = make(map[uint64]*inode)
-		}
-		a = &inode{ino: ino, blocks: st.Blocks}
-		e.inodes[ino] = a
+		a = e.newInodeLocked(&st)
 	}
 	a.refs++
 	return a, nil
+}
+
+// statRef is fstat(fd, st) and inodeRef in one system call: the stat runs
+// under inodesMu, so when it creates the state it is as current as
+// inodeRef's own.
+func (e *export) statRef(fd int, st *unix.Stat_t) (*inode, error) {
+	e.inodesMu.Lock()
+	defer e.inodesMu.Unlock()
+	if err := fstat(fd, st); err != nil {
+		return nil, err
+	}
+	a := e.inodes[st.Ino]
+	if a == nil {
+		a = e.newInodeLocked(st)
+	}
+	a.refs++
+	return a, nil
+}
+
+func (e *export) newInodeLocked(st *unix.Stat_t) *inode {
+	if e.inodes == nil {
+		e.inodes = make(map[uint64]*inode)
+	}
+	a := &inode{ino: st.Ino, blocks: st.Blocks}
+	e.inodes[st.Ino] = a
+	return a
 }
 
 // inodeUnref drops a reference taken by inodeRef. The inode stays alive
@@ -231,24 +253,46 @@ type victim struct {
 	fd   int
 	st   unix.Stat_t // before the operation
 	acct *inode
+	// n is the cached node whose fd is fd, with a reference, when the
+	// object had one (fd is then n's, not the victim's own).
+	n *node
+	// gone says the operation took the last link (no stat needed).
+	gone bool
 }
 
-// holdVictim opens what name in dirfd is now. The caller holds dirfd's
-// entry lock, so the name still refers to it when the operation runs.
-func (e *export) holdVictim(dirfd int, name string) (*victim, error) {
+// holdVictim opens what name in dirfd (a directory of e) is now. The
+// caller holds dirfd's entry lock, so the name still refers to it when the
+// operation runs. An object with an open node (the usual case: the client
+// named it before removing it) is held by that node: one fstatat instead
+// of opening, stating and closing the name, and the node is known without
+// minting the handle again.
+func (f *FS) holdVictim(e *export, dirfd int, name string) (*victim, error) {
+	v := &victim{fd: -1}
+	switch err := fstatatName(dirfd, name, &v.st); {
+	case err == unix.ENOENT:
+		return nil, err
+	case err == nil && v.st.Dev == e.dev:
+		// As in cachedChild: with the entry locked, name is the inode
+		// fstatat saw, and an open node of that number pins it.
+		if key := e.openKey(v.st.Ino); key != "" {
+			if n := f.cache.getKey(key); n != nil {
+				if n.exp == e && n.ino == v.st.Ino {
+					v.fd, v.acct, v.n = n.fd, n.acct, n
+					return v, nil
+				}
+				f.cache.release(n)
+			}
+		}
+	}
 	fd, err := openChild(dirfd, name, unix.O_PATH, 0)
 	if err != nil {
 		return nil, err
 	}
-	v := &victim{fd: fd}
-	if err := fstat(fd, &v.st); err != nil {
+	if v.acct, err = e.statRef(fd, &v.st); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	if v.acct, err = e.inodeRef(fd, v.st.Ino); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
+	v.fd = fd
 	return v, nil
 }
 
@@ -259,7 +303,7 @@ func (e *export) holdVictim(dirfd int, name string) (*victim, error) {
 // cache forgets it, so cached fds stop pinning the freed space.
 func (f *FS) releaseVictim(e *export, v *victim) {
 	var st unix.Stat_t
-	if fstat(v.fd, &st) == nil && st.Nlink == 0 {
+	if v.gone || (fstat(v.fd, &st) == nil && st.Nlink == 0) {
 		a := v.acct
 		a.mu.Lock()
 		// A held inode stays charged until its last unpin (hold.go).
@@ -272,9 +316,24 @@ func (f *FS) releaseVictim(e *export, v *victim) {
 		if first {
 			e.q.add(-blocks*512, -1)
 		}
-		if h, err := f.mint(e, v.fd, "", unix.AT_EMPTY_PATH); err == nil {
-			f.cache.forgetKey(h)
+		if v.n != nil {
+			f.cache.forget(v.n)
+		} else {
+			// A node of the inode, if any, has set the key: an inode
+			// has one handle.
+			e.inodesMu.Lock()
+			key := a.key
+			e.inodesMu.Unlock()
+			if key != "" {
+				f.cache.forgetString(key)
+			}
 		}
+	}
+	if v.n != nil {
+		// The cache closes the node's fds once forgotten and released;
+		// the caller holds no lock here.
+		f.cache.release(v.n)
+		return
 	}
 	e.inodeUnref(v.acct)
 	// Closing the last fd of a removed inode frees it, which takes a while

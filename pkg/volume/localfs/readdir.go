@@ -115,11 +115,14 @@ func (f *FS) plusAttrs(d *node, dst *unix.Stat_t, isRoot bool, ent *vfs.DirEntry
 		ent.Attr = arena.attr(d.exp, dst)
 		return
 	}
+	if ent.Name != ".." && f.plusCached(d, ent, cname, arena) {
+		return
+	}
 	// Handle first, then attributes: if the stat still shows the inode that
 	// getdents listed, the handle taken before it names that inode too
 	// (barring inode number reuse within this window).
 	var kh kernelHandle
-	if err := nameToHandleAt(d.fd, cname, &kh); err != nil {
+	if err := nameToHandleAt(d.fd, cname, &kh, 0); err != nil {
 		return
 	}
 	var st unix.Stat_t
@@ -135,4 +138,43 @@ func (f *FS) plusAttrs(d *node, dst *unix.Stat_t, isRoot bool, ent *vfs.DirEntry
 	}
 	ent.Handle = h
 	ent.Attr = arena.attr(d.exp, &st)
+}
+
+// plusCached fills in ent like plusAttrs when the inode getdents listed
+// has an open node, whose handle it takes: one fstatat per entry instead
+// of also name_to_handle_at and a MAC (after an untar, or for a tar or an
+// rm -r of files recently used, most entries have one). It reports false
+// when plusAttrs must do it.
+func (f *FS) plusCached(d *node, ent *vfs.DirEntry, cname nameAt, arena *plusArena) bool {
+	e := d.exp
+	key := e.openKey(ent.FileID)
+	if key == "" {
+		return false
+	}
+	var st unix.Stat_t
+	if err := fstatatNoFollow(d.fd, cname, &st); err != nil {
+		return true // vanished: neither handle nor attributes
+	}
+	if st.Dev != e.dev || st.Ino != ent.FileID {
+		return false
+	}
+	// Still open after the stat means open throughout, so the inode number
+	// was not reused: the stat is of the inode key names.
+	if e.openKey(ent.FileID) != key {
+		return false
+	}
+	ent.Handle = arena.copyHandle(key)
+	ent.Attr = arena.attr(e, &st)
+	return true
+}
+
+// openKey is the handle of inode ino if it has an open node (the state
+// keeps the inode alive while it exists), or "".
+func (e *export) openKey(ino uint64) string {
+	e.inodesMu.Lock()
+	defer e.inodesMu.Unlock()
+	if a := e.inodes[ino]; a != nil {
+		return a.key
+	}
+	return ""
 }
