@@ -277,8 +277,8 @@ func BenchmarkGetattr(b *testing.B) {
 	}
 }
 
-// TestGetattrAfterOp checks that a GETATTR following OPEN, WRITE or
-// LOOKUP in the same COMPOUND, which reuses their attributes, reports
+// TestGetattrAfterOp checks that a GETATTR following OPEN, WRITE, LOOKUP,
+// SETATTR, CREATE or REMOVE in the same COMPOUND, which reuses their attributes, reports
 // what a GETATTR of its own does, including after the changes OPEN makes
 // (a mode set by an EXCLUSIVE4_1 create, a truncation).
 func TestGetattrAfterOp(t *testing.T) {
@@ -351,4 +351,25 @@ func TestGetattrAfterOp(t *testing.T) {
 	p.ok(OpLookup)
 	_, got = inline(p)
 	same("LOOKUP", fh, got)
+
+	p = c.must(putfh(fh), setattrOp(stateid{}, bits(AttrMode), func(w *xdr.Writer) { w.Uint32(0o604) }), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpSetAttr)
+	skipResult(p, OpSetAttr)
+	_, got = inline(p)
+	same("SETATTR", fh, got)
+
+	p = c.must(putfh(dir), mkdirOp("sub"), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpCreate)
+	skipResult(p, OpCreate)
+	sub, got := inline(p)
+	same("CREATE of a directory", sub, got)
+
+	p = c.must(putfh(dir), remove("excl"), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpRemove)
+	skipResult(p, OpRemove)
+	_, got = inline(p)
+	same("REMOVE (the directory's)", dir, got)
 }

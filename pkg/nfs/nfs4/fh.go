@@ -430,9 +430,11 @@ func (h *Handler) doSetattr(x *compound, sid stateid, s *setAttrs) uint32 {
 	if s.set.empty() {
 		return OK
 	}
-	if _, err := h.fs.SetAttr(x.ctx, x.cred, vol(cur), s.sa, nil); err != nil {
+	wcc, err := h.fs.SetAttr(x.ctx, x.cred, vol(cur), s.sa, nil)
+	if err != nil {
 		return h.status(err)
 	}
+	x.setCurAttr(wcc.After)
 	return OK
 }
 

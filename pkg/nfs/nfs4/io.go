@@ -147,7 +147,6 @@ func (h *Handler) open(x *compound) uint32 {
 		created bool
 		attrset bitmap
 		trunc   bool // an existing file opened with UNCHECKED and a size
-		stale   bool // a is from before a change to the file
 	)
 	cur := x.cur.bytes()
 	if claim == claimFH {
@@ -178,10 +177,20 @@ func (h *Handler) open(x *compound) uint32 {
 		dir := vol(cur)
 		var st uint32
 		if !create || how == createUnchecked {
-			// UNCHECKED opens what is there or creates it. The create is
-			// guarded so that "created", which skips the permission
-			// check, is never true of a file someone else made meanwhile.
+			// UNCHECKED opens what is there or creates it: a create first,
+			// as an untar's files are new, then a LOOKUP if it failed (the
+			// name exists, or the caller may not create but may open).
+			// The create is guarded so that "created", which skips the
+			// permission check, is never true of a file someone else made
+			// meanwhile.
 			for try := 0; ; try++ {
+				if create {
+					st = h.openCreate(x, dir, name, vfs.CreateGuarded, sa, verf, fh, &a, &dirWcc)
+					if st == OK {
+						created, attrset = true, sa.set
+						break
+					}
+				}
 				nh, na, dirAttr, err := h.fs.Lookup(x.ctx, x.cred, dir, string(name))
 				if err == nil {
 					st = OK
@@ -197,11 +206,10 @@ func (h *Handler) open(x *compound) uint32 {
 				if !create || !errors.Is(err, syscall.ENOENT) {
 					return fail(x.w, h.notDir(x, cur, err))
 				}
-				st = h.openCreate(x, dir, name, vfs.CreateGuarded, sa, verf, fh, &a, &dirWcc)
 				if st != ErrExist || try > 0 {
-					created, attrset = st == OK, sa.set
-					break
+					break // the create's error; or removed again since
 				}
+				// Removed between the create and the LOOKUP: once more.
 			}
 		} else {
 			switch how {
@@ -213,18 +221,7 @@ func (h *Handler) open(x *compound) uint32 {
 				if !sa.set.andNot(exclCreatAttrs).empty() {
 					return fail(x.w, ErrInval)
 				}
-				st = h.openCreate(x, dir, name, vfs.CreateExclusive, &setAttrs{}, verf, fh, &a, &dirWcc)
-				if st == OK && !sa.set.empty() {
-					wcc, err := h.fs.SetAttr(x.ctx, x.cred, vol(fh.bytes()), sa.sa, nil)
-					switch {
-					case err != nil:
-						st = h.status(err)
-					case wcc.After != nil:
-						a = *wcc.After
-					default:
-						stale = true
-					}
-				}
+				st = h.openCreate(x, dir, name, vfs.CreateExclusive, sa, verf, fh, &a, &dirWcc)
 			}
 			created, attrset = true, sa.set
 		}
@@ -263,7 +260,7 @@ func (h *Handler) open(x *compound) uint32 {
 	encodeOpenOK(x.w, sid, &dirWcc, flags, attrset)
 	x.cur = *fh
 	x.curSID, x.hasCurSID = sid, true
-	if !trunc && !stale {
+	if !trunc {
 		x.setCurAttr(&a) // nothing changed the file since
 	}
 	return OK
@@ -584,12 +581,13 @@ func (h *Handler) create(x *compound) uint32 {
 	}
 	var (
 		nh  vfs.Handle
+		na  *vfs.Attr
 		wcc vfs.Wcc
 		err error
 	)
 	switch t {
 	case NF4Dir:
-		nh, _, wcc, err = h.fs.Mkdir(x.ctx, x.cred, dir, string(name), sa.sa)
+		nh, na, wcc, err = h.fs.Mkdir(x.ctx, x.cred, dir, string(name), sa.sa)
 	case NF4Lnk:
 		switch {
 		case len(target) == 0:
@@ -597,9 +595,9 @@ func (h *Handler) create(x *compound) uint32 {
 		case len(target) > MaxPath:
 			return fail(x.w, ErrNameTooLong)
 		}
-		nh, _, wcc, err = h.fs.Symlink(x.ctx, x.cred, dir, string(name), string(target), sa.sa)
+		nh, na, wcc, err = h.fs.Symlink(x.ctx, x.cred, dir, string(name), string(target), sa.sa)
 	default:
-		nh, _, wcc, err = h.fs.Mknod(x.ctx, x.cred, dir, string(name), vfs.FileType(t), sa.sa, major, minor)
+		nh, na, wcc, err = h.fs.Mknod(x.ctx, x.cred, dir, string(name), vfs.FileType(t), sa.sa, major, minor)
 	}
 	if err != nil {
 		return fail(x.w, h.notDir(x, x.cur.bytes(), err))
@@ -610,6 +608,7 @@ func (h *Handler) create(x *compound) uint32 {
 	encodeBitmap(w, sa.set)
 	x.cur.setVol(nh)
 	x.hasCurSID = false
+	x.setCurAttr(na)
 	return OK
 }
 
@@ -639,6 +638,7 @@ func (h *Handler) remove(x *compound) uint32 {
 	}
 	x.w.Uint32(OK)
 	encodeChangeInfo(x.w, &wcc)
+	x.setCurAttr(wcc.After) // the directory's, after the removal was made durable
 	return OK
 }
 

@@ -59,7 +59,8 @@ type held struct {
 
 // Hold implements vfs.Holder.
 func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
-	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
+	// No stat: the link count is looked at once the pin is made, below.
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +90,7 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 		e.pins.mu.Unlock()
 		return nil, unix.ENFILE
 	}
-	p, err = newPin(e, n, io, st.Ino)
+	p, err = newPin(e, n, io, n.ino)
 	if err != nil {
 		f.pinned.Add(-1)
 		e.pins.mu.Unlock()
@@ -101,8 +102,7 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 	e.pins.m[p.key] = p
 	e.pins.mu.Unlock()
 
-	// A removal may have taken the last name between the stat above and
-	// the pin: then its discharge already ran (or is left to us, if it saw
+	// A removal may have taken the last name before the pin: then its discharge already ran (or is left to us, if it saw
 	// the pin), and the file is not for keeping.
 	var now unix.Stat_t
 	if err := fstat(p.fd, &now); err != nil || now.Nlink == 0 {

@@ -505,12 +505,18 @@ func newNode(key string, e *export, fd int, st *unix.Stat_t) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newNodeOf(key, e, fd, st, a), nil
+}
+
+// newNodeOf is newNode with the inode's accounting state a, referenced
+// for the node.
+func newNodeOf(key string, e *export, fd int, st *unix.Stat_t, a *inode) *node {
 	e.inodesMu.Lock()
 	a.key = key
 	e.inodesMu.Unlock()
 	n := &node{key: key, exp: e, fd: fd, typ: st.Mode & unix.S_IFMT, ino: st.Ino, acct: a}
 	n.io.Store(-1)
-	return n, nil
+	return n
 }
 
 // mint makes the handle of the object (dirfd, name) in e without following
@@ -533,28 +539,28 @@ func (f *FS) adopt(e *export, fd, io int, st *unix.Stat_t) (*node, error) {
 		}
 		unix.Close(fd)
 	}
-	if err := fstat(fd, st); err != nil {
+	// One fstat for st and for the inode's accounting state.
+	a, err := e.inodeRefStat(fd, st)
+	if err != nil {
 		closeFds()
 		return nil, err
 	}
 	if st.Dev != e.dev {
 		// A mount point inside the volume: not part of it.
+		e.inodeUnref(a)
 		closeFds()
 		return nil, unix.EACCES
 	}
 	h, err := f.mint(e, fd, "", unix.AT_EMPTY_PATH)
 	if err != nil {
+		e.inodeUnref(a)
 		closeFds()
 		if err == errKernelHandle {
 			return nil, vfs.ErrNotSupp
 		}
 		return nil, err
 	}
-	n, err := newNode(string(h), e, fd, st)
-	if err != nil {
-		closeFds()
-		return nil, err
-	}
+	n := newNodeOf(string(h), e, fd, st, a)
 	if io >= 0 {
 		n.io.Store(int32(io))
 		n.ioOnly = io == fd

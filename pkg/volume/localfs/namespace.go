@@ -213,10 +213,6 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	defer q.unreserve(grow, 1)
 	mode := openMode(&c, &dst, &sa)
-	if how == vfs.CreateExclusive {
-		// Its attributes are the defaults (see below).
-		mode = openMode(&c, &dst, &vfs.SetAttr{})
-	}
 	unlock := d.exp.lockEntries(d.ino, d.ino)
 	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, mode)
 	unlock()
@@ -236,8 +232,9 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	if how == vfs.CreateExclusive {
 		// Keep the verifier in the timestamps, as knfsd does, so a
 		// retransmitted CREATE can be recognized. The client replaces them
-		// with a SETATTR once it has the reply.
-		sa = vfs.SetAttr{Atime: verfTime(verf[4:]), Mtime: verfTime(verf[:4])}
+		// with a SETATTR once it has the reply. The other attributes
+		// (EXCLUSIVE4_1's) are set with them, in this one pass.
+		sa.Atime, sa.Mtime = verfTime(verf[4:]), verfTime(verf[:4])
 	}
 	if err := f.initNew(n, &st, &c, &dst, sa, defaultFileMode); err != nil {
 		f.settleQuiet(d)

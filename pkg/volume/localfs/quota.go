@@ -178,6 +178,27 @@ func (e *export) inodeRef(fd int, ino uint64) (*inode, error) {
 	return a, nil
 }
 
+// inodeRefStat is inodeRef for an fd whose inode number is not known
+// yet: it stats fd into st, under the lock, so that one fstat serves the
+// caller's attributes and a new state's blocks.
+func (e *export) inodeRefStat(fd int, st *unix.Stat_t) (*inode, error) {
+	e.inodesMu.Lock()
+	defer e.inodesMu.Unlock()
+	if err := fstat(fd, st); err != nil {
+		return nil, err
+	}
+	a := e.inodes[st.Ino]
+	if a == nil {
+		if e.inodes == nil {
+			e.inodes = make(map[uint64]*inode)
+		}
+		a = &inode{ino: st.Ino, blocks: st.Blocks}
+		e.inodes[st.Ino] = a
+	}
+	a.refs++
+	return a, nil
+}
+
 // inodeUnref drops a reference taken by inodeRef. The inode stays alive
 // while it has a reference (each stands for an open fd), so its number
 // cannot be reused for another inode meanwhile.
@@ -241,11 +262,7 @@ func (e *export) holdVictim(dirfd int, name string) (*victim, error) {
 		return nil, err
 	}
 	v := &victim{fd: fd}
-	if err := fstat(fd, &v.st); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	if v.acct, err = e.inodeRef(fd, v.st.Ino); err != nil {
+	if v.acct, err = e.inodeRefStat(fd, &v.st); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -272,8 +289,13 @@ func (f *FS) releaseVictim(e *export, v *victim) {
 		if first {
 			e.q.add(-blocks*512, -1)
 		}
-		if h, err := f.mint(e, v.fd, "", unix.AT_EMPTY_PATH); err == nil {
-			f.cache.forgetKey(h)
+		// Every node of the inode shares v.acct (held all along), so
+		// its key names any cached one: no need to mint the handle.
+		e.inodesMu.Lock()
+		key := a.key
+		e.inodesMu.Unlock()
+		if key != "" {
+			f.cache.forgetKey([]byte(key))
 		}
 	}
 	e.inodeUnref(v.acct)
