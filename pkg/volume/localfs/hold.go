@@ -59,7 +59,7 @@ type held struct {
 
 // Hold implements vfs.Holder.
 func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
-	// No stat: the link count is looked at once the pin is made, below.
+	// No stat: newPin tells whether a removal took the last name.
 	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, err
@@ -101,19 +101,18 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 	}
 	e.pins.m[p.key] = p
 	e.pins.mu.Unlock()
-
-	// A removal may have taken the last name before the pin: then its discharge already ran (or is left to us, if it saw
-	// the pin), and the file is not for keeping.
-	var now unix.Stat_t
-	if err := fstat(p.fd, &now); err != nil || now.Nlink == 0 {
-		(&held{f: f, e: e, p: p}).Release()
-		return nil, vfs.ErrStale
-	}
 	return &held{f: f, e: e, p: p}, nil
 }
 
 // newPin makes the pin of n (a regular file of e) from a duplicate of its
 // data fd io; e.pins.mu is held.
+//
+// A removal may have taken the inode's last name before the pin: then it
+// discharged the inode (releaseVictim), and the file is not for keeping
+// (its writes would no longer be charged). Checked under a.mu, as the
+// removal decides: one that comes after sees the pin and leaves the
+// discharge to the last unpin. n's reference keeps a the inode's state
+// all along, so no fstat is needed to tell.
 func newPin(e *export, n *node, io int, ino uint64) (*pin, error) {
 	fd, err := unix.FcntlInt(uintptr(io), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -125,8 +124,16 @@ func newPin(e *export, n *node, io int, ino uint64) (*pin, error) {
 		return nil, err
 	}
 	a.mu.Lock()
-	a.pins++
+	gone := a.gone
+	if !gone {
+		a.pins++
+	}
 	a.mu.Unlock()
+	if gone {
+		e.inodeUnref(a)
+		unix.Close(fd)
+		return nil, vfs.ErrStale
+	}
 	return &pin{key: n.key, fd: fd, ioErr: n.ioErr, acct: a, holds: 1}, nil
 }
 

@@ -79,8 +79,9 @@ func checkNewEntry(d *node, c *vfs.Cred, dst *unix.Stat_t, name string, sa *vfs.
 
 // initNew gives the new object n, whose attributes adopt left in st, its
 // owner (sa's, checked by checkNewOwner, or the default) and the other
-// attributes sa asks for.
-func (f *FS) initNew(n *node, st *unix.Stat_t, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, defMode uint32) error {
+// attributes sa asks for. It reports whether it changed any, so whether st
+// still holds n's attributes.
+func (f *FS) initNew(n *node, st *unix.Stat_t, c *vfs.Cred, dst *unix.Stat_t, sa vfs.SetAttr, defMode uint32) (changed bool, err error) {
 	uid, gid := newOwner(c, dst)
 	if sa.UID != nil {
 		uid = *sa.UID
@@ -118,7 +119,10 @@ func (f *FS) initNew(n *node, st *unix.Stat_t, c *vfs.Cred, dst *unix.Stat_t, sa
 			sa.Mode = nil
 		}
 	}
-	return f.apply(n, &sa, st)
+	if sa == (vfs.SetAttr{}) {
+		return false, nil
+	}
+	return true, f.apply(n, &sa, st)
 }
 
 // Who the server creates objects as.
@@ -152,7 +156,8 @@ func openMode(c *vfs.Cred, dst *unix.Stat_t, sa *vfs.SetAttr) uint32 {
 
 // finishNew makes a new object and its directory entry durable, accounts
 // the directory's growth and returns the results of a creating operation.
-func (f *FS) finishNew(d *node, n *node, pre *unix.Stat_t) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+// st is n's attributes if they are known to be current (nil: stat n).
+func (f *FS) finishNew(d *node, n *node, pre, st *unix.Stat_t) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	err := f.syncDir(d)
 	if err == nil {
 		err = f.syncNew(n)
@@ -165,6 +170,10 @@ func (f *FS) finishNew(d *node, n *node, pre *unix.Stat_t) (vfs.Handle, *vfs.Att
 	}
 	if err != nil {
 		return nil, nil, wcc, err
+	}
+	if st != nil {
+		// fsyncs change no attribute.
+		return vfs.Handle(n.key), attrPtr(n.exp, st), wcc, nil
 	}
 	return vfs.Handle(n.key), postAttr(n), wcc, nil
 }
@@ -236,11 +245,15 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		// (EXCLUSIVE4_1's) are set with them, in this one pass.
 		sa.Atime, sa.Mtime = verfTime(verf[4:]), verfTime(verf[:4])
 	}
-	if err := f.initNew(n, &st, &c, &dst, sa, defaultFileMode); err != nil {
+	changed, err := f.initNew(n, &st, &c, &dst, sa, defaultFileMode)
+	if err != nil {
 		f.settleQuiet(d)
 		return fail(err)
 	}
-	return f.finishNew(d, n, &dst)
+	if changed {
+		return f.finishNew(d, n, &dst, nil)
+	}
+	return f.finishNew(d, n, &dst, &st)
 }
 
 func verfTime(b []byte) vfs.SetTime {
@@ -296,7 +309,7 @@ func (f *FS) createExisting(c *vfs.Cred, d *node, dst *unix.Stat_t, name string,
 			}
 		}
 	}
-	return f.finishNew(d, n, dst)
+	return f.finishNew(d, n, dst, nil)
 }
 
 // Mkdir makes a directory.
@@ -410,11 +423,15 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	}
 	defer f.cache.release(n)
 	f.chargeNew(n)
-	if err := f.initNew(n, &st, &c, &dst, sa, defMode); err != nil {
+	changed, err := f.initNew(n, &st, &c, &dst, sa, defMode)
+	if err != nil {
 		f.settleQuiet(d)
 		return fail(err)
 	}
-	return f.finishNew(d, n, &dst)
+	if changed {
+		return f.finishNew(d, n, &dst, nil)
+	}
+	return f.finishNew(d, n, &dst, &st)
 }
 
 // lockEntries locks the entries of the directories with inode numbers a
