@@ -11,8 +11,9 @@ import (
 
 // Holds (vfs.Holder): files that stay usable after their last unlink.
 //
-// A held file is kept open: one fd per held handle (a pin), shared by
-// every Hold of it. The kernel keeps an unlinked inode, data and blocks,
+// A held file is kept open: a pin per held handle, shared by every Hold
+// of it, keeps a reference to the handle's cached node and so its data fd
+// (the cache never closes a node in use). The kernel keeps an unlinked inode, data and blocks,
 // alive while an fd of it is open, so nothing has to be moved anywhere:
 // no hidden orphan directory to clean, no rename racing a client. When the
 // server process ends, cleanly or not, the fds close and the kernel frees
@@ -32,10 +33,11 @@ import (
 // defaultMaxHeldFiles bounds the fds pins keep open across the server.
 const defaultMaxHeldFiles = 16384
 
-// pin is the hold of one handle: an fd of its inode.
+// pin is the hold of one handle: a reference to its node.
 type pin struct {
 	key   string
-	fd    int   // O_RDWR, or O_RDONLY if the inode cannot be written
+	n     *node // referenced while the pin lives
+	fd    int   // n's data fd: O_RDWR, or O_RDONLY if the inode cannot be written
 	ioErr error // why fd is read-only, if it is
 	acct  *inode
 	holds int // guarded by pinSet.mu
@@ -64,14 +66,18 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.cache.release(n)
+	// A new pin keeps the reference; every other way out drops it.
+	fail := func(err error) (vfs.Hold, error) {
+		f.cache.release(n)
+		return nil, err
+	}
 	if n.typ != unix.S_IFREG {
-		return nil, unix.EINVAL
+		return fail(unix.EINVAL)
 	}
 	// Opened before pins.mu: ioFd may itself consult the pins (reopen).
 	io, err := f.ioFd(n)
 	if err != nil {
-		return nil, f.stale(n, err)
+		return fail(f.stale(n, err))
 	}
 	e := n.exp
 	e.pins.mu.Lock()
@@ -79,22 +85,23 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 	if p != nil {
 		p.holds++
 		e.pins.mu.Unlock()
+		f.cache.release(n)
 		return &held{f: f, e: e, p: p}, nil
 	}
 	if e.removed.Load() {
 		e.pins.mu.Unlock()
-		return nil, vfs.ErrStale
+		return fail(vfs.ErrStale)
 	}
 	if f.pinned.Add(1) > int64(f.maxPinned) {
 		f.pinned.Add(-1)
 		e.pins.mu.Unlock()
-		return nil, unix.ENFILE
+		return fail(unix.ENFILE)
 	}
-	p, err = newPin(e, n, io, n.ino)
+	p, err = newPin(n, io)
 	if err != nil {
 		f.pinned.Add(-1)
 		e.pins.mu.Unlock()
-		return nil, err
+		return fail(err)
 	}
 	if e.pins.m == nil {
 		e.pins.m = make(map[string]*pin)
@@ -104,25 +111,17 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 	return &held{f: f, e: e, p: p}, nil
 }
 
-// newPin makes the pin of n (a regular file of e) from a duplicate of its
-// data fd io; e.pins.mu is held.
+// newPin makes the pin of n (a regular file) with its data fd io, taking
+// over the caller's reference to n; n.exp.pins.mu is held.
 //
 // A removal may have taken the inode's last name before the pin: then it
 // discharged the inode (releaseVictim), and the file is not for keeping
 // (its writes would no longer be charged). Checked under a.mu, as the
 // removal decides: one that comes after sees the pin and leaves the
-// discharge to the last unpin. n's reference keeps a the inode's state
+// discharge to the last unpin. n's reference keeps a, the inode's state,
 // all along, so no fstat is needed to tell.
-func newPin(e *export, n *node, io int, ino uint64) (*pin, error) {
-	fd, err := unix.FcntlInt(uintptr(io), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	a, err := e.inodeRef(fd, ino)
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
+func newPin(n *node, io int) (*pin, error) {
+	a := n.acct
 	a.mu.Lock()
 	gone := a.gone
 	if !gone {
@@ -130,11 +129,9 @@ func newPin(e *export, n *node, io int, ino uint64) (*pin, error) {
 	}
 	a.mu.Unlock()
 	if gone {
-		e.inodeUnref(a)
-		unix.Close(fd)
 		return nil, vfs.ErrStale
 	}
-	return &pin{key: n.key, fd: fd, ioErr: n.ioErr, acct: a, holds: 1}, nil
+	return &pin{key: n.key, n: n, fd: io, ioErr: n.ioErr, acct: a, holds: 1}, nil
 }
 
 // Unlinked implements vfs.Hold.
@@ -195,9 +192,9 @@ func (f *FS) unpin(e *export, p *pin) {
 	if unlinked {
 		f.cache.forgetKey([]byte(p.key))
 	}
-	e.inodeUnref(a)
-	// Closing the last fd of an unlinked inode frees it: no lock held.
-	unix.Close(p.fd)
+	// The node's last reference closes its fds, and closing the last fd
+	// of an unlinked inode frees it: no lock held.
+	f.cache.release(p.n)
 }
 
 // dropPins releases every pin of e, for RemoveExport and Close (a hold
