@@ -233,10 +233,12 @@ func (h *Handler) open(x *compound) uint32 {
 		return fail(x.w, st)
 	}
 	vh := vol(fh.bytes())
+	var granted uint32
 	if !created {
 		// The creator of a file may open it whatever its mode says; anyone
 		// else needs the permissions.
-		if st := h.openAccess(x, vh, acc); st != OK {
+		var st uint32
+		if granted, st = h.openAccess(x, vh, acc); st != OK {
 			return fail(x.w, st)
 		}
 	}
@@ -260,6 +262,7 @@ func (h *Handler) open(x *compound) uint32 {
 	encodeOpenOK(x.w, sid, &dirWcc, flags, attrset)
 	x.cur = *fh
 	x.curSID, x.hasCurSID = sid, true
+	x.curAccess, x.hasCurAccess = granted, !created && !trunc
 	if !trunc {
 		x.setCurAttr(&a) // nothing changed the file since
 	}
@@ -282,25 +285,22 @@ func openableType(t vfs.FileType) uint32 {
 }
 
 // openAccess checks that the caller may open vh for the share access acc.
-// Execute counts as read so that binaries with mode 0111 can be run.
-func (h *Handler) openAccess(x *compound, vh vfs.Handle, acc uint32) uint32 {
-	want := uint32(vfs.AccessExecute)
-	if acc&ShareAccessRead != 0 {
-		want |= vfs.AccessRead
-	}
-	if acc&ShareAccessWrite != 0 {
-		want |= vfs.AccessModify
-	}
-	granted, _, err := h.fs.Access(x.ctx, x.cred, vh, want)
+// Execute counts as read so that binaries with mode 0111 can be run. It
+// returns every access bit the caller has, for an ACCESS that follows.
+func (h *Handler) openAccess(x *compound, vh vfs.Handle, acc uint32) (uint32, uint32) {
+	granted, _, err := h.fs.Access(x.ctx, x.cred, vh, allAccess)
 	if err != nil {
-		return h.status(err)
+		return 0, h.status(err)
 	}
 	if acc&ShareAccessRead != 0 && granted&(vfs.AccessRead|vfs.AccessExecute) == 0 ||
 		acc&ShareAccessWrite != 0 && granted&vfs.AccessModify == 0 {
-		return ErrAccess
+		return 0, ErrAccess
 	}
-	return OK
+	return granted, OK
 }
+
+// allAccess is every ACCESS bit this server knows.
+const allAccess = vfs.AccessRead | vfs.AccessLookup | vfs.AccessModify | vfs.AccessExtend | vfs.AccessDelete | vfs.AccessExecute
 
 // encodeOpenOK writes an OPEN4resok.
 func encodeOpenOK(w *xdr.Writer, sid stateid, dirWcc *vfs.Wcc, flags uint32, attrset bitmap) {

@@ -1,11 +1,13 @@
 package nfs4
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
+	"github.com/hangar-csi/hangar/pkg/vfs"
 )
 
 // TestOpenUncheckedExisting checks the answers of an UNCHECKED OPEN, which
@@ -52,5 +54,66 @@ func TestOpenUncheckedExisting(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(locked, "new")); !os.IsNotExist(err) {
 		t.Errorf("refused create left a file: %v", err)
+	}
+}
+
+// TestAccessAfterOpen checks that an ACCESS following an OPEN of an
+// existing file, which reuses the access bits the OPEN found, and a
+// GETATTR following an ACCESS, which reuses its attributes, answer as on
+// their own: for a caller who may only read, and one who may write too.
+func TestAccessAfterOpen(t *testing.T) {
+	s := startWire(t)
+	for name, mode := range map[string]os.FileMode{"ro": 0o644, "rw": 0o666} {
+		p := filepath.Join(s.dir, name)
+		if err := os.WriteFile(p, []byte("x"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := s.dial(t)
+	c.cred = rpc.Cred{Flavor: rpc.AuthSys, UID: 1000, GID: 1000}
+	c.connect("access")
+	root := c.volRoot()
+	const all = vfs.AccessRead | vfs.AccessLookup | vfs.AccessModify | vfs.AccessExtend | vfs.AccessDelete | vfs.AccessExecute
+	accessOf := func(p *reply) [2]uint32 {
+		r := p.ok(OpAccess)
+		return [2]uint32{r.Uint32(), r.Uint32()}
+	}
+	for _, name := range []string{"ro", "rw"} {
+		fh := c.fh(putfh(root), lookup(name))
+		p := c.must(putfh(fh), access(all))
+		p.ok(OpPutFH)
+		alone := accessOf(p)
+		p = c.must(putfh(root), openOp(openArgs{access: ShareAccessRead, owner: "o", name: name}), getfh(), access(all), getattr(linuxAttrs))
+		p.ok(OpPutFH)
+		p.ok(OpOpen)
+		sid := decodeStateid(p.r)
+		skipChangeInfo(p.r)
+		p.r.Uint32()
+		decodeBitmap(p.r)
+		p.r.Uint32()
+		p.ok(OpGetFH).Opaque(MaxFHSize)
+		if got := accessOf(p); got != alone {
+			t.Errorf("%s: ACCESS after OPEN %v, on its own %v", name, got, alone)
+		}
+		c.must(putfh(fh), closeOp(sid))
+
+		p = c.must(putfh(fh), access(all), getattr(linuxAttrs))
+		p.ok(OpPutFH)
+		p.ok(OpAccess)
+		p.r.Uint32()
+		p.r.Uint32()
+		r := p.ok(OpGetAttr)
+		decodeBitmap(r)
+		got := append([]byte(nil), r.Opaque(maxAttrVals)...)
+		p = c.must(putfh(fh), getattr(linuxAttrs))
+		p.ok(OpPutFH)
+		r = p.ok(OpGetAttr)
+		decodeBitmap(r)
+		if want := r.Opaque(maxAttrVals); !bytes.Equal(got, want) {
+			t.Errorf("%s: GETATTR after ACCESS %x, on its own %x", name, got, want)
+		}
 	}
 }
