@@ -125,6 +125,10 @@ type WccAttr struct {
 type Wcc struct {
 	Before *WccAttr
 	After  *Attr
+	// Atomic: Before and After were read with nothing else changing the
+	// object between them and the operation (NFSv4 change_info4.atomic,
+	// which lets a client keep what it cached of a directory).
+	Atomic bool
 }
 
 // TimeHow says how SetAttr changes a time.

@@ -317,7 +317,8 @@ func unchanged(dirAttr *vfs.Attr) vfs.Wcc {
 	if dirAttr == nil {
 		return vfs.Wcc{}
 	}
-	return vfs.Wcc{Before: &vfs.WccAttr{Size: dirAttr.Size, Mtime: dirAttr.Mtime, Ctime: dirAttr.Ctime}, After: dirAttr}
+	// One reading serves as both: atomic, as nothing changed.
+	return vfs.Wcc{Before: &vfs.WccAttr{Size: dirAttr.Size, Mtime: dirAttr.Mtime, Ctime: dirAttr.Ctime}, After: dirAttr, Atomic: true}
 }
 
 func (h *Handler) openCreate(x *compound, dir vfs.Handle, name []byte, how vfs.CreateHow, sa *setAttrs, verf vfs.Verifier,

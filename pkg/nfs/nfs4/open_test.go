@@ -2,11 +2,13 @@ package nfs4
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
+	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
 	"github.com/hangar-csi/hangar/pkg/vfs"
 )
 
@@ -115,5 +117,51 @@ func TestAccessAfterOpen(t *testing.T) {
 		if want := r.Opaque(maxAttrVals); !bytes.Equal(got, want) {
 			t.Errorf("%s: GETATTR after ACCESS %x, on its own %x", name, got, want)
 		}
+	}
+}
+
+// TestChangeInfoAtomic checks that OPEN (create), CREATE and REMOVE report
+// their directory's change_info as atomic, bracketing exactly their own
+// change: before is the change attribute a GETATTR saw just before, after
+// the one a GETATTR sees just after. A Linux client told otherwise drops
+// its cached lookups and access of the directory after each of them.
+func TestChangeInfoAtomic(t *testing.T) {
+	s := startWire(t)
+	c := s.dial(t)
+	c.connect("cinfo")
+	dir := c.volRoot()
+	change := func() uint64 {
+		p := c.must(putfh(dir), getattr(bits(AttrChange)))
+		p.ok(OpPutFH)
+		r := p.ok(OpGetAttr)
+		decodeBitmap(r)
+		return xdr.NewReader(r.Opaque(maxAttrVals)).Uint64()
+	}
+	check := func(what string, r *xdr.Reader, before uint64) {
+		t.Helper()
+		atomic, b, a := r.Bool(), r.Uint64(), r.Uint64()
+		if now := change(); !atomic || b != before || a != now || a == b {
+			t.Errorf("%s: change_info atomic=%v %d -> %d; GETATTR before %d, after %d", what, atomic, b, a, before, now)
+		}
+	}
+	for _, how := range []uint32{createUnchecked, createGuarded, createExclusive1} {
+		name := fmt.Sprintf("f%d", how)
+		c0 := change()
+		p := c.must(putfh(dir), openOp(openArgs{access: ShareAccessBoth, owner: "o", create: true, how: how, verf: [8]byte{7}, name: name}))
+		p.ok(OpPutFH)
+		r := p.ok(OpOpen)
+		sid := decodeStateid(r)
+		check(fmt.Sprintf("OPEN create (how %d)", how), r, c0)
+		c.must(putfh(dir), lookup(name), closeOp(sid))
+	}
+	c0 := change()
+	p := c.must(putfh(dir), mkdirOp("d"))
+	p.ok(OpPutFH)
+	check("CREATE", p.ok(OpCreate), c0)
+	for _, name := range []string{"f0", "d"} {
+		c0 = change()
+		p = c.must(putfh(dir), remove(name))
+		p.ok(OpPutFH)
+		check("REMOVE of "+name, p.ok(OpRemove), c0)
 	}
 }

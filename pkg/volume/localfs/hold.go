@@ -13,9 +13,10 @@ import (
 //
 // A held file is kept open: a pin per held handle, shared by every Hold
 // of it, keeps a reference to the handle's cached node and so its data fd
-// (the cache never closes a node in use). The kernel keeps an unlinked inode, data and blocks,
-// alive while an fd of it is open, so nothing has to be moved anywhere:
-// no hidden orphan directory to clean, no rename racing a client. When the
+// (the cache never closes a node in use). The kernel keeps an unlinked
+// inode, data and blocks, alive while an fd of it is open, so nothing has
+// to be moved anywhere: no hidden orphan directory to clean, no rename
+// racing a client. When the
 // server process ends, cleanly or not, the fds close and the kernel frees
 // the inodes (ext4 and XFS also replay their orphan lists after a power
 // loss); after a crash usage is rescanned, and Close first drops every pin
@@ -61,8 +62,8 @@ type held struct {
 
 // Hold implements vfs.Holder.
 func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
-	// No stat: newPin tells whether a removal took the last name.
-	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
+	// A removed file is stale here (unless held already).
+	n, _, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -97,41 +98,32 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 		e.pins.mu.Unlock()
 		return fail(unix.ENFILE)
 	}
-	p, err = newPin(n, io)
-	if err != nil {
-		f.pinned.Add(-1)
-		e.pins.mu.Unlock()
-		return fail(err)
-	}
+	p = newPin(n, io)
 	if e.pins.m == nil {
 		e.pins.m = make(map[string]*pin)
 	}
 	e.pins.m[p.key] = p
 	e.pins.mu.Unlock()
+
+	// A removal may have taken the last name between the stat above and
+	// the pin: then its discharge already ran (or is left to us, if it saw
+	// the pin), and the file is not for keeping.
+	var now unix.Stat_t
+	if err := fstat(p.fd, &now); err != nil || now.Nlink == 0 {
+		(&held{f: f, e: e, p: p}).Release()
+		return nil, vfs.ErrStale
+	}
 	return &held{f: f, e: e, p: p}, nil
 }
 
 // newPin makes the pin of n (a regular file) with its data fd io, taking
 // over the caller's reference to n; n.exp.pins.mu is held.
-//
-// A removal may have taken the inode's last name before the pin: then it
-// discharged the inode (releaseVictim), and the file is not for keeping
-// (its writes would no longer be charged). Checked under a.mu, as the
-// removal decides: one that comes after sees the pin and leaves the
-// discharge to the last unpin. n's reference keeps a, the inode's state,
-// all along, so no fstat is needed to tell.
-func newPin(n *node, io int) (*pin, error) {
+func newPin(n *node, io int) *pin {
 	a := n.acct
 	a.mu.Lock()
-	gone := a.gone
-	if !gone {
-		a.pins++
-	}
+	a.pins++
 	a.mu.Unlock()
-	if gone {
-		return nil, vfs.ErrStale
-	}
-	return &pin{key: n.key, n: n, fd: io, ioErr: n.ioErr, acct: a, holds: 1}, nil
+	return &pin{key: n.key, n: n, fd: io, ioErr: n.ioErr, acct: a, holds: 1}
 }
 
 // Unlinked implements vfs.Hold.
