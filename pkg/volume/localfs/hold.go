@@ -62,8 +62,9 @@ type held struct {
 
 // Hold implements vfs.Holder.
 func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
-	// A removed file is stale here (unless held already).
-	n, _, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
+	// No stat: whether a removal took the last name is told without
+	// one, below and in newPin.
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -99,30 +100,34 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 		return fail(unix.ENFILE)
 	}
 	p = newPin(n, io)
+	if p == nil {
+		f.pinned.Add(-1)
+		e.pins.mu.Unlock()
+		return fail(vfs.ErrStale)
+	}
 	if e.pins.m == nil {
 		e.pins.m = make(map[string]*pin)
 	}
 	e.pins.m[p.key] = p
 	e.pins.mu.Unlock()
-
-	// A removal may have taken the last name between the stat above and
-	// the pin: then its discharge already ran (or is left to us, if it saw
-	// the pin), and the file is not for keeping.
-	var now unix.Stat_t
-	if err := fstat(p.fd, &now); err != nil || now.Nlink == 0 {
-		(&held{f: f, e: e, p: p}).Release()
-		return nil, vfs.ErrStale
-	}
 	return &held{f: f, e: e, p: p}, nil
 }
 
 // newPin makes the pin of n (a regular file) with its data fd io, taking
-// over the caller's reference to n; n.exp.pins.mu is held.
+// over the caller's reference to n; n.exp.pins.mu is held. It returns nil
+// if a removal took the inode's last name and discharged it (a.gone: see
+// releaseVictim, unpin and newInode): the file is not for keeping, its
+// writes would no longer be charged. Told under a.mu, as the removal
+// decides: one that comes later sees the pin and leaves the discharge to
+// the last unpin. So no fstat is needed.
 func newPin(n *node, io int) *pin {
 	a := n.acct
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gone {
+		return nil
+	}
 	a.pins++
-	a.mu.Unlock()
 	return &pin{key: n.key, n: n, fd: io, ioErr: n.ioErr, acct: a, holds: 1}
 }
 

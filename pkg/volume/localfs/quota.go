@@ -171,11 +171,21 @@ func (e *export) inodeRef(fd int, ino uint64) (*inode, error) {
 		if e.inodes == nil {
 			e.inodes = make(map[uint64]*inode)
 		}
-		a = &inode{ino: ino, blocks: st.Blocks}
+		a = newInode(ino, &st)
 		e.inodes[ino] = a
 	}
 	a.refs++
 	return a, nil
+}
+
+// newInode is the accounting state of inode ino, with attributes st,
+// made when no state of it exists. An inode with no link left then was
+// given back already (by the removal that took its last link, whose state
+// is gone since), or was removed outside the server and never will be:
+// either way it is gone, so no hold keeps it and nothing discharges it
+// again.
+func newInode(ino uint64, st *unix.Stat_t) *inode {
+	return &inode{ino: ino, blocks: st.Blocks, gone: st.Nlink == 0}
 }
 
 // inodeRefStat is inodeRef for an fd whose inode number is not known
@@ -192,7 +202,7 @@ func (e *export) inodeRefStat(fd int, st *unix.Stat_t) (*inode, error) {
 		if e.inodes == nil {
 			e.inodes = make(map[uint64]*inode)
 		}
-		a = &inode{ino: st.Ino, blocks: st.Blocks}
+		a = newInode(st.Ino, st)
 		e.inodes[st.Ino] = a
 	}
 	a.refs++
