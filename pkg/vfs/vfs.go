@@ -125,6 +125,10 @@ type WccAttr struct {
 type Wcc struct {
 	Before *WccAttr
 	After  *Attr
+	// Atomic: Before and After were read with nothing else changing the
+	// object between them and the operation (NFSv4 change_info4.atomic,
+	// which lets a client keep what it cached of a directory).
+	Atomic bool
 }
 
 // TimeHow says how SetAttr changes a time.
@@ -248,7 +252,9 @@ type FS interface {
 	// reports the stability achieved.
 	Write(ctx context.Context, c Cred, h Handle, off uint64, data []byte, stable Stable) (n int, committed Stable, wcc Wcc, err error)
 	// Create makes a regular file. For CreateExclusive, verf is stored so a
-	// retransmission with the same verifier succeeds, and sa is empty.
+	// retransmission with the same verifier succeeds, and sa sets no times
+	// (it holds an NFSv4.1 EXCLUSIVE4_1's attributes, applied to a file
+	// the call makes, not to one a retransmission finds).
 	Create(ctx context.Context, c Cred, dir Handle, name string, how CreateHow, sa SetAttr, verf Verifier) (h Handle, attr *Attr, dirWcc Wcc, err error)
 	Mkdir(ctx context.Context, c Cred, dir Handle, name string, sa SetAttr) (h Handle, attr *Attr, dirWcc Wcc, err error)
 	Symlink(ctx context.Context, c Cred, dir Handle, name, target string, sa SetAttr) (h Handle, attr *Attr, dirWcc Wcc, err error)

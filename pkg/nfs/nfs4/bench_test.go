@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/nfs/xdr"
 	"github.com/hangar-csi/hangar/pkg/vfs"
@@ -18,7 +20,9 @@ import (
 
 // Benchmarks of the COMPOUNDs the Linux client sends for the common file
 // cycles, served in process (no RPC layer, so -benchmem counts the
-// handler's allocations only) over localfs, on tmpfs when there is one.
+// handler's allocations only) over localfs, on tmpfs when there is one
+// (HANGAR_BENCH_DISK=1: on the test's temporary directory, so with the
+// fsyncs a disk needs).
 
 // linuxAttrs is the GETATTR bitmap the Linux client sends after OPEN,
 // WRITE and CLOSE and with LOOKUP (nfs4_fattr_bitmap).
@@ -29,6 +33,7 @@ var linuxAttrs = bits(AttrType, AttrChange, AttrSize, AttrFSID, AttrFileID, Attr
 // benchServer is a Handler over a localfs export, called directly.
 type benchServer struct {
 	b    *testing.B
+	dir  string // the export's directory
 	h    *Handler
 	c    *tclient
 	w    *xdr.Writer
@@ -38,7 +43,7 @@ type benchServer struct {
 
 func newBenchServer(b *testing.B) *benchServer {
 	base := b.TempDir()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() && os.Getenv("HANGAR_BENCH_DISK") == "" {
 		if d, err := os.MkdirTemp("/dev/shm", "hangar-bench"); err == nil {
 			base = d
 			b.Cleanup(func() { os.RemoveAll(d) })
@@ -56,7 +61,7 @@ func newBenchServer(b *testing.B) *benchServer {
 	if err := fs.AddExport("/vol", dir, "vol", nil); err != nil {
 		b.Fatal(err)
 	}
-	s := &benchServer{b: b, h: NewHandler(fs, discard(), Options{}), w: xdr.NewWriter(make([]byte, 0, 64<<10))}
+	s := &benchServer{b: b, dir: dir, h: NewHandler(fs, discard(), Options{}), w: xdr.NewWriter(make([]byte, 0, 64<<10))}
 	s.call = rpc.Call{XID: 1, Prog: Program, Vers: Version, Proc: ProcCompound,
 		Cred:   rpc.Cred{Flavor: rpc.AuthSys, UID: uint32(os.Getuid()), GID: uint32(os.Getgid())},
 		Remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 999}}
@@ -203,6 +208,30 @@ func benchCreateWriteClose(b *testing.B, how uint32) {
 	}
 }
 
+// BenchmarkRemove is one file of an rm -r: REMOVE, then GETATTR of the
+// directory. The files are made beforehand with open(2) and close(2)
+// only, so a syscall count of the run is easy to correct for them.
+func BenchmarkRemove(b *testing.B) {
+	s := newBenchServer(b)
+	dir := s.c.volRoot()
+	var name []byte
+	for i := range b.N {
+		name = benchName(name, i)
+		fd, err := unix.Open(filepath.Join(s.dir, string(name)), unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	removeT := s.compile([][]byte{[]byte("f00000000")}, putfh(dir), remove("f00000000"), getattr(linuxAttrs))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		name = benchName(name, i)
+		s.send(removeT, name)
+	}
+}
+
 // BenchmarkOpenReadClose is a stat + cat of a small file: LOOKUP with
 // GETATTR, OPEN, READ of 4 KiB, CLOSE.
 func BenchmarkOpenReadClose(b *testing.B) {
@@ -248,8 +277,8 @@ func BenchmarkGetattr(b *testing.B) {
 	}
 }
 
-// TestGetattrAfterOp checks that a GETATTR following OPEN, WRITE or
-// LOOKUP in the same COMPOUND, which reuses their attributes, reports
+// TestGetattrAfterOp checks that a GETATTR following OPEN, WRITE, LOOKUP,
+// SETATTR, CREATE or REMOVE in the same COMPOUND, which reuses their attributes, reports
 // what a GETATTR of its own does, including after the changes OPEN makes
 // (a mode set by an EXCLUSIVE4_1 create, a truncation).
 func TestGetattrAfterOp(t *testing.T) {
@@ -322,4 +351,25 @@ func TestGetattrAfterOp(t *testing.T) {
 	p.ok(OpLookup)
 	_, got = inline(p)
 	same("LOOKUP", fh, got)
+
+	p = c.must(putfh(fh), setattrOp(stateid{}, bits(AttrMode), func(w *xdr.Writer) { w.Uint32(0o604) }), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpSetAttr)
+	skipResult(p, OpSetAttr)
+	_, got = inline(p)
+	same("SETATTR", fh, got)
+
+	p = c.must(putfh(dir), mkdirOp("sub"), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpCreate)
+	skipResult(p, OpCreate)
+	sub, got := inline(p)
+	same("CREATE of a directory", sub, got)
+
+	p = c.must(putfh(dir), remove("excl"), getfh(), getattr(linuxAttrs))
+	p.ok(OpPutFH)
+	p.ok(OpRemove)
+	skipResult(p, OpRemove)
+	_, got = inline(p)
+	same("REMOVE (the directory's)", dir, got)
 }

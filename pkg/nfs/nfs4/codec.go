@@ -124,7 +124,7 @@ func changeOf(ctime time.Time) uint64 {
 }
 
 func encodeChangeInfo(w *xdr.Writer, wcc *vfs.Wcc) {
-	w.Bool(false) // not atomic: the change values are read around the op
+	w.Bool(wcc.Atomic && wcc.Before != nil && wcc.After != nil)
 	var before, after uint64
 	if wcc.Before != nil {
 		before = changeOf(wcc.Before.Ctime)

@@ -430,9 +430,11 @@ func (h *Handler) doSetattr(x *compound, sid stateid, s *setAttrs) uint32 {
 	if s.set.empty() {
 		return OK
 	}
-	if _, err := h.fs.SetAttr(x.ctx, x.cred, vol(cur), s.sa, nil); err != nil {
+	wcc, err := h.fs.SetAttr(x.ctx, x.cred, vol(cur), s.sa, nil)
+	if err != nil {
 		return h.status(err)
 	}
+	x.setCurAttr(wcc.After)
 	return OK
 }
 
@@ -444,17 +446,22 @@ func (h *Handler) access(x *compound) uint32 {
 	if x.cur.empty() {
 		return fail(x.w, ErrNoFileHandle)
 	}
-	want &= vfs.AccessRead | vfs.AccessLookup | vfs.AccessModify | vfs.AccessExtend | vfs.AccessDelete | vfs.AccessExecute
+	want &= allAccess
 	var granted uint32
 	cur := x.cur.bytes()
 	if isPseudo(cur) {
 		granted = vfs.AccessRead | vfs.AccessLookup | vfs.AccessExecute
+	} else if x.hasCurAccess {
+		granted = x.curAccess // from the OPEN just before
 	} else {
-		g, _, err := h.fs.Access(x.ctx, x.cred, vol(cur), want)
+		g, a, err := h.fs.Access(x.ctx, x.cred, vol(cur), want)
 		if err != nil {
 			return h.failErr(x, err)
 		}
 		granted = g
+		if !x.hasCurAttr {
+			x.setCurAttr(&a) // fresh: for a GETATTR after
+		}
 	}
 	x.w.Uint32(OK)
 	x.w.Uint32(want) // supported: every bit this server knows

@@ -208,7 +208,7 @@ func (h *Handler) openReclaim(x *compound, owner []byte, acc, deny uint32) uint3
 	}
 	// Permissions are checked again: a reclaim is an open, and the
 	// records vouch only for the client, not for what it names.
-	if st := h.openAccess(x, vh, acc); st != OK {
+	if _, st := h.openAccess(x, vh, acc); st != OK {
 		return fail(x.w, st)
 	}
 	sid, st := h.states.Open(x.clientID(), owner, string(vh), acc, deny)

@@ -181,6 +181,11 @@ type compound struct {
 	// and GETATTR, which change nothing, keep it for the op after them.
 	curAttr    vfs.Attr
 	hasCurAttr bool
+	// curAccess is, kept the same way, the access bits (of every kind)
+	// an OPEN found its caller has to the file it opened, for the ACCESS
+	// the Linux client sends after it.
+	curAccess    uint32
+	hasCurAccess bool
 
 	// Room for OPEN's decoded attributes and new filehandle, which would
 	// otherwise be allocated for every OPEN (they reach the FS).
@@ -321,7 +326,7 @@ func (h *Handler) op(x *compound, i, op uint32) uint32 {
 	switch op {
 	case OpGetAttr, OpGetFH, OpAccess:
 	default:
-		x.hasCurAttr = false
+		x.hasCurAttr, x.hasCurAccess = false, false
 	}
 	st := h.dispatch(x, op)
 	if st != OK {

@@ -148,7 +148,6 @@ func (h *Handler) open(x *compound) uint32 {
 		created bool
 		attrset bitmap
 		trunc   bool // an existing file opened with UNCHECKED and a size
-		stale   bool // a is from before a change to the file
 	)
 	cur := x.cur.bytes()
 	if claim == claimFH {
@@ -179,10 +178,20 @@ func (h *Handler) open(x *compound) uint32 {
 		dir := vol(cur)
 		var st uint32
 		if !create || how == createUnchecked {
-			// UNCHECKED opens what is there or creates it. The create is
-			// guarded so that "created", which skips the permission
-			// check, is never true of a file someone else made meanwhile.
+			// UNCHECKED opens what is there or creates it: a create first,
+			// as an untar's files are new, then a LOOKUP if it failed (the
+			// name exists, or the caller may not create but may open).
+			// The create is guarded so that "created", which skips the
+			// permission check, is never true of a file someone else made
+			// meanwhile.
 			for try := 0; ; try++ {
+				if create {
+					st = h.openCreate(x, dir, name, vfs.CreateGuarded, sa, verf, fh, &a, &dirWcc)
+					if st == OK {
+						created, attrset = true, sa.set
+						break
+					}
+				}
 				nh, na, dirAttr, err := h.fs.Lookup(x.ctx, x.cred, dir, string(name))
 				if err == nil {
 					st = OK
@@ -198,11 +207,10 @@ func (h *Handler) open(x *compound) uint32 {
 				if !create || !errors.Is(err, syscall.ENOENT) {
 					return fail(x.w, h.notDir(x, cur, err))
 				}
-				st = h.openCreate(x, dir, name, vfs.CreateGuarded, sa, verf, fh, &a, &dirWcc)
 				if st != ErrExist || try > 0 {
-					created, attrset = st == OK, sa.set
-					break
+					break // the create's error; or removed again since
 				}
+				// Removed between the create and the LOOKUP: once more.
 			}
 		} else {
 			switch how {
@@ -214,18 +222,7 @@ func (h *Handler) open(x *compound) uint32 {
 				if !sa.set.andNot(exclCreatAttrs).empty() {
 					return fail(x.w, ErrInval)
 				}
-				st = h.openCreate(x, dir, name, vfs.CreateExclusive, &setAttrs{}, verf, fh, &a, &dirWcc)
-				if st == OK && !sa.set.empty() {
-					wcc, err := h.fs.SetAttr(x.ctx, x.cred, vol(fh.bytes()), sa.sa, nil)
-					switch {
-					case err != nil:
-						st = h.status(err)
-					case wcc.After != nil:
-						a = *wcc.After
-					default:
-						stale = true
-					}
-				}
+				st = h.openCreate(x, dir, name, vfs.CreateExclusive, sa, verf, fh, &a, &dirWcc)
 			}
 			created, attrset = true, sa.set
 		}
@@ -237,10 +234,12 @@ func (h *Handler) open(x *compound) uint32 {
 		return fail(x.w, st)
 	}
 	vh := vol(fh.bytes())
+	var granted uint32
 	if !created {
 		// The creator of a file may open it whatever its mode says; anyone
 		// else needs the permissions.
-		if st := h.openAccess(x, vh, acc); st != OK {
+		var st uint32
+		if granted, st = h.openAccess(x, vh, acc); st != OK {
 			return fail(x.w, st)
 		}
 	}
@@ -264,7 +263,8 @@ func (h *Handler) open(x *compound) uint32 {
 	encodeOpenOK(x.w, sid, &dirWcc, flags, attrset)
 	x.cur = *fh
 	x.curSID, x.hasCurSID = sid, true
-	if !trunc && !stale {
+	x.curAccess, x.hasCurAccess = granted, !created && !trunc
+	if !trunc {
 		x.setCurAttr(&a) // nothing changed the file since
 	}
 	return OK
@@ -286,25 +286,22 @@ func openableType(t vfs.FileType) uint32 {
 }
 
 // openAccess checks that the caller may open vh for the share access acc.
-// Execute counts as read so that binaries with mode 0111 can be run.
-func (h *Handler) openAccess(x *compound, vh vfs.Handle, acc uint32) uint32 {
-	want := uint32(vfs.AccessExecute)
-	if acc&ShareAccessRead != 0 {
-		want |= vfs.AccessRead
-	}
-	if acc&ShareAccessWrite != 0 {
-		want |= vfs.AccessModify
-	}
-	granted, _, err := h.fs.Access(x.ctx, x.cred, vh, want)
+// Execute counts as read so that binaries with mode 0111 can be run. It
+// returns every access bit the caller has, for an ACCESS that follows.
+func (h *Handler) openAccess(x *compound, vh vfs.Handle, acc uint32) (uint32, uint32) {
+	granted, _, err := h.fs.Access(x.ctx, x.cred, vh, allAccess)
 	if err != nil {
-		return h.status(err)
+		return 0, h.status(err)
 	}
 	if acc&ShareAccessRead != 0 && granted&(vfs.AccessRead|vfs.AccessExecute) == 0 ||
 		acc&ShareAccessWrite != 0 && granted&vfs.AccessModify == 0 {
-		return ErrAccess
+		return 0, ErrAccess
 	}
-	return OK
+	return granted, OK
 }
+
+// allAccess is every ACCESS bit this server knows.
+const allAccess = vfs.AccessRead | vfs.AccessLookup | vfs.AccessModify | vfs.AccessExtend | vfs.AccessDelete | vfs.AccessExecute
 
 // encodeOpenOK writes an OPEN4resok.
 func encodeOpenOK(w *xdr.Writer, sid stateid, dirWcc *vfs.Wcc, flags uint32, attrset bitmap) {
@@ -321,7 +318,8 @@ func unchanged(dirAttr *vfs.Attr) vfs.Wcc {
 	if dirAttr == nil {
 		return vfs.Wcc{}
 	}
-	return vfs.Wcc{Before: &vfs.WccAttr{Size: dirAttr.Size, Mtime: dirAttr.Mtime, Ctime: dirAttr.Ctime}, After: dirAttr}
+	// One reading serves as both: atomic, as nothing changed.
+	return vfs.Wcc{Before: &vfs.WccAttr{Size: dirAttr.Size, Mtime: dirAttr.Mtime, Ctime: dirAttr.Ctime}, After: dirAttr, Atomic: true}
 }
 
 func (h *Handler) openCreate(x *compound, dir vfs.Handle, name []byte, how vfs.CreateHow, sa *setAttrs, verf vfs.Verifier,
@@ -579,12 +577,13 @@ func (h *Handler) create(x *compound) uint32 {
 	}
 	var (
 		nh  vfs.Handle
+		na  *vfs.Attr
 		wcc vfs.Wcc
 		err error
 	)
 	switch t {
 	case NF4Dir:
-		nh, _, wcc, err = h.fs.Mkdir(x.ctx, x.cred, dir, string(name), sa.sa)
+		nh, na, wcc, err = h.fs.Mkdir(x.ctx, x.cred, dir, string(name), sa.sa)
 	case NF4Lnk:
 		switch {
 		case len(target) == 0:
@@ -592,9 +591,9 @@ func (h *Handler) create(x *compound) uint32 {
 		case len(target) > MaxPath:
 			return fail(x.w, ErrNameTooLong)
 		}
-		nh, _, wcc, err = h.fs.Symlink(x.ctx, x.cred, dir, string(name), string(target), sa.sa)
+		nh, na, wcc, err = h.fs.Symlink(x.ctx, x.cred, dir, string(name), string(target), sa.sa)
 	default:
-		nh, _, wcc, err = h.fs.Mknod(x.ctx, x.cred, dir, string(name), vfs.FileType(t), sa.sa, major, minor)
+		nh, na, wcc, err = h.fs.Mknod(x.ctx, x.cred, dir, string(name), vfs.FileType(t), sa.sa, major, minor)
 	}
 	if err != nil {
 		return fail(x.w, h.notDir(x, x.cur.bytes(), err))
@@ -605,6 +604,7 @@ func (h *Handler) create(x *compound) uint32 {
 	encodeBitmap(w, sa.set)
 	x.cur.setVol(nh)
 	x.hasCurSID = false
+	x.setCurAttr(na)
 	return OK
 }
 
@@ -634,6 +634,7 @@ func (h *Handler) remove(x *compound) uint32 {
 	}
 	x.w.Uint32(OK)
 	encodeChangeInfo(x.w, &wcc)
+	x.setCurAttr(wcc.After) // the directory's, after the removal was made durable
 	return OK
 }
 

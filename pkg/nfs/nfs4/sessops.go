@@ -333,7 +333,7 @@ func (h *Handler) secinfoNoName(x *compound) uint32 {
 	}
 	encodeSecinfo(x.w)
 	x.cur.clear() // SECINFO_NO_NAME consumes the current filehandle
-	x.hasCurAttr = false
+	x.hasCurAttr, x.hasCurAccess = false, false
 	return OK
 }
 
@@ -348,6 +348,6 @@ func (h *Handler) secinfo(x *compound) uint32 {
 	}
 	encodeSecinfo(x.w)
 	x.cur.clear()
-	x.hasCurAttr = false
+	x.hasCurAttr, x.hasCurAccess = false, false
 	return OK
 }

@@ -47,10 +47,11 @@ func (n *node) close() {
 // Nodes in use are not on the LRU list, so eviction never closes an fd that
 // a request is using.
 type cache struct {
-	mu   sync.Mutex
-	m    map[string]*node
-	idle node // sentinel of the idle list; idle.next is the most recent
-	max  int
+	mu    sync.Mutex
+	m     map[string]*node
+	idle  node // sentinel of the idle list; idle.next is the most recent
+	nidle int  // nodes on it
+	max   int  // of idle nodes: nodes in use (held ones too) are not counted
 }
 
 func newCache(max int) *cache {
@@ -62,6 +63,7 @@ func newCache(max int) *cache {
 func (c *cache) unlinkIdle(n *node) {
 	n.prev.next, n.next.prev = n.next, n.prev
 	n.prev, n.next = nil, nil
+	c.nidle--
 }
 
 // get returns the node for handle h with a reference, or nil.
@@ -130,6 +132,7 @@ func (c *cache) release(n *node) {
 	n.next, n.prev = c.idle.next, &c.idle
 	c.idle.next.prev = n
 	c.idle.next = n
+	c.nidle++
 	victims := c.evictLocked()
 	c.mu.Unlock()
 	closeAll(victims)
@@ -194,7 +197,7 @@ func (c *cache) forgetExport(e *export) {
 
 func (c *cache) evictLocked() []*node {
 	var victims []*node
-	for len(c.m) > c.max && c.idle.prev != &c.idle {
+	for c.nidle > c.max {
 		n := c.idle.prev
 		c.unlinkIdle(n)
 		delete(c.m, n.key)

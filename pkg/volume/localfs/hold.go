@@ -11,10 +11,12 @@ import (
 
 // Holds (vfs.Holder): files that stay usable after their last unlink.
 //
-// A held file is kept open: one fd per held handle (a pin), shared by
-// every Hold of it. The kernel keeps an unlinked inode, data and blocks,
-// alive while an fd of it is open, so nothing has to be moved anywhere:
-// no hidden orphan directory to clean, no rename racing a client. When the
+// A held file is kept open: a pin per held handle, shared by every Hold
+// of it, keeps a reference to the handle's cached node and so its data fd
+// (the cache never closes a node in use). The kernel keeps an unlinked
+// inode, data and blocks, alive while an fd of it is open, so nothing has
+// to be moved anywhere: no hidden orphan directory to clean, no rename
+// racing a client. When the
 // server process ends, cleanly or not, the fds close and the kernel frees
 // the inodes (ext4 and XFS also replay their orphan lists after a power
 // loss); after a crash usage is rescanned, and Close first drops every pin
@@ -32,10 +34,11 @@ import (
 // defaultMaxHeldFiles bounds the fds pins keep open across the server.
 const defaultMaxHeldFiles = 16384
 
-// pin is the hold of one handle: an fd of its inode.
+// pin is the hold of one handle: a reference to its node.
 type pin struct {
 	key   string
-	fd    int   // O_RDWR, or O_RDONLY if the inode cannot be written
+	n     *node // referenced while the pin lives
+	fd    int   // n's data fd: O_RDWR, or O_RDONLY if the inode cannot be written
 	ioErr error // why fd is read-only, if it is
 	acct  *inode
 	holds int // guarded by pinSet.mu
@@ -59,18 +62,24 @@ type held struct {
 
 // Hold implements vfs.Holder.
 func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
-	n, st, err := f.resolveStat(ctx, h, vfs.GrantReadOnly)
+	// No stat: whether a removal took the last name is told without
+	// one, below and in newPin.
+	n, err := f.resolve(ctx, h, vfs.GrantReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	defer f.cache.release(n)
+	// A new pin keeps the reference; every other way out drops it.
+	fail := func(err error) (vfs.Hold, error) {
+		f.cache.release(n)
+		return nil, err
+	}
 	if n.typ != unix.S_IFREG {
-		return nil, unix.EINVAL
+		return fail(unix.EINVAL)
 	}
 	// Opened before pins.mu: ioFd may itself consult the pins (reopen).
 	io, err := f.ioFd(n)
 	if err != nil {
-		return nil, f.stale(n, err)
+		return fail(f.stale(n, err))
 	}
 	e := n.exp
 	e.pins.mu.Lock()
@@ -78,56 +87,48 @@ func (f *FS) Hold(ctx context.Context, h vfs.Handle) (vfs.Hold, error) {
 	if p != nil {
 		p.holds++
 		e.pins.mu.Unlock()
+		f.cache.release(n)
 		return &held{f: f, e: e, p: p}, nil
 	}
 	if e.removed.Load() {
 		e.pins.mu.Unlock()
-		return nil, vfs.ErrStale
+		return fail(vfs.ErrStale)
 	}
 	if f.pinned.Add(1) > int64(f.maxPinned) {
 		f.pinned.Add(-1)
 		e.pins.mu.Unlock()
-		return nil, unix.ENFILE
+		return fail(unix.ENFILE)
 	}
-	p, err = newPin(e, n, io, st.Ino)
-	if err != nil {
+	p = newPin(n, io)
+	if p == nil {
 		f.pinned.Add(-1)
 		e.pins.mu.Unlock()
-		return nil, err
+		return fail(vfs.ErrStale)
 	}
 	if e.pins.m == nil {
 		e.pins.m = make(map[string]*pin)
 	}
 	e.pins.m[p.key] = p
 	e.pins.mu.Unlock()
-
-	// A removal may have taken the last name between the stat above and
-	// the pin: then its discharge already ran (or is left to us, if it saw
-	// the pin), and the file is not for keeping.
-	var now unix.Stat_t
-	if err := fstat(p.fd, &now); err != nil || now.Nlink == 0 {
-		(&held{f: f, e: e, p: p}).Release()
-		return nil, vfs.ErrStale
-	}
 	return &held{f: f, e: e, p: p}, nil
 }
 
-// newPin makes the pin of n (a regular file of e) from a duplicate of its
-// data fd io; e.pins.mu is held.
-func newPin(e *export, n *node, io int, ino uint64) (*pin, error) {
-	fd, err := unix.FcntlInt(uintptr(io), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	a, err := e.inodeRef(fd, ino)
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
+// newPin makes the pin of n (a regular file) with its data fd io, taking
+// over the caller's reference to n; n.exp.pins.mu is held. It returns nil
+// if a removal took the inode's last name and discharged it (a.gone: see
+// releaseVictim, unpin and newInode): the file is not for keeping, its
+// writes would no longer be charged. Told under a.mu, as the removal
+// decides: one that comes later sees the pin and leaves the discharge to
+// the last unpin. So no fstat is needed.
+func newPin(n *node, io int) *pin {
+	a := n.acct
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gone {
+		return nil
+	}
 	a.pins++
-	a.mu.Unlock()
-	return &pin{key: n.key, fd: fd, ioErr: n.ioErr, acct: a, holds: 1}, nil
+	return &pin{key: n.key, n: n, fd: io, ioErr: n.ioErr, acct: a, holds: 1}
 }
 
 // Unlinked implements vfs.Hold.
@@ -186,11 +187,11 @@ func (f *FS) unpin(e *export, p *pin) {
 		e.q.add(-blocks*512, -1)
 	}
 	if unlinked {
-		f.cache.forgetKey([]byte(p.key))
+		f.cache.forgetString(p.key)
 	}
-	e.inodeUnref(a)
-	// Closing the last fd of an unlinked inode frees it: no lock held.
-	unix.Close(p.fd)
+	// The node's last reference closes its fds, and closing the last fd
+	// of an unlinked inode frees it: no lock held.
+	f.cache.release(p.n)
 }
 
 // dropPins releases every pin of e, for RemoveExport and Close (a hold

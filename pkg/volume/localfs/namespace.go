@@ -158,23 +158,30 @@ func openMode(c *vfs.Cred, dst *unix.Stat_t, sa *vfs.SetAttr, defMode, private u
 
 // finishNew makes a new object and its directory entry durable, accounts
 // the directory's growth and returns the results of a creating operation.
-// st, if not nil, holds n's current attributes (nothing changed n since
-// they were read), which saves a stat.
-func (f *FS) finishNew(d *node, n *node, pre, st *unix.Stat_t) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
+// st is n's attributes if they are known to be current (nil: stat n).
+// around is d's attributes read around the operation (see aroundChange),
+// or nil.
+func (f *FS) finishNew(d *node, n *node, pre, st *unix.Stat_t, around *dirAround) (vfs.Handle, *vfs.Attr, vfs.Wcc, error) {
 	err := f.syncDir(d)
 	if err == nil {
 		err = f.syncNew(n)
 	}
-	// One fstat of d settles it and gives its post-operation attributes.
-	wcc := vfs.Wcc{Before: wccAttr(pre)}
-	var post unix.Stat_t
-	if f.settle(d, &post) == nil {
-		wcc.After = attrPtr(d.exp, &post)
+	var wcc vfs.Wcc
+	if around != nil {
+		wcc = around.wcc(d) // d was settled then
+	} else {
+		// One fstat of d settles it and gives its post-operation attributes.
+		wcc.Before = wccAttr(pre)
+		var post unix.Stat_t
+		if f.settle(d, &post) == nil {
+			wcc.After = attrPtr(d.exp, &post)
+		}
 	}
 	if err != nil {
 		return nil, nil, wcc, err
 	}
 	if st != nil {
+		// fsyncs change no attribute.
 		return vfs.Handle(n.key), attrPtr(n.exp, st), wcc, nil
 	}
 	return vfs.Handle(n.key), postAttr(n), wcc, nil
@@ -193,6 +200,37 @@ func (f *FS) syncNew(n *node) error {
 		return err
 	}
 	return fsync(fd)
+}
+
+// dirAround is a directory's attributes read just before and just after
+// a change to its entries, with them locked (lockEntries): every change
+// to a directory made here locks its entries (SetAttr too), so nothing
+// else came between, and the wcc data is atomic. An NFSv4 client told so
+// keeps its caches of the directory; otherwise it looks up every name
+// again, and asks for its access again, after each create or remove.
+type dirAround struct {
+	pre, post unix.Stat_t
+	preOK, ok bool // pre was read; both were
+}
+
+// before reads the attributes before the change.
+func (a *dirAround) before(d *node) { a.preOK = fstat(d.fd, &a.pre) == nil }
+
+// after reads them after the change, settling d's growth.
+func (f *FS) after(a *dirAround, d *node) {
+	a.ok = a.preOK && f.settle(d, &a.post) == nil
+}
+
+// done is a, if both readings were made.
+func (a *dirAround) done() *dirAround {
+	if !a.ok {
+		return nil
+	}
+	return a
+}
+
+func (a *dirAround) wcc(d *node) vfs.Wcc {
+	return vfs.Wcc{Before: wccAttr(&a.pre), After: attrPtr(d.exp, &a.post), Atomic: true}
 }
 
 // Create makes a regular file.
@@ -224,12 +262,13 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	}
 	defer q.unreserve(grow, 1)
 	mode := openMode(&c, &dst, &sa, defaultFileMode, 0o600)
-	if how == vfs.CreateExclusive {
-		// Its attributes are the defaults (see below).
-		mode = openMode(&c, &dst, &vfs.SetAttr{}, defaultFileMode, 0o600)
-	}
+	var around dirAround
 	lk := d.exp.lockEntries(d.ino, d.ino)
+	around.before(d)
 	fd, err := openChild(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, mode)
+	if err == nil {
+		f.after(&around, d)
+	}
 	lk.unlock()
 	if err == unix.EEXIST && how != vfs.CreateGuarded {
 		return f.createExisting(&c, d, &dst, name, how, sa, verf)
@@ -242,10 +281,11 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		// Keep the verifier in the timestamps, as knfsd does, so a
 		// retransmitted CREATE can be recognized. The client replaces them
 		// with a SETATTR once it has the reply. Set before adopt's stat,
-		// which then has the attributes to return.
+		// which then has the attributes to return; initNew sets the others
+		// (EXCLUSIVE4_1's), which carry no times.
 		ts := [2]unix.Timespec{timespec(verfTime(verf[4:]).Time), timespec(verfTime(verf[:4]).Time)}
 		verfErr = utimensFd(fd, &ts, 0)
-		sa = vfs.SetAttr{}
+		sa.Atime, sa.Mtime = vfs.SetTime{}, vfs.SetTime{}
 	}
 	var st unix.Stat_t
 	n, err := f.adopt(d.exp, fd, fd, &st)
@@ -263,10 +303,11 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		f.settleQuiet(d)
 		return fail(err)
 	}
+	cur := &st
 	if changed {
-		return f.finishNew(d, n, &dst, nil)
+		cur = nil
 	}
-	return f.finishNew(d, n, &dst, &st)
+	return f.finishNew(d, n, &dst, cur, around.done())
 }
 
 func verfTime(b []byte) vfs.SetTime {
@@ -322,7 +363,7 @@ func (f *FS) createExisting(c *vfs.Cred, d *node, dst *unix.Stat_t, name string,
 			}
 		}
 	}
-	return f.finishNew(d, n, dst, nil)
+	return f.finishNew(d, n, dst, nil, nil)
 }
 
 // Mkdir makes a directory.
@@ -424,8 +465,13 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	// locked, no REMOVE or RENAME can put another object (one owned by
 	// root, say, which initNew would then give to the caller) on the name
 	// in between.
+	var around dirAround
 	lk := d.exp.lockEntries(d.ino, d.ino)
+	around.before(d)
 	fd, err := mk(d.fd, openMode(&c, &dst, &sa, defMode, 0o700))
+	if err == nil {
+		f.after(&around, d)
+	}
 	lk.unlock()
 	if err != nil {
 		return fail(err)
@@ -437,15 +483,25 @@ func (f *FS) makeNode(ctx context.Context, c vfs.Cred, dir vfs.Handle, name stri
 	}
 	defer f.cache.release(n)
 	f.chargeNew(n)
+	var lkNew *entriesLock
+	if n.typ == unix.S_IFDIR {
+		// A change to a directory, with its entries locked (see dirAround).
+		l := n.exp.lockEntries(n.ino, n.ino)
+		lkNew = &l
+	}
 	changed, err := f.initNew(n, &st, &c, &dst, sa, defMode)
+	if lkNew != nil {
+		lkNew.unlock()
+	}
 	if err != nil {
 		f.settleQuiet(d)
 		return fail(err)
 	}
+	cur := &st
 	if changed {
-		return f.finishNew(d, n, &dst, nil)
+		cur = nil
 	}
-	return f.finishNew(d, n, &dst, &st)
+	return f.finishNew(d, n, &dst, cur, around.done())
 }
 
 // lockEntries locks the entries of the directories with inode numbers a
@@ -502,7 +558,9 @@ func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 	if err := mayDir(&c, &dst); err != nil {
 		return dirWcc(d, &dst), err
 	}
+	var around dirAround
 	lk := d.exp.lockEntries(d.ino, d.ino)
+	around.before(d)
 	v, err := f.holdVictim(d.exp, d.fd, name)
 	if err == nil {
 		err = mayUnlinkSticky(&c, &dst, &v.st)
@@ -513,6 +571,9 @@ func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		// A directory has no other link: removed, it is gone.
 		v.gone = err == nil && flags&unix.AT_REMOVEDIR != 0
 	}
+	if err == nil {
+		around.ok = around.preOK && fstat(d.fd, &around.post) == nil
+	}
 	lk.unlock()
 	if v != nil {
 		f.releaseVictim(d.exp, v)
@@ -521,6 +582,9 @@ func (f *FS) unlink(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		return dirWcc(d, &dst), err
 	}
 	err = f.syncDir(d)
+	if a := around.done(); a != nil {
+		return a.wcc(d), err
+	}
 	return dirWcc(d, &dst), err
 }
 

@@ -55,7 +55,15 @@ func (f *FS) SetAttr(ctx context.Context, c vfs.Cred, h vfs.Handle, sa vfs.SetAt
 			return wcc, unix.EDQUOT
 		}
 	}
-	err = f.apply(n, &sa, &st)
+	if n.typ == unix.S_IFDIR {
+		// With its entries locked, as every change to a directory (see
+		// dirAround).
+		lk := n.exp.lockEntries(n.ino, n.ino)
+		err = f.apply(n, &sa, &st)
+		lk.unlock()
+	} else {
+		err = f.apply(n, &sa, &st)
+	}
 	if sa.Size != nil {
 		// Settling stats n: those are the post-operation attributes.
 		var post unix.Stat_t

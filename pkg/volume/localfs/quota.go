@@ -191,11 +191,16 @@ func (e *export) statRef(fd int, st *unix.Stat_t) (*inode, error) {
 	return a, nil
 }
 
+// newInodeLocked makes the accounting state of the inode with attributes
+// st, when none exists. An inode with no link left then was given back
+// already (by the removal that took its last link, whose state is gone
+// since), or was removed outside the server and never will be: either way
+// it is gone, so no hold keeps it and nothing discharges it again.
 func (e *export) newInodeLocked(st *unix.Stat_t) *inode {
 	if e.inodes == nil {
 		e.inodes = make(map[uint64]*inode)
 	}
-	a := &inode{ino: st.Ino, blocks: st.Blocks}
+	a := &inode{ino: st.Ino, blocks: st.Blocks, gone: st.Nlink == 0}
 	e.inodes[st.Ino] = a
 	return a
 }
