@@ -9,7 +9,8 @@ import (
 // anything: a change may wait for a frozen volume (a snapshot being taken)
 // or a directory fsync, and the node's client sends every volume's calls
 // over one connection, so the calls behind it would wait too. Anything
-// else (WRITE, OPEN, state management, ...) runs on its own goroutine.
+// else (WRITE, OPEN, state management, ...) runs watched: the rpc server
+// hands reading to another goroutine if it takes longer than a moment.
 func (h *Handler) Inline(proc uint32, args []byte) bool {
 	if proc != ProcCompound {
 		return proc == ProcNull
