@@ -282,10 +282,16 @@ func (f *FS) Create(ctx context.Context, c vfs.Cred, dir vfs.Handle, name string
 		// retransmitted CREATE can be recognized. The client replaces them
 		// with a SETATTR once it has the reply. Set before adopt's stat,
 		// which then has the attributes to return; initNew sets the others
-		// (EXCLUSIVE4_1's), which carry no times.
+		// (EXCLUSIVE4_1's), which carry no times (but a size may
+		// change the mtime).
 		ts := [2]unix.Timespec{timespec(verfTime(verf[4:]).Time), timespec(verfTime(verf[:4]).Time)}
 		verfErr = utimensFd(fd, &ts, 0)
 		sa.Atime, sa.Mtime = vfs.SetTime{}, vfs.SetTime{}
+		if sa.Size != nil {
+			// A truncation sets the mtime: apply sets the times again
+			// after it.
+			sa.Atime, sa.Mtime = verfTime(verf[4:]), verfTime(verf[:4])
+		}
 	}
 	var st unix.Stat_t
 	n, err := f.adopt(d.exp, fd, fd, &st)
