@@ -2,14 +2,11 @@ package localfs
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/hangar-csi/hangar/pkg/nfs"
-	"github.com/hangar-csi/hangar/pkg/nfs/nfs4"
 	"github.com/hangar-csi/hangar/pkg/nfs/nfsclient"
 	"github.com/hangar-csi/hangar/pkg/nfs/rpc"
 	"github.com/hangar-csi/hangar/pkg/vfs"
@@ -43,19 +40,7 @@ func TestWireFrozenVolumeDoesNotStallConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := nfs.NewServer(f.Holding(), rpc.Options{}, nfs4.Options{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-		f.Close()
-	})
-	c, err := nfsclient.Dial(ctx, l.Addr().String())
+	c, err := nfsclient.Dial(ctx, serveLoopback(t, f, f.Holding(), rpc.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,15 @@ func newWire(t testing.TB, cfg ExportConfig) *wireEnv {
 	}
 	// Every racing client dials from 127.0.0.1: lift the per-address
 	// connection limit, which would otherwise close idle ones between rounds.
-	srv := nfs.NewServer(f, rpc.Options{MaxConnsPerAddr: 1 << 12}, nfs4.Options{})
+	w.fs, w.addr = f, serveLoopback(t, f, f, rpc.Options{MaxConnsPerAddr: 1 << 12})
+	return w
+}
+
+// serveLoopback serves fsys (f itself, or a wrapper of it) over NFS on a
+// loopback port until the test ends, then closes the server and f.
+func serveLoopback(t testing.TB, f *FS, fsys vfs.FS, o rpc.Options) string {
+	t.Helper()
+	srv := nfs.NewServer(fsys, o, nfs4.Options{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +82,7 @@ func newWire(t testing.TB, cfg ExportConfig) *wireEnv {
 		<-done
 		f.Close()
 	})
-	w.fs, w.addr = f, l.Addr().String()
-	return w
+	return l.Addr().String()
 }
 
 // client is a new connection calling as cred, and the root handle of /vol.
