@@ -14,6 +14,8 @@ now() { cut -d' ' -f1 /proc/uptime; }
 fail() { echo "KB-FAIL $*"; exit 1; }
 M=/mnt/n; mkdir -p $M /srv/knfsd /srv/hangar /src
 
+for f in /sys/devices/system/cpu/vulnerabilities/*; do echo "KB-INFO ${f##*/}: $(cat $f)"; done
+echo "KB-INFO cmdline: $(cat /proc/cmdline)"
 mount -t tmpfs -o size=1g src /src
 kguest tree /src/t "$FILES" || fail "tree"
 (cd /src/t && tar cf /src/t.tar .) || fail "tar of the source tree"
@@ -39,7 +41,7 @@ if [ -n "$HANGAR_PORT" ]; then
 else
   HANGAR_PORT=3049
   [ "$PROFILE" = 1 ] && prof="--cpuprofile /tmp/hangar.prof"
-  hangar nfs --root /srv/hangar --listen 127.0.0.1:3049 $prof >/tmp/hangar.log 2>&1 &
+  env $HANGAR_ENV hangar nfs --root /srv/hangar --listen 127.0.0.1:3049 $prof >/tmp/hangar.log 2>&1 &
   HPID=$!
   # It prints how to mount once it listens.
   i=0; while ! grep -q "mount with" /tmp/hangar.log && [ $i -lt 300 ]; do usleep 100000; i=$((i+1)); done
@@ -64,6 +66,32 @@ mntall() { for s in $SERVERS; do mnt $s $1; done; }
 umntall() { for s in $SERVERS; do umount $M/$s || fail "umount $s"; done; }
 # row NAME LABEL CMD...: one row, in seconds (10 ms resolution under TCG)
 row() { _n=$1 _l=$2; shift 2; t0=$(now); "$@" || fail "$_l $_n"; t1=$(now); echo "KB $_l $_n $(echo $t0 $t1 | awk '{printf "%.2f", $2-$1}')"; }
+# cpusnap FILE: the guest's CPU ticks (user nice system idle iowait irq
+# softirq), context switches, and hangar's user and system ticks.
+cpusnap() {
+  { awk '$1=="cpu"{print $2, $3, $4, $5, $6, $7, $8} $1=="ctxt"{print $2}' /proc/stat
+    if [ -n "$HPID" ]; then awk '{print $14, $15}' /proc/$HPID/stat; else echo 0 0; fi; } | tr '\n' ' ' >"$1"
+}
+# cpudiff LABEL ROW BEFORE AFTER: "KC <label> <row> user nice sys idle iowait irq softirq ctxt hangar-user hangar-sys"
+cpudiff() { echo "KC $1 $2 $(awk 'FNR==NR{for(i=1;i<=NF;i++)a[i]=$i; next} {l=""; for(i=1;i<=NF;i++) l=l" "($i-a[i]); print l}' "$3" "$4")"; }
+# opsnap SERVER FILE: the client's per-operation counters of that server's
+# mount ("OP ops rtt_ms execute_ms", /proc/self/mountstats).
+opsnap() {
+  awk -v m="$M/$1" '$1=="device"{on=($5==m); p=0; next} on&&/per-op statistics/{p=1; next}
+    on&&p&&NF>=9{sub(":","",$1); print $1, $2, $8, $9}' /proc/self/mountstats >"$2"
+}
+# opdiff LABEL ROW BEFORE AFTER: "KS <label> <row> <op> <calls> <rtt ms> <execute ms>"
+# per operation the row sent (BEFORE must not be empty: awk's FNR==NR).
+opdiff() {
+  awk -v l="$1" -v r="$2" 'FNR==NR{n[$1]=$2; t[$1]=$3; e[$1]=$4; next}
+    $2-n[$1]>0{print "KS", l, r, $1, $2-n[$1], $3-t[$1], $4-e[$1]}' "$3" "$4"
+}
+# srow NAME SERVER VERS CMD...: a row against a mounted server, with its operation counts.
+srow() {
+  _n=$1 _s=$2 _v=$3; shift 3; opsnap $_s /tmp/ops0; cpusnap /tmp/cpu0
+  row $_n $_s-v$_v "$@"
+  cpusnap /tmp/cpu1; opsnap $_s /tmp/ops1; opdiff $_s-v$_v $_n /tmp/ops0 /tmp/ops1; cpudiff $_s-v$_v $_n /tmp/cpu0 /tmp/cpu1
+}
 
 r=0
 while [ $r -lt "$ROUNDS" ]; do
@@ -76,25 +104,49 @@ while [ $r -lt "$ROUNDS" ]; do
     fi
     mntall $v
     # untar ends with a umount: the client's writes all reach the server.
-    for s in $SERVERS; do row untar $s-v$v sh -c "mkdir $M/$s/t && cd $M/$s/t && tar xf /src/t.tar && cd / && umount $M/$s"; done
-    mntall $v
-    for s in $SERVERS; do row tar $s-v$v sh -c "cd $M/$s/t && tar cf - . >/dev/null"; done
-    for s in $SERVERS; do row rm-r $s-v$v rm -r $M/$s/t; done
+    # untar's time includes its umount (the operation counts are read just
+    # before it, untimed).
     for s in $SERVERS; do
+      cpusnap /tmp/cpu0; t0=$(now); (mkdir $M/$s/t && cd $M/$s/t && tar xf /src/t.tar) || fail "$s-v$v untar"; t1=$(now)
+      opsnap $s /tmp/ops1
+      t2=$(now); umount $M/$s || fail "$s-v$v untar umount"; t3=$(now); cpusnap /tmp/cpu1
+      cpudiff $s-v$v untar /tmp/cpu0 /tmp/cpu1
+      echo "KB $s-v$v untar $(echo $t0 $t1 $t2 $t3 | awk '{printf "%.2f", $2-$1+$4-$3}')"
+      echo "- 0 0 0" >/tmp/ops0; opdiff $s-v$v untar /tmp/ops0 /tmp/ops1
+    done
+    mntall $v
+    for s in $SERVERS; do srow tar $s $v sh -c "cd $M/$s/t && tar cf - . >/dev/null"; done
+    for s in $SERVERS; do srow rm-r $s $v rm -r $M/$s/t; done
+    for s in $SERVERS; do
+      opsnap $s /tmp/ops0; cpusnap /tmp/cpu0
       set -- $(kguest fsmark $M/$s/fsync "$FSMARK" 4096 fsync) || fail "$s-v$v fsmark fsync"; echo "KB $s-v$v fs_mark-fsync $1"
+      cpusnap /tmp/cpu1; opsnap $s /tmp/ops1; opdiff $s-v$v fs_mark-fsync /tmp/ops0 /tmp/ops1; cpudiff $s-v$v fs_mark-fsync /tmp/cpu0 /tmp/cpu1
     done
     for s in $SERVERS; do
+      opsnap $s /tmp/ops0; cpusnap /tmp/cpu0
       set -- $(kguest fsmark $M/$s/nofsync "$FSMARK" 4096) || fail "$s-v$v fsmark"; echo "KB $s-v$v fs_mark $1"
+      cpusnap /tmp/cpu1; opsnap $s /tmp/ops1; opdiff $s-v$v fs_mark /tmp/ops0 /tmp/ops1; cpudiff $s-v$v fs_mark /tmp/cpu0 /tmp/cpu1
     done
     for s in $SERVERS; do rm -rf $M/$s/fsync $M/$s/nofsync; done
-    for s in $SERVERS; do row dd-write $s-v$v dd if=/dev/zero of=$M/$s/big bs=1M count=$DD_MB conv=fsync 2>/dev/null; done
+    for s in $SERVERS; do srow dd-write $s $v dd if=/dev/zero of=$M/$s/big bs=1M count=$DD_MB conv=fsync; done 2>/dev/null
     umntall; echo 3 > /proc/sys/vm/drop_caches; mntall $v
-    for s in $SERVERS; do row dd-read $s-v$v dd if=$M/$s/big of=/dev/null bs=1M 2>/dev/null; done
+    for s in $SERVERS; do srow dd-read $s $v dd if=$M/$s/big of=/dev/null bs=1M; done 2>/dev/null
     for s in $SERVERS; do rm -f $M/$s/big; done
     umntall
   done
 done
 
+# Context switches by thread over the whole run (hangar's threads, then the
+# busiest of the rest): who switches.
+if [ -n "$HPID" ]; then
+  for t in /proc/$HPID/task/*; do
+    echo "KT hangar/${t##*/} $(awk '/^(non)?voluntary_ctxt_switches/{printf "%s ", $2}' $t/status)$(awk '{print $14, $15}' $t/stat)"
+  done
+fi
+for t in /proc/[0-9]*; do
+  [ "${t##*/}" = "$HPID" ] && continue
+  echo "KT $(cat $t/comm 2>/dev/null | tr ' ' _)/${t##*/} $(awk '/^(non)?voluntary_ctxt_switches/{printf "%s ", $2}' $t/status 2>/dev/null)$(awk '{print $14, $15}' $t/stat 2>/dev/null)"
+done | sort -k3,3nr | head -n 12
 if [ -n "$prof" ]; then
   kill -INT $HPID; wait $HPID
   echo KB-PROF-BEGIN; base64 /tmp/hangar.prof; echo KB-PROF-END

@@ -12,6 +12,7 @@
 #   STRACE=1 (WHERE=host)             counts hangar's syscalls into $VMDIR/strace.txt
 #   SERVERS="knfsd hangar ganesha"    which servers (default all; ganesha only with WHERE=host)
 #   VERS="3 4.1"                      which NFS versions (default both)
+#   HANGAR_ENV="GODEBUG=... GOMAXPROCS=1" (WHERE=guest) environment of hangar in the guest
 #
 # The guest is the e2e suite's (test/e2e/vm/setup.sh: Debian's cloud kernel,
 # busybox initramfs, cached in HANGAR_E2E_CACHE, default .cache/e2e) plus a
@@ -107,7 +108,7 @@ install -m755 "$BIN" "$RUNL/e2e/bin/hangar"
 install -m755 "$VMDIR/kguest" "$RUNL/e2e/bin/kguest"
 {
   for v in FILES FSMARK DD_MB ROUNDS VERS; do printf '%s=%q\n' "$v" "${!v}"; done
-  printf 'SERVERS=%q\nPROFILE=%q\n' "$SERVERS" "${PROFILE:-0}"
+  printf 'SERVERS=%q\nPROFILE=%q\nHANGAR_ENV=%q\n' "$SERVERS" "${PROFILE:-0}" "${HANGAR_ENV:-}"
   [[ $WHERE == host ]] && printf 'HANGAR_PORT=%s\nNFS_HOST=%s\n' "$PORT" "$NFS_HOST"
   has ganesha && printf 'GANESHA_PORT=%s\nGANESHA_MNT_PORT=%s\nGANESHA_EXPORT=%q\n' "$GPORT" "$GMNT_PORT" "$GDIR/export"
 } >"$RUNL/e2e/env"
@@ -151,3 +152,25 @@ END { nv=split(vers, V, " "); ns=split(servers, S, " "); printf "%-14s", "worklo
       for (j=1;j<=ns;j++) printf " %s", cell(med(t[w" "S[j]"-v"V[i]]));
       for (j=1;j<=ns;j++) if (S[j] != "hangar") { x=med(t[w" "S[j]"-v"V[i]]); printf " %8s", (x>0 && h>0) ? sprintf("%.2f", x/h) : "-" } }
     printf "\n" } }' "$LOG.txt"
+# Lines "KS <server>-v<vers> <row> <op> <calls> <rtt ms> <execute ms>" (the
+# client's mountstats, summed over rounds): what each server made the client
+# send, and how long each call took from send to reply.
+echo
+echo "operations the client sent per row (all rounds): calls, mean RTT per call; then per operation calls/mean RTT µs"
+awk '/^KS /{ k=$3" "$2; c[k]+=$5; r[k]+=$6; oc[k" "$4]+=$5; orr[k" "$4]+=$6; if (!(k in seen)) {seen[k]=1; order[n++]=k}
+  if (!((k, $4) in has)) { has[k, $4]=1; ops[k]=ops[k]" "$4 } }
+END { for (i=0;i<n;i++) { k=order[i]; split(k, a, " "); line=sprintf("%-14s %-12s %7d calls %7.0f µs", a[1], a[2], c[k], c[k] ? 1000*r[k]/c[k] : 0)
+    m=split(ops[k], o, " "); for (j=1;j<=m;j++) { x=k" "o[j]; line=line sprintf("  %s %d/%.0f", o[j], oc[x], 1000*orr[x]/oc[x]) }
+    print line } }' "$LOG.txt"
+# Lines "KC <server>-v<vers> <row> user nice sys idle iowait irq softirq ctxt
+# hangar-user hangar-sys" (guest /proc/stat ticks of 10 ms): where the
+# guest's one CPU went during each row, and context switches per call.
+echo
+echo "the guest's CPU per row (all rounds), % of ticks: user, system, softirq, idle; hangar's own user+system; context switches per call"
+grep -E '^KB-INFO' "$LOG.txt" | sed 's/^KB-INFO /  guest: /'
+awk '/^KS /{ calls[$3" "$2]+=$5 }
+/^KC /{ k=$3" "$2; if (!(k in seen)) {seen[k]=1; order[n++]=k}; for (i=4;i<=14;i++) v[k, i]+=$i }
+END { for (i=0;i<n;i++) { k=order[i]; split(k, a, " "); tot=0; for (j=4;j<=10;j++) tot+=v[k, j]; if (!tot) tot=1
+    printf "%-14s %-12s user %3.0f%%  sys %3.0f%%  softirq %3.0f%%  idle %3.0f%%  hangar %3.0f%%  ctxt/call %5.1f\n", a[1], a[2],
+      100*(v[k,4]+v[k,5])/tot, 100*v[k,6]/tot, 100*(v[k,9]+v[k,10])/tot, 100*(v[k,7]+v[k,8])/tot, 100*(v[k,12]+v[k,13])/tot,
+      calls[k] ? v[k,11]/calls[k] : 0 } }' "$LOG.txt"
