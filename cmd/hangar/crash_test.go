@@ -19,16 +19,18 @@ import (
 // crash test can SIGKILL a real server process without a separate build.
 func TestMain(m *testing.M) {
 	if os.Getenv("HANGAR_TEST_AS_HANGAR") == "1" {
+		tuneScheduler(os.Args[1:])
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
 
-// startNFS starts "hangar nfs" as a child process and waits until it answers.
-func startNFS(t *testing.T, root, addr string) (*exec.Cmd, *nfsclient.Client) {
+// startNFS starts "hangar nfs" as a child process, with env added to this
+// process's environment, and waits until it answers.
+func startNFS(t *testing.T, root, addr string, env ...string) (*exec.Cmd, *nfsclient.Client) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "nfs", "--root", root, "--listen", addr)
-	cmd.Env = append(os.Environ(), "HANGAR_TEST_AS_HANGAR=1")
+	cmd.Env = append(append(os.Environ(), "HANGAR_TEST_AS_HANGAR=1"), env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -42,6 +42,7 @@ var commands = []command{
 }
 
 func main() {
+	tuneScheduler(os.Args[1:])
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
