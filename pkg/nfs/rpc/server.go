@@ -152,9 +152,10 @@ type version struct {
 // a goroutine, a stack, a scheduler hand-off and a read that finds nothing
 // per call for a client that waits for each reply. A quick call just runs;
 // a call arriving meanwhile is read when it returns. Any other call runs
-// watched: if it has not returned within inlineGrace, another goroutine
-// takes over reading the connection, so a call that waits (a frozen
-// volume, an fsync, a lock) holds up the calls behind it for no longer.
+// watched: if it has not returned within inlineGrace (twice that at
+// most), another goroutine takes over reading the connection, so a call
+// that waits (a frozen volume, an fsync, a lock) holds up the calls behind
+// it for no longer.
 type Inliner interface {
 	Inline(proc uint32, args []byte) bool
 }
@@ -378,6 +379,8 @@ type conn struct {
 	watched  atomic.Uint64
 	runs     uint64        // reader goroutine only: the last run's number
 	watchdog *time.Timer   // fires takeOver
+	armed    atomic.Bool   // the watchdog is pending
+	seen     atomic.Uint64 // the run in progress when the watchdog last fired
 	slots    chan struct{} // MaxInFlightPerConn
 	busy     atomic.Int32  // calls dispatched whose replies are not yet written
 	handlers sync.WaitGroup
@@ -628,26 +631,43 @@ const inlineMaxRecord = 32 << 10
 var errHandedOver = errors.New("rpc: reading handed over")
 
 // runWatched runs t on the reader goroutine, with the watchdog armed to
-// take over reading if t takes longer than inlineGrace. It reports whether
-// the caller is still the reader.
+// take over reading if t takes longer than inlineGrace (at most twice
+// that). It reports whether the caller is still the reader.
+//
+// The watchdog stays armed across calls instead of being reset and stopped
+// around each: resetting a timer to the earliest deadline wakes another
+// thread to wait for it, which cost more than the calls themselves on a
+// slow CPU.
 func (c *conn) runWatched(t *task, h Handler) bool {
 	c.runs++
 	run := c.runs
 	c.watched.Store(run)
-	c.watchdog.Reset(inlineGrace)
-	c.execute(t, h)
-	if c.watched.CompareAndSwap(run, 0) {
-		c.watchdog.Stop()
-		return true
+	// After the store: a watchdog that disarms itself and then finds no run
+	// leaves the arming to us (see takeOver).
+	if !c.armed.Load() && c.armed.CompareAndSwap(false, true) {
+		c.watchdog.Reset(inlineGrace)
 	}
-	return false
+	c.execute(t, h)
+	return c.watched.CompareAndSwap(run, 0)
 }
 
-// takeOver is the watchdog: the call the reader goroutine runs is slow, so
-// this goroutine becomes the reader. (A late firing, meant for an earlier
-// call, may hand over during a later one: that costs a goroutine, no more.)
+// takeOver is the watchdog, firing every inlineGrace while the reader
+// goroutine runs calls itself. A run it finds in progress a second time in
+// a row is slow: this goroutine becomes the reader. It stays disarmed when
+// no run is in progress, until the next run arms it.
 func (c *conn) takeOver() {
-	if run := c.watched.Load(); run != 0 && c.watched.CompareAndSwap(run, 0) {
+	c.armed.Store(false)
+	run := c.watched.Load()
+	if run == 0 {
+		return
+	}
+	if c.seen.Swap(run) != run {
+		if c.armed.CompareAndSwap(false, true) {
+			c.watchdog.Reset(inlineGrace)
+		}
+		return
+	}
+	if c.watched.CompareAndSwap(run, 0) {
 		c.log.V(2).Info("a call run by the reader is slow; another goroutine reads")
 		c.read()
 	}
