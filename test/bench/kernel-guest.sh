@@ -86,12 +86,12 @@ opdiff() {
   awk -v l="$1" -v r="$2" 'FNR==NR{n[$1]=$2; t[$1]=$3; e[$1]=$4; next}
     $2-n[$1]>0{print "KS", l, r, $1, $2-n[$1], $3-t[$1], $4-e[$1]}' "$3" "$4"
 }
-# srow NAME SERVER VERS CMD...: a row against a mounted server, with its operation counts.
-srow() {
-  _n=$1 _s=$2 _v=$3; shift 3; opsnap $_s /tmp/ops0; cpusnap /tmp/cpu0
-  row $_n $_s-v$_v "$@"
-  cpusnap /tmp/cpu1; opsnap $_s /tmp/ops1; opdiff $_s-v$_v $_n /tmp/ops0 /tmp/ops1; cpudiff $_s-v$_v $_n /tmp/cpu0 /tmp/cpu1
-}
+# mbegin SERVER / mend SERVER VERS ROW: around a row, its operation counts
+# (KS) and CPU split (KC).
+mbegin() { opsnap $1 /tmp/ops0; cpusnap /tmp/cpu0; }
+mend() { cpusnap /tmp/cpu1; opsnap $1 /tmp/ops1; opdiff $1-v$2 $3 /tmp/ops0 /tmp/ops1; cpudiff $1-v$2 $3 /tmp/cpu0 /tmp/cpu1; }
+# srow NAME SERVER VERS CMD...: a row against a mounted server, measured.
+srow() { _n=$1 _s=$2 _v=$3; shift 3; mbegin $_s; row $_n $_s-v$_v "$@"; mend $_s $_v $_n; }
 
 r=0
 while [ $r -lt "$ROUNDS" ]; do
@@ -118,14 +118,14 @@ while [ $r -lt "$ROUNDS" ]; do
     for s in $SERVERS; do srow tar $s $v sh -c "cd $M/$s/t && tar cf - . >/dev/null"; done
     for s in $SERVERS; do srow rm-r $s $v rm -r $M/$s/t; done
     for s in $SERVERS; do
-      opsnap $s /tmp/ops0; cpusnap /tmp/cpu0
+      mbegin $s
       set -- $(kguest fsmark $M/$s/fsync "$FSMARK" 4096 fsync) || fail "$s-v$v fsmark fsync"; echo "KB $s-v$v fs_mark-fsync $1"
-      cpusnap /tmp/cpu1; opsnap $s /tmp/ops1; opdiff $s-v$v fs_mark-fsync /tmp/ops0 /tmp/ops1; cpudiff $s-v$v fs_mark-fsync /tmp/cpu0 /tmp/cpu1
+      mend $s $v fs_mark-fsync
     done
     for s in $SERVERS; do
-      opsnap $s /tmp/ops0; cpusnap /tmp/cpu0
+      mbegin $s
       set -- $(kguest fsmark $M/$s/nofsync "$FSMARK" 4096) || fail "$s-v$v fsmark"; echo "KB $s-v$v fs_mark $1"
-      cpusnap /tmp/cpu1; opsnap $s /tmp/ops1; opdiff $s-v$v fs_mark /tmp/ops0 /tmp/ops1; cpudiff $s-v$v fs_mark /tmp/cpu0 /tmp/cpu1
+      mend $s $v fs_mark
     done
     for s in $SERVERS; do rm -rf $M/$s/fsync $M/$s/nofsync; done
     for s in $SERVERS; do srow dd-write $s $v dd if=/dev/zero of=$M/$s/big bs=1M count=$DD_MB conv=fsync; done 2>/dev/null

@@ -395,6 +395,16 @@ func skipChangeInfo(r *xdr.Reader) {
 	r.Uint64()
 }
 
+// openOK reads an OPEN4resok up to its delegation: the open stateid and
+// the delegation type.
+func openOK(r *xdr.Reader) (stateid, uint32) {
+	sid := decodeStateid(r)
+	skipChangeInfo(r)
+	r.Uint32() // rflags
+	decodeBitmap(r)
+	return sid, r.Uint32()
+}
+
 // open runs PUTFH dir + OPEN and returns the stateid and the file handle.
 func (c *tclient) open(dir []byte, a openArgs) (stateid, []byte, uint32) {
 	c.t.Helper()
@@ -404,11 +414,8 @@ func (c *tclient) open(dir []byte, a openArgs) (stateid, []byte, uint32) {
 	if st != OK {
 		return stateid{}, nil, st
 	}
-	sid := decodeStateid(p.r)
-	skipChangeInfo(p.r)
-	p.r.Uint32()
-	decodeBitmap(p.r)
-	if p.r.Uint32() != 0 {
+	sid, deleg := openOK(p.r)
+	if deleg != 0 {
 		c.t.Fatal("delegation granted")
 	}
 	fh := append([]byte(nil), p.ok(OpGetFH).Opaque(MaxFHSize)...)

@@ -91,11 +91,7 @@ func TestAccessAfterOpen(t *testing.T) {
 		p = c.must(putfh(root), openOp(openArgs{access: ShareAccessRead, owner: "o", name: name}), getfh(), access(all), getattr(linuxAttrs))
 		p.ok(OpPutFH)
 		p.ok(OpOpen)
-		sid := decodeStateid(p.r)
-		skipChangeInfo(p.r)
-		p.r.Uint32()
-		decodeBitmap(p.r)
-		p.r.Uint32()
+		sid, _ := openOK(p.r)
 		p.ok(OpGetFH).Opaque(MaxFHSize)
 		if got := accessOf(p); got != alone {
 			t.Errorf("%s: ACCESS after OPEN %v, on its own %v", name, got, alone)
