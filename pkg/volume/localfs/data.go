@@ -110,13 +110,11 @@ func (f *FS) Write(ctx context.Context, c vfs.Cred, h vfs.Handle, off uint64, da
 	// Reserve what the write may allocate before writing anything: a
 	// write past the limit fails whole, never partially.
 	q := &n.exp.q
-	est := q.writeEstimate(fd, &st, off, uint64(len(data)))
-	if est > 0 {
-		if err := q.reserve(est, 0); err != nil {
-			return fail(err)
-		}
-		defer q.unreserve(est, 0)
+	est, err := q.reserveWrite(fd, &st, off, uint64(len(data)))
+	if err != nil {
+		return fail(err)
 	}
+	defer q.unreserve(est, 0)
 	if m, kill := killPrivs(&c, st.Mode); kill {
 		if err := unix.Fchmod(fd, m); err != nil {
 			return fail(err)

@@ -100,6 +100,9 @@ func (q *quota) reserve(bytes, inodes int64) error {
 }
 
 func (q *quota) unreserve(bytes, inodes int64) {
+	if bytes == 0 && inodes == 0 {
+		return
+	}
 	q.mu.Lock()
 	q.resBytes -= bytes
 	q.resInodes -= inodes
@@ -346,41 +349,54 @@ func (f *FS) releaseVictim(e *export, v *victim) {
 	unix.Close(v.fd)
 }
 
+// reserveWrite reserves what a write of n bytes at off may newly allocate
+// in the file with attributes st and data fd, and returns the bytes to
+// unreserve once the write is settled. The first estimate needs no system
+// call; only when it does not fit does it look at the file's holes, so an
+// overwrite of allocated blocks never fails near the limit and a write far
+// from it never takes the file's locks an lseek takes.
+func (q *quota) reserveWrite(fd int, st *unix.Stat_t, off, n uint64) (int64, error) {
+	est := q.writeEstimate(fd, st, off, n, false)
+	if est == 0 {
+		return 0, nil
+	}
+	err := q.reserve(est, 0)
+	if errors.Is(err, unix.EDQUOT) {
+		if est = q.writeEstimate(fd, st, off, n, true); est == 0 {
+			return 0, nil
+		}
+		err = q.reserve(est, 0)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return est, nil
+}
+
 // writeEstimate is an upper bound of the bytes a write of n bytes at off
-// can newly allocate in the file with attributes st and data fd. It is 0
-// for overwrites of allocated ranges, so those never fail near the limit.
-func (q *quota) writeEstimate(fd int, st *unix.Stat_t, off, n uint64) int64 {
+// can newly allocate in the file with attributes st and data fd. Where the
+// file may have holes in the range it counts them with lseek if exact, or
+// else the whole range; it is 0 for overwrites of a file known dense.
+func (q *quota) writeEstimate(fd int, st *unix.Stat_t, off, n uint64, exact bool) int64 {
 	if n == 0 {
 		return 0
 	}
 	bs := uint64(q.blockSize)
 	start := off / bs * bs
 	end := roundUp(off+n, bs)
-	size := uint64(st.Size)
-	eofBlock := roundUp(size, bs)
+	eofBlock := roundUp(uint64(st.Size), bs)
 	allocated := uint64(st.Blocks) * 512
-	dense := allocated >= eofBlock
-	if dense && allocated > eofBlock && start < eofBlock {
-		// Blocks beyond the data's are extent tree blocks, which may
-		// stand in for as many bytes of holes: look.
-		dense = holeBytes(fd, start, min(end, eofBlock), eofBlock) == 0
-	}
 	var est uint64
-	if dense {
-		// Everything up to EOF is allocated: only the part past it is new.
-		if end > max(start, eofBlock) {
-			est = end - max(start, eofBlock)
-		}
-	} else {
+	// Blocks beyond the data's are extent tree blocks, which may stand in
+	// for as many bytes of holes.
+	if allocated < eofBlock || (allocated > eofBlock && start < eofBlock) {
 		est = end - start
-	}
-	if est == 0 {
-		return 0
-	}
-	if h := q.headroom(); h >= 0 && int64(est+bs) > h && !dense {
-		// Near the limit in a sparse file: count the holes exactly, so an
-		// overwrite of allocated blocks is not refused.
-		est = holeBytes(fd, start, end, eofBlock)
+		if exact {
+			est = holeBytes(fd, start, end, eofBlock)
+		}
+	} else if end > max(start, eofBlock) {
+		// Everything up to EOF is allocated: only the part past it is new.
+		est = end - max(start, eofBlock)
 	}
 	if est > 0 {
 		// A new extent may make the file system add an extent tree block.

@@ -382,7 +382,7 @@ func BenchmarkQuotaAccounting(b *testing.B) {
 	st := unix.Stat_t{Size: 1 << 20, Blocks: (1 << 20) / 512}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		est := q.writeEstimate(-1, &st, 1<<20, 4096)
+		est := q.writeEstimate(-1, &st, 1<<20, 4096, false)
 		if err := q.reserve(est, 0); err != nil {
 			b.Fatal(err)
 		}

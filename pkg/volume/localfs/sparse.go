@@ -84,12 +84,11 @@ func (f *FS) fallocate(ctx context.Context, c vfs.Cred, h vfs.Handle, off, lengt
 	if mode == 0 {
 		// What a write of the range may allocate is what fallocate may.
 		q := &n.exp.q
-		if est := q.writeEstimate(fd, &st, off, length); est > 0 {
-			if err := q.reserve(est, 0); err != nil {
-				return fail(err)
-			}
-			defer q.unreserve(est, 0)
+		est, err := q.reserveWrite(fd, &st, off, length)
+		if err != nil {
+			return fail(err)
 		}
+		defer q.unreserve(est, 0)
 	}
 	if m, kill := killPrivs(&c, st.Mode); kill {
 		if err := chmodFd(n.fd, m); err != nil {
