@@ -121,6 +121,9 @@ type Server struct {
 	global chan struct{} // MaxInFlight slots
 	bytes  budget
 
+	work  chan job     // to an idle worker
+	nidle atomic.Int32 // workers waiting on work
+
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -168,6 +171,7 @@ func NewServer(o Options) *Server {
 		log:       o.Log,
 		drc:       newDRC(),
 		global:    make(chan struct{}, o.MaxInFlight),
+		work:      make(chan job),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		addrs:     make(map[netip.Addr]int),
@@ -602,7 +606,7 @@ func (c *conn) readLoop() error {
 			c.handlers.Add(1)
 			switch {
 			case c.busy.Load() != 1 || c.br.Buffered() != 0:
-				go c.execute(t, v.h)
+				s.dispatch(job{c, t, v.h})
 			case v.inline != nil && v.inline.Inline(t.call.Proc, t.call.Args):
 				// The only call in flight, none behind it, and quick.
 				c.execute(t, v.h)
@@ -610,12 +614,53 @@ func (c *conn) readLoop() error {
 				// A big record was read past the buffer, so the bytes after
 				// it are not known, and a client sending big calls (a
 				// stream of WRITEs) usually has more on the way.
-				go c.execute(t, v.h)
+				s.dispatch(job{c, t, v.h})
 			default:
 				if !c.runWatched(t, v.h) {
 					return errHandedOver
 				}
 			}
+		}
+	}
+}
+
+// job is a call for a worker to run.
+type job struct {
+	c *conn
+	t *task
+	h Handler
+}
+
+// maxIdleWorkers bounds the workers kept waiting for calls.
+const maxIdleWorkers = 128
+
+// dispatch runs j on a worker: an idle one if there is one, else a new one.
+// Workers outlive their calls because a call started on a new goroutine
+// first grows its small stack to what serving takes, copying it each time;
+// that was a fifth of the server's CPU in a GETATTR storm.
+func (s *Server) dispatch(j job) {
+	select {
+	case s.work <- j:
+	default:
+		go s.worker(j)
+	}
+}
+
+// worker runs j, then the calls dispatched to it while it is idle, until
+// the server closes or enough other workers are idle.
+func (s *Server) worker(j job) {
+	for {
+		j.c.execute(j.t, j.h)
+		if s.nidle.Add(1) > maxIdleWorkers {
+			s.nidle.Add(-1)
+			return
+		}
+		select {
+		case j = <-s.work:
+			s.nidle.Add(-1)
+		case <-s.ctx.Done():
+			s.nidle.Add(-1)
+			return
 		}
 	}
 }

@@ -906,5 +906,55 @@ func TestSlowLoneCallHandsOverReading(t *testing.T) {
 	}
 	c.Close()
 	waitFor(t, "the connection to close", func() bool { return s.numConns() == 0 })
-	waitFor(t, "the connection's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	// Workers kept for the next calls are the server's, not the connection's.
+	waitFor(t, "the connection's goroutines to end", func() bool { return runtime.NumGoroutine() <= before+int(s.nidle.Load()) })
+}
+
+// Calls run on workers that stay for later calls, at most maxIdleWorkers
+// of them idle after a burst; closing the server ends them all.
+func TestWorkersBoundedAndEndWithServer(t *testing.T) {
+	release := make(chan struct{})
+	var entered atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, c *Call, w *xdr.Writer) AcceptStat {
+		entered.Add(1)
+		<-release
+		w.Uint32(c.Proc)
+		return Success
+	})
+	before := runtime.NumGoroutine()
+	s, addr := startServer(t, Options{MaxInFlightPerConn: 64}, func(s *Server) { s.Register(testProg, testVers, h, nil) })
+	const conns, perConn = 4, 60
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		cs[i] = dialRaw(t, addr)
+		var b []byte
+		for j := range uint32(perConn) {
+			b = append(b, frame(callMsg(j, 2, testProg, testVers, 1, AuthNone, nil, nil))...)
+		}
+		writeAll(t, cs[i], b)
+	}
+	waitFor(t, "every call to be in its handler", func() bool { return entered.Load() == conns*perConn })
+	close(release)
+	for _, c := range cs {
+		for range perConn {
+			readReply(t, c)
+		}
+	}
+	waitFor(t, "the workers to go idle", func() bool { return s.nidle.Load() == maxIdleWorkers })
+	// Reused: another burst starts no goroutine beyond the idle workers.
+	n := runtime.NumGoroutine()
+	for j := range uint32(perConn) {
+		writeAll(t, cs[0], frame(callMsg(100+j, 2, testProg, testVers, 1, AuthNone, nil, nil)))
+	}
+	for range perConn {
+		readReply(t, cs[0])
+	}
+	if g := runtime.NumGoroutine(); g > n {
+		t.Errorf("%d goroutines after a burst idle workers could serve, %d before", g, n)
+	}
+	for _, c := range cs {
+		c.Close()
+	}
+	s.Close()
+	waitFor(t, "every goroutine to end", func() bool { return runtime.NumGoroutine() <= before })
 }
