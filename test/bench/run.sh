@@ -41,7 +41,8 @@ fi
 : "${CONNS:=4}" "${DEPTH:=16}"
 SERVERS=${SERVERS:-"hangar go-nfs ganesha disk"}
 LOAD_FLAGS=(-conns "$CONNS" -depth "$DEPTH" -size "$SIZE_MIB" -randops "$RANDOPS" -files "$FILES"
-  -handles "$HANDLES" -getattrs "$GETATTRS" -phase-timeout "$PHASE_TIMEOUT" -out "$WORK/results.jsonl")
+  -handles "$HANDLES" -getattrs "$GETATTRS" -phase-timeout "$PHASE_TIMEOUT" -out "$WORK/results.jsonl"
+  ${PHASES:+-phases "$PHASES"})
 
 log() { printf '== %s %s\n' "$(date -u +%T)" "$*" >&2; }
 has() { [[ " $SERVERS " == *" $1 "* ]]; }

@@ -78,14 +78,21 @@ var (
 	tmpfs = &scratchFS{mount: func(d string) error {
 		return unix.Mount("tmpfs", d, "tmpfs", 0, "size=256m")
 	}}
-	// A journaled ext4 (the test host's own disk may have no journal), with
-	// 4 KiB blocks like real volumes' (mkfs picks 1 KiB for an image this
-	// small, which limits symlink targets to 1023 bytes).
-	ext4Journal = &scratchFS{mount: func(d string) error {
+	// A journaled ext4 (the test host's own disk may have no journal).
+	ext4Journal = ext4Scratch("has_journal")
+	// And one without, where fsyncs of new inodes are needed.
+	ext4NoJournal = ext4Scratch("^has_journal")
+)
+
+// ext4Scratch is an ext4 with the mkfs feature option feature, with 4 KiB
+// blocks like real volumes' (mkfs picks 1 KiB for an image this small,
+// which limits symlink targets to 1023 bytes).
+func ext4Scratch(feature string) *scratchFS {
+	return &scratchFS{mount: func(d string) error {
 		img := d + ".img"
 		for _, cmd := range [][]string{
 			{"truncate", "-s", "256M", img},
-			{"mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "has_journal", img},
+			{"mkfs.ext4", "-q", "-F", "-b", "4096", "-O", feature, img},
 			{"mount", "-o", "loop", img, d},
 		} {
 			if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
@@ -96,7 +103,7 @@ var (
 		// The image stays referenced by the loop device until unmount.
 		return os.Remove(img)
 	}}
-)
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
