@@ -152,8 +152,8 @@ type version struct {
 //
 // A call that finds its connection otherwise idle (no other call in flight,
 // no bytes after it) runs on the connection's reader goroutine, which saves
-// a goroutine, a stack, a scheduler hand-off and a read that finds nothing
-// per call for a client that waits for each reply. A quick call just runs;
+// a hand-off to a worker and a read that finds nothing per call for a
+// client that waits for each reply. A quick call just runs;
 // a call arriving meanwhile is read when it returns. Any other call runs
 // watched: if it has not returned within inlineGrace (twice that at
 // most), another goroutine takes over reading the connection, so a call
@@ -357,9 +357,9 @@ func (s *Server) Close() error {
 }
 
 // conn is one client connection: a reader goroutine parses records and
-// starts a goroutine per call, or runs it itself when it is alone (see
-// Inliner); a writer goroutine sends replies in batches, or the goroutine
-// that finished the only call in flight writes its reply itself.
+// hands each call to a worker (see dispatch), or runs it itself when it is
+// alone (see Inliner); a writer goroutine sends replies in batches, or the
+// goroutine that finished the only call in flight writes its reply itself.
 type conn struct {
 	s      *Server
 	nc     net.Conn
