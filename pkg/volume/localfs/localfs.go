@@ -419,6 +419,13 @@ func (f *FS) exportByTag(t tag) *export {
 // every operation on a handle comes through here, so the export's policy
 // is applied to every call.
 func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, error) {
+	n, _, err := f.resolveInto(ctx, h, need, nil)
+	return n, err
+}
+
+// resolveInto is resolve that also leaves the node's attributes in st and
+// reports true when it had to open the node, whose fstat then serves.
+func (f *FS) resolveInto(ctx context.Context, h vfs.Handle, need vfs.Grant, st *unix.Stat_t) (*node, bool, error) {
 	if n := f.cache.get(h); n != nil {
 		// No MAC check needed: the cache holds only handles we minted or
 		// verified, and a hit needs the exact bytes, MAC included. (Map
@@ -426,39 +433,43 @@ func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, 
 		// attacker no handle on the MAC bytes.)
 		if err := n.exp.allow(ctx, need); err != nil {
 			f.cache.release(n)
-			return nil, err
+			return nil, false, err
 		}
 		if n.exp.removed.Load() {
 			f.cache.release(n)
-			return nil, vfs.ErrStale
+			return nil, false, vfs.ErrStale
 		}
-		return n, nil
+		return n, false, nil
 	}
 	t, ktype, kfh, err := f.keys.decodeHandle(h)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	e := f.exportByTag(t)
 	if e == nil {
-		return nil, vfs.ErrStale
+		return nil, false, vfs.ErrStale
 	}
 	if err := e.allow(ctx, need); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	fd, err := e.openByHandle(ktype, kfh, unix.O_PATH)
 	if err != nil {
 		switch err {
 		case unix.ESTALE, unix.ENOENT, vfs.ErrStale:
-			return f.resolvePinned(e, h)
+			n, err := f.resolvePinned(e, h)
+			return n, false, err
 		}
 		f.log.Error(err, "open_by_handle_at failed", "export", e.path)
-		return nil, err
+		return nil, false, err
 	}
-	var st unix.Stat_t
-	a, err := e.statRef(fd, &st)
+	var local unix.Stat_t
+	if st == nil {
+		st = &local
+	}
+	a, err := e.statRef(fd, st)
 	if err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, false, err
 	}
 	if st.Dev != e.dev {
 		// A valid MAC means we minted it, so this cannot happen unless the
@@ -466,20 +477,21 @@ func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, 
 		e.inodeUnref(a)
 		unix.Close(fd)
 		f.log.Info("handle resolves to another device; refusing", "export", e.path)
-		return nil, vfs.ErrStale
+		return nil, false, vfs.ErrStale
 	}
 	if st.Nlink == 0 {
 		// Removed: usable only while held.
 		e.inodeUnref(a)
 		unix.Close(fd)
-		return f.resolvePinned(e, h)
+		n, err := f.resolvePinned(e, h)
+		return n, false, err
 	}
-	n := newNodeRef(string(h), e, fd, &st, a)
+	n := newNodeRef(string(h), e, fd, st, a)
 	m, fresh := f.cache.add(n)
 	if !fresh {
 		n.close()
 	}
-	return m, nil
+	return m, true, nil
 }
 
 // resolveStat returns the node for h and its attributes, as every
@@ -487,9 +499,12 @@ func (f *FS) resolve(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, 
 // object is stale.
 func (f *FS) resolveStat(ctx context.Context, h vfs.Handle, need vfs.Grant) (*node, unix.Stat_t, error) {
 	var st unix.Stat_t
-	n, err := f.resolve(ctx, h, need)
+	n, opened, err := f.resolveInto(ctx, h, need, &st)
 	if err != nil {
 		return nil, st, err
+	}
+	if opened {
+		return n, st, nil
 	}
 	if err := statNode(n, &st); err != nil {
 		f.cache.release(n)
