@@ -121,16 +121,6 @@ func (q *quota) add(bytes, inodes int64) {
 	q.mu.Unlock()
 }
 
-// headroom is how many more bytes may be reserved; -1 when unlimited.
-func (q *quota) headroom() int64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.maxBytes == 0 {
-		return -1
-	}
-	return max(q.maxBytes-q.bytes-q.resBytes, 0)
-}
-
 func (q *quota) usage() Usage {
 	q.mu.Lock()
 	defer q.mu.Unlock()
