@@ -651,6 +651,7 @@ func (s *Server) dispatch(j job) {
 func (s *Server) worker(j job) {
 	for {
 		j.c.execute(j.t, j.h)
+		j = job{} // an idle worker keeps no connection alive
 		if s.nidle.Add(1) > maxIdleWorkers {
 			s.nidle.Add(-1)
 			return
