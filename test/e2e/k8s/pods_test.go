@@ -7,6 +7,7 @@ package k8s
 // cases 2 and 3 run; each case then checks and moves on.
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -182,6 +183,34 @@ func (c *cluster) mustInPod(ns, pod, script string) string {
 	return strings.TrimSpace(out)
 }
 
+// inPodVars runs script in pod's first container and returns the
+// "key=value" lines it prints. Every exec costs seconds in the emulated
+// guests (runc starts a process in the container), so a check asks
+// everything it needs of a pod in one script.
+func (c *cluster) inPodVars(ns, pod, script string) (map[string]string, error) {
+	out, err := c.inPod(ns, pod, script)
+	return vars(out), err
+}
+
+func vars(out string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+func (c *cluster) mustInPodVars(ns, pod, script string) map[string]string {
+	c.t.Helper()
+	m, err := c.inPodVars(ns, pod, script)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return m
+}
+
 // onNode runs a shell script in node's own mount namespace (through the
 // inspector pod there).
 func (c *cluster) onNode(node, script string) string {
@@ -200,27 +229,33 @@ func (c *cluster) onNode(node, script string) string {
 func checkLocks(t *testing.T, c *cluster) {
 	c.waitFor("locker pods Ready", 10*time.Minute, nil, func() bool { return c.podReady("e2e", "locker-a") && c.podReady("e2e", "locker-b") })
 	// One writes, the other reads, both ways, while both are mounted.
-	if out := c.mustInPod("e2e", "locker-b", "cat /index/from-a"); out != "a" {
-		t.Errorf("locker-b on node-b reads %q from node-a's file", out)
-	}
 	if out := c.mustInPod("e2e", "locker-a", "cat /index/from-b"); out != "b" {
 		t.Errorf("locker-a on node-a reads %q from node-b's file", out)
 	}
-	mnt := c.mustInPod("e2e", "locker-b", "grep ' /index ' /proc/mounts")
+	// On node-b, in one exec: node-a's file, the mount, and, once
+	// locker-a holds its lock, a lock of that file and of a free one.
+	var v map[string]string
+	c.waitFor("locker-a holds its lock", 2*time.Minute, nil, func() bool {
+		var err error
+		v, err = c.inPodVars("e2e", "locker-b", `echo "from-a=$(cat /index/from-a 2>&1)"; echo "mount=$(grep ' /index ' /proc/mounts)"
+			echo "held-by=$(cat /index/held-by 2>&1)"
+			echo "held=$(e2eguest lock try /index/held 2>&1)"; echo "free=$(e2eguest lock try /index/free 2>&1)"`)
+		return err == nil && v["held-by"] == "locked"
+	})
+	if v["from-a"] != "a" {
+		t.Errorf("locker-b on node-b reads %q from node-a's file", v["from-a"])
+	}
+	mnt := v["mount"]
 	f := strings.Fields(mnt)
 	if len(f) < 4 || !strings.HasPrefix(f[2], "nfs4") || !(strings.Contains(f[3], "vers=4.1") || strings.Contains(f[3], "vers=4.2")) {
 		t.Logf("CLUSTER-CASE 3 cross-node lock check NOT RUN: the claim is mounted %q, locks need NFSv4.1", mnt)
 		return
 	}
-	c.waitFor("locker-a holds its lock", 2*time.Minute, nil, func() bool {
-		out, err := c.inPod("e2e", "locker-b", "cat /index/held-by")
-		return err == nil && strings.TrimSpace(out) == "locked"
-	})
-	if out := c.mustInPod("e2e", "locker-b", "e2eguest lock try /index/held"); out != "denied" {
-		t.Errorf("locker-b on node-b locking the file node-a holds locked: %q, want denied", out)
+	if v["held"] != "denied" {
+		t.Errorf("locker-b on node-b locking the file node-a holds locked: %q, want denied", v["held"])
 	}
-	if out := c.mustInPod("e2e", "locker-b", "e2eguest lock try /index/free"); out != "locked" {
-		t.Errorf("locker-b on node-b locking a free file: %q, want locked", out)
+	if v["free"] != "locked" {
+		t.Errorf("locker-b on node-b locking a free file: %q, want locked", v["free"])
 	}
 	t.Logf("cross-node lock excluded (%s)", f[3])
 }
@@ -270,23 +305,24 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 				c := c.with(t)
 				t0 := time.Now()
 				c.waitFor("c4 pods Ready", 10*time.Minute, nil, func() bool { return c.podReady("e2e", "c4-rw") && c.podReady("e2e", "c4-ro") })
-				if out := c.mustInPod("e2e", "c4-rw", "cat /data/id"); !strings.HasPrefix(out, "uid=1000 gid=3000") || !strings.Contains(out, "2000") {
+				w := c.mustInPodVars("e2e", "c4-rw", `echo "id=$(cat /data/id)"; echo "root=$(stat -c '%g %A' /data)"; echo "io=$(stat -c '%u %g' /data/io)"; echo "mount=$(grep ' /data ' /proc/mounts)"`)
+				if out := w["id"]; !strings.HasPrefix(out, "uid=1000 gid=3000") || !strings.Contains(out, "2000") {
 					t.Errorf("c4-rw runs as %q, want uid=1000 gid=3000 with group 2000", out)
 				}
-				if out := c.mustInPod("e2e", "c4-rw", "stat -c '%g %A' /data"); len(out) != 15 || out[:5] != "2000 " || out[9:12] != "rws" {
+				if out := w["root"]; len(out) != 15 || out[:5] != "2000 " || out[9:12] != "rws" {
 					t.Errorf("volume root: %q, want group 2000 (fsGroup), setgid, group-writable", out)
 				}
-				if out := c.mustInPod("e2e", "c4-rw", "stat -c '%u %g' /data/io"); out != "1000 2000" {
+				if out := w["io"]; out != "1000 2000" {
 					t.Errorf("file the pod wrote: owner %q, want 1000 2000 (runAsUser, fsGroup)", out)
 				}
-				if out := c.mustInPod("e2e", "c4-ro", "cat /data/id"); !strings.HasPrefix(out, "uid=1000") {
+				r := c.mustInPodVars("e2e", "c4-ro", `echo "id=$(cat /data/id)"; echo "touch=$(touch /data/x 2>&1 && echo written)"; echo "mount=$(grep ' /data ' /proc/mounts)"`)
+				if out := r["id"]; !strings.HasPrefix(out, "uid=1000") {
 					t.Errorf("c4-ro reads %q", out)
 				}
-				if out, err := c.inPod("e2e", "c4-ro", "touch /data/x"); err == nil || !strings.Contains(out, "Read-only file system") {
-					t.Errorf("write to the readOnly claim: %v %q, want Read-only file system", err, out)
+				if out := r["touch"]; !strings.Contains(out, "Read-only file system") {
+					t.Errorf("write to the readOnly claim: %q, want Read-only file system", out)
 				}
-				ro := mountOpts(c.mustInPod("e2e", "c4-ro", "grep ' /data ' /proc/mounts"))
-				rw := mountOpts(c.mustInPod("e2e", "c4-rw", "grep ' /data ' /proc/mounts"))
+				ro, rw := mountOpts(r["mount"]), mountOpts(w["mount"])
 				if !strings.HasPrefix(ro, "ro,") || !strings.HasPrefix(rw, "rw,") {
 					t.Errorf("c4-ro mounted %q, c4-rw %q: want ro and rw", ro, rw)
 				}
@@ -301,9 +337,10 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 				})
 				target := func(pod string) string {
 					uid := c.jsonpath("e2e", "{.metadata.uid}", "pod", pod)
-					return mountOpts(c.onNode("node-b", "grep ' /var/lib/kubelet/pods/"+uid+"/volumes/kubernetes.io~csi/' /proc/mounts"))
+					return fmt.Sprintf(`echo "%s=$(grep ' /var/lib/kubelet/pods/%s/volumes/kubernetes.io~csi/' /proc/mounts)"`, pod, uid)
 				}
-				nro, nrw := target("c4-ro"), target("c4-rw")
+				pub := vars(c.onNode("node-b", target("c4-ro")+"; "+target("c4-rw")))
+				nro, nrw := mountOpts(pub["c4-ro"]), mountOpts(pub["c4-rw"])
 				if !strings.HasPrefix(nro, "ro,") {
 					t.Errorf("c4-ro's publication on node-b is %q, want ro", nro)
 				}
@@ -386,11 +423,12 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 			if to == from {
 				t.Errorf("c6 came back on the drained node %s", to)
 			}
-			if out, err := c.inPod("e2e", pod, "md5sum -c /data/blob.md5 && cat /data/blob.md5"); err != nil || !strings.Contains(out, "OK") || !strings.Contains(out, strings.Fields(sum)[0]) {
-				t.Errorf("c6's data after the move: %v %q (was %q)", err, out, sum)
+			v := c.mustInPodVars("e2e", pod, `echo "check=$(md5sum -c /data/blob.md5 2>&1)"; echo "sum=$(cat /data/blob.md5)"; echo "log=$(tr '\n' ',' < /data/log)"`)
+			if !strings.HasSuffix(v["check"], "OK") || v["sum"] != strings.TrimSpace(sum) {
+				t.Errorf("c6's data after the move: %q, sum %q (was %q)", v["check"], v["sum"], sum)
 			}
-			if out := c.mustInPod("e2e", pod, "cat /data/log"); out != "on "+from+"\non "+to {
-				t.Errorf("c6's log: %q", out)
+			if v["log"] != "on "+from+",on "+to+"," {
+				t.Errorf("c6's log: %q", v["log"])
 			}
 			t.Logf("c6 moved from %s to %s", from, to)
 			t.Logf("CLUSTER-CASE 6-drain wall=%.1fs", time.Since(t0).Seconds())
@@ -429,8 +467,8 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 			return true
 		})
 		mid := ioLines(t, c)
-		c.waitFor("c4-rw writing after the upgrade", 3*time.Minute, nil, func() bool { return ioLines(t, c) > mid+10 })
-		after := ioLines(t, c)
+		var after int
+		c.waitFor("c4-rw writing after the upgrade", 3*time.Minute, nil, func() bool { after = ioLines(t, c); return after > mid+10 })
 		if r := restarts(c, "c4-rw"); r != "0" {
 			t.Errorf("c4-rw restarted %s times during the upgrade", r)
 		}
@@ -468,11 +506,17 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 			// The kubelet unmounts and removes pod directories on its
 			// own schedule after the objects are gone.
 			c.waitFor("nothing left on "+node, 5*time.Minute, nil, func() bool {
-				clean := true
+				// One exec per look: a line of output per check.
+				var script []string
 				for what, sh := range checks {
-					out := c.onNode(node, sh+"; true")
+					script = append(script, fmt.Sprintf(`echo "%s=$({ %s; } 2>&1 | tr '\n' ' ')"`, what, sh))
+				}
+				got := vars(c.onNode(node, strings.Join(script, "\n")))
+				clean := true
+				for what := range checks {
+					out, ok := got[what]
 					left[node+" "+what] = out
-					clean = clean && out == ""
+					clean = clean && ok && out == ""
 				}
 				return clean
 			})
