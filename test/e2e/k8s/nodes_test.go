@@ -365,7 +365,7 @@ node:
 		for _, pn := range pods {
 			pod, node, _ := strings.Cut(pn, "/")
 			onNode[node] = true
-			v := c.mustInPodVars("e2e", pod, `echo "doc=$(cat /index/docs/42.txt 2>&1)"; echo "touch=$(touch /index/x 2>&1 && echo written)"; echo "docs=$(wc -l < /index/index.txt)"`)
+			v := vars(c.mustInPod("e2e", pod, `echo "doc=$(cat /index/docs/42.txt 2>&1)"; echo "touch=$(touch /index/x 2>&1 && echo written)"; echo "docs=$(wc -l < /index/index.txt)"`))
 			if v["doc"] != "document 42" {
 				t.Errorf("%s on %s reads %q", pod, node, v["doc"])
 			}

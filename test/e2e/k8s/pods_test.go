@@ -183,30 +183,16 @@ func (c *cluster) mustInPod(ns, pod, script string) string {
 	return strings.TrimSpace(out)
 }
 
-// inPodVars runs script in pod's first container and returns the
-// "key=value" lines it prints. Every exec costs seconds in the emulated
-// guests (runc starts a process in the container), so a check asks
-// everything it needs of a pod in one script.
-func (c *cluster) inPodVars(ns, pod, script string) (map[string]string, error) {
-	out, err := c.inPod(ns, pod, script)
-	return vars(out), err
-}
-
+// vars is the "key=value" lines of a script's output. Every exec costs
+// seconds in the emulated guests (runc starts a process in the
+// container), so a check asks everything it needs of a pod in one script
+// that prints such lines.
 func vars(out string) map[string]string {
 	m := map[string]string{}
 	for _, l := range strings.Split(out, "\n") {
 		if k, v, ok := strings.Cut(l, "="); ok {
 			m[k] = strings.TrimSpace(v)
 		}
-	}
-	return m
-}
-
-func (c *cluster) mustInPodVars(ns, pod, script string) map[string]string {
-	c.t.Helper()
-	m, err := c.inPodVars(ns, pod, script)
-	if err != nil {
-		c.t.Fatal(err)
 	}
 	return m
 }
@@ -236,10 +222,10 @@ func checkLocks(t *testing.T, c *cluster) {
 	// locker-a holds its lock, a lock of that file and of a free one.
 	var v map[string]string
 	c.waitFor("locker-a holds its lock", 2*time.Minute, nil, func() bool {
-		var err error
-		v, err = c.inPodVars("e2e", "locker-b", `echo "from-a=$(cat /index/from-a 2>&1)"; echo "mount=$(grep ' /index ' /proc/mounts)"
+		out, err := c.inPod("e2e", "locker-b", `echo "from-a=$(cat /index/from-a 2>&1)"; echo "mount=$(grep ' /index ' /proc/mounts)"
 			echo "held-by=$(cat /index/held-by 2>&1)"
 			echo "held=$(e2eguest lock try /index/held 2>&1)"; echo "free=$(e2eguest lock try /index/free 2>&1)"`)
+		v = vars(out)
 		return err == nil && v["held-by"] == "locked"
 	})
 	if v["from-a"] != "a" {
@@ -305,7 +291,7 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 				c := c.with(t)
 				t0 := time.Now()
 				c.waitFor("c4 pods Ready", 10*time.Minute, nil, func() bool { return c.podReady("e2e", "c4-rw") && c.podReady("e2e", "c4-ro") })
-				w := c.mustInPodVars("e2e", "c4-rw", `echo "id=$(cat /data/id)"; echo "root=$(stat -c '%g %A' /data)"; echo "io=$(stat -c '%u %g' /data/io)"; echo "mount=$(grep ' /data ' /proc/mounts)"`)
+				w := vars(c.mustInPod("e2e", "c4-rw", `echo "id=$(cat /data/id)"; echo "root=$(stat -c '%g %A' /data)"; echo "io=$(stat -c '%u %g' /data/io)"; echo "mount=$(grep ' /data ' /proc/mounts)"`))
 				if out := w["id"]; !strings.HasPrefix(out, "uid=1000 gid=3000") || !strings.Contains(out, "2000") {
 					t.Errorf("c4-rw runs as %q, want uid=1000 gid=3000 with group 2000", out)
 				}
@@ -315,7 +301,7 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 				if out := w["io"]; out != "1000 2000" {
 					t.Errorf("file the pod wrote: owner %q, want 1000 2000 (runAsUser, fsGroup)", out)
 				}
-				r := c.mustInPodVars("e2e", "c4-ro", `echo "id=$(cat /data/id)"; echo "touch=$(touch /data/x 2>&1 && echo written)"; echo "mount=$(grep ' /data ' /proc/mounts)"`)
+				r := vars(c.mustInPod("e2e", "c4-ro", `echo "id=$(cat /data/id)"; echo "touch=$(touch /data/x 2>&1 && echo written)"; echo "mount=$(grep ' /data ' /proc/mounts)"`))
 				if out := r["id"]; !strings.HasPrefix(out, "uid=1000") {
 					t.Errorf("c4-ro reads %q", out)
 				}
@@ -423,8 +409,8 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 			if to == from {
 				t.Errorf("c6 came back on the drained node %s", to)
 			}
-			v := c.mustInPodVars("e2e", pod, `echo "check=$(md5sum -c /data/blob.md5 2>&1)"; echo "sum=$(cat /data/blob.md5)"; echo "log=$(tr '\n' ',' < /data/log)"`)
-			if !strings.HasSuffix(v["check"], "OK") || v["sum"] != strings.TrimSpace(sum) {
+			v := vars(c.mustInPod("e2e", pod, `echo "check=$(md5sum -c /data/blob.md5 2>&1)"; echo "sum=$(cat /data/blob.md5)"; echo "log=$(tr '\n' ',' < /data/log)"`))
+			if !strings.HasSuffix(v["check"], "OK") || v["sum"] != sum {
 				t.Errorf("c6's data after the move: %q, sum %q (was %q)", v["check"], v["sum"], sum)
 			}
 			if v["log"] != "on "+from+",on "+to+"," {
@@ -496,6 +482,12 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 			"server data":      `[ ! -d /var/lib/hangar/volumes ] || find /var/lib/hangar/volumes /var/lib/hangar/meta /var/lib/hangar/trash -mindepth 1`,
 			"server allowlist": `[ ! -d /var/lib/hangar/access ] || find /var/lib/hangar/access -mindepth 1`,
 		}
+		// One exec per look: a line of output per check.
+		var lines []string
+		for what, sh := range checks {
+			lines = append(lines, fmt.Sprintf(`echo "%s=$({ %s; } 2>&1 | tr '\n' ' ')"`, what, sh))
+		}
+		script := strings.Join(lines, "\n")
 		left := map[string]string{}
 		defer func() {
 			if t.Failed() {
@@ -506,12 +498,7 @@ func runPodCases(t *testing.T, c *cluster, repo, bin string) {
 			// The kubelet unmounts and removes pod directories on its
 			// own schedule after the objects are gone.
 			c.waitFor("nothing left on "+node, 5*time.Minute, nil, func() bool {
-				// One exec per look: a line of output per check.
-				var script []string
-				for what, sh := range checks {
-					script = append(script, fmt.Sprintf(`echo "%s=$({ %s; } 2>&1 | tr '\n' ' ')"`, what, sh))
-				}
-				got := vars(c.onNode(node, strings.Join(script, "\n")))
+				got := vars(c.onNode(node, script))
 				clean := true
 				for what := range checks {
 					out, ok := got[what]
